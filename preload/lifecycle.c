@@ -1,0 +1,18 @@
+/* Process start and end for the preloaded library: initialise early (settings,
+ * help text), print the counters at exit when FRAMEALLOC_STATS=1. Allocation works
+ * before this constructor runs: until then everything goes to the heap. */
+#include "api.h"
+#include "options.h"
+#include "thread.h"
+
+__attribute__((constructor)) static void framealloc_start(void)
+{
+    fa_init();
+    fa_init_late();
+}
+
+__attribute__((destructor)) static void framealloc_stop(void)
+{
+    if (fa_option(FA_OPT_STATS))
+        fa_stats_print(2);
+}

@@ -1,0 +1,184 @@
+/* Entry points and intent routing. The frame fast path is inlined here: one TLS
+ * load of the intent, one compare, one bump; everything rare is in a slow path.
+ * Ownership on free is one range compare (region.h); the chunk header says which
+ * arena made the block. */
+#include "alloc.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "frame.h"
+#include "heap.h"
+#include "log.h"
+#include "os.h"
+#include "region.h"
+#include "thread.h"
+
+#include "framealloc.h"
+
+void *fa_malloc(size_t size)
+{
+    fa_thread_t *t = fa_thread();
+    if (t->intent == FA_FRAME) {
+        void *p = fa_frame_alloc(t, size);
+        if (FA_LIKELY(p != NULL))
+            return p;
+    }
+    return fa_heap_malloc(size);
+}
+
+void *fa_calloc(size_t count, size_t size)
+{
+    size_t total;
+    if (__builtin_mul_overflow(count, size, &total)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    fa_thread_t *t = fa_thread();
+    if (t->intent == FA_FRAME) {
+        /* Recycled frame memory is dirty. */
+        void *p = fa_frame_alloc(t, total);
+        if (p)
+            return memset(p, 0, total);
+    }
+    return fa_heap_calloc(count, size);
+}
+
+/* Any power-of-two alignment. */
+void *fa_malloc_aligned(size_t alignment, size_t size)
+{
+    if (alignment <= FA_MIN_ALIGN)
+        return fa_malloc(size);
+    fa_thread_t *t = fa_thread();
+    if (t->intent == FA_FRAME) {
+        void *p = fa_frame_alloc_slow(t, size, alignment);
+        if (p)
+            return p;
+    }
+    return fa_heap_aligned(alignment, size);
+}
+
+FA_COLD static void report_foreign_pointer(const char *what, const void *p)
+{
+    fa_fatal("%s(%p): pointer was not returned by malloc (it lies in framealloc's region but in no arena)", what, p);
+}
+
+void fa_free(void *p)
+{
+    if (fa_region_owns(p)) {
+        fa_chunk_head_t *c = fa_chunk_of(p);
+        if (FA_LIKELY(c->kind == FA_CHUNK_FRAME)) {
+            fa_frame_free(fa_thread(), (fa_frame_chunk_t *)c, p);
+            return;
+        }
+        report_foreign_pointer("free", p);
+    }
+    if (p)
+        fa_heap_free(p);
+}
+
+size_t fa_malloc_usable_size(void *p)
+{
+    if (!p)
+        return 0;
+    if (fa_region_owns(p)) {
+        fa_chunk_head_t *c = fa_chunk_of(p);
+        if (c->kind == FA_CHUNK_FRAME)
+            return fa_frame_usable_size((fa_frame_chunk_t *)c, p);
+        report_foreign_pointer("malloc_usable_size", p);
+    }
+    return fa_heap_usable_size(p);
+}
+
+/* realloc of a block in the region: in place when the arena allows, else move. */
+static void *realloc_owned(void *p, size_t size)
+{
+    fa_chunk_head_t *c = fa_chunk_of(p);
+    if (c->kind != FA_CHUNK_FRAME)
+        report_foreign_pointer("realloc", p);
+    fa_frame_chunk_t *fc = (fa_frame_chunk_t *)c;
+    fa_thread_t *t = fa_thread();
+    if (fa_frame_resize_in_place(t, fc, p, size))
+        return p;
+    size_t old = fa_frame_usable_size(fc, p);
+    void *q = fa_malloc(size);
+    if (!q)
+        return NULL;
+    memcpy(q, p, old < size ? old : size);
+    fa_free(p);
+    return q;
+}
+
+void *fa_realloc(void *p, size_t size)
+{
+    if (!p)
+        return fa_malloc(size);
+    if (size == 0) {
+        /* glibc: realloc(p, 0) frees p and returns NULL. */
+        fa_free(p);
+        return NULL;
+    }
+    if (fa_region_owns(p))
+        return realloc_owned(p, size);
+    return fa_heap_realloc(p, size);
+}
+
+void *fa_reallocarray(void *p, size_t count, size_t size)
+{
+    size_t total;
+    if (__builtin_mul_overflow(count, size, &total)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return fa_realloc(p, total);
+}
+
+static int is_power_of_two(size_t x) { return x && !(x & (x - 1)); }
+
+int fa_posix_memalign(void **out, size_t alignment, size_t size)
+{
+    if (!is_power_of_two(alignment) || alignment % sizeof(void *))
+        return EINVAL;
+    int saved = errno;
+    void *p = fa_malloc_aligned(alignment, size);
+    errno = saved;
+    if (!p)
+        return ENOMEM;
+    *out = p;
+    return 0;
+}
+
+void *fa_aligned_alloc(size_t alignment, size_t size)
+{
+    if (!is_power_of_two(alignment)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    return fa_malloc_aligned(alignment, size);
+}
+
+/* glibc's memalign: an alignment that is not a power of two is rounded up to one. */
+void *fa_memalign(size_t alignment, size_t size)
+{
+    if (alignment > SIZE_MAX / 2 + 1) {
+        errno = EINVAL;
+        return NULL;
+    }
+    if (!is_power_of_two(alignment))
+        alignment = alignment ? (size_t)1 << (64 - __builtin_clzl(alignment)) : 1;
+    return fa_malloc_aligned(alignment, size);
+}
+
+void *fa_valloc(size_t size) { return fa_malloc_aligned(fa_os_page_size(), size); }
+
+void *fa_pvalloc(size_t size)
+{
+    size_t page = fa_os_page_size();
+    size_t rounded = size ? (size + page - 1) & ~(page - 1) : page;
+    if (rounded < size) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return fa_malloc_aligned(page, rounded);
+}

@@ -1,0 +1,25 @@
+/* The core's entry points: the malloc family with glibc's documented semantics,
+ * under fa_ names. The preload layer maps the libc and C++ names onto these;
+ * unit tests call them directly. */
+#ifndef FA_ALLOC_H
+#define FA_ALLOC_H
+
+#include <stddef.h>
+
+#define FA_EXPORT __attribute__((visibility("default")))
+
+void *fa_malloc(size_t size);
+void *fa_calloc(size_t count, size_t size);
+void *fa_realloc(void *p, size_t size);
+void *fa_reallocarray(void *p, size_t count, size_t size);
+void fa_free(void *p);
+int fa_posix_memalign(void **out, size_t alignment, size_t size);
+void *fa_aligned_alloc(size_t alignment, size_t size);
+void *fa_memalign(size_t alignment, size_t size);
+void *fa_valloc(size_t size);
+void *fa_pvalloc(size_t size);
+size_t fa_malloc_usable_size(void *p);
+/* alignment: any power of two (the C++ aligned operators). */
+void *fa_malloc_aligned(size_t alignment, size_t size);
+
+#endif

@@ -1,0 +1,101 @@
+/* Frame markers, intent scopes and tags: the public API behind framealloc.h. */
+#include "api.h"
+
+#include "frame.h"
+#include "log.h"
+#include "thread.h"
+
+#define FA_TAG_MAX 32
+
+static __thread const char *tag_stack[FA_TAG_MAX] __attribute__((tls_model("initial-exec")));
+static __thread unsigned tag_depth __attribute__((tls_model("initial-exec")));
+
+static void warn_once(int *said, const char *what)
+{
+    if (__atomic_exchange_n(said, 1, __ATOMIC_RELAXED))
+        return;
+    fa_log("%s (reported once)", what);
+}
+
+void fa_frame_begin(void)
+{
+    /* Reserved for frame timing; the arena needs only fa_frame_end. */
+}
+
+void fa_frame_end(void) { fa_frame_end_now(fa_thread()); }
+
+int fa_active(void) { return 1; }
+
+static void change_intent(fa_thread_t *t, uint8_t to)
+{
+    uint8_t from = t->intent;
+    t->intent = to;
+    if (from == FA_FRAME || to == FA_FRAME)
+        fa_frame_on_intent_change(t, from == FA_FRAME, to == FA_FRAME);
+}
+
+void fa_scope_push(int intent)
+{
+    static int bad_intent, too_deep;
+    fa_thread_t *t = fa_thread();
+    if (intent < FA_DEFAULT || intent > FA_HEAP) {
+        warn_once(&bad_intent, "fa_scope_push: unknown intent ignored (scope keeps the current intent)");
+        intent = t->intent;
+    }
+    if (t->depth == FA_SCOPE_MAX) {
+        warn_once(&too_deep, "fa_scope_push: scopes nested deeper than 32; the deeper ones keep the outer intent");
+        t->scope_overflow++;
+        return;
+    }
+    if (t->state == FA_THREAD_FRESH)
+        fa_thread_attach(t);
+    t->scopes[t->depth++] = t->intent;
+    change_intent(t, (uint8_t)intent);
+}
+
+void fa_scope_pop(void)
+{
+    static int unbalanced;
+    fa_thread_t *t = fa_thread();
+    if (t->scope_overflow) {
+        t->scope_overflow--;
+        return;
+    }
+    if (t->depth == 0) {
+        warn_once(&unbalanced, "fa_scope_pop without a matching fa_scope_push ignored");
+        return;
+    }
+    change_intent(t, t->scopes[--t->depth]);
+}
+
+void fa_tag_push(const char *tag)
+{
+    if (tag_depth < FA_TAG_MAX)
+        tag_stack[tag_depth] = tag;
+    tag_depth++;
+}
+
+void fa_tag_pop(void)
+{
+    if (tag_depth)
+        tag_depth--;
+}
+
+const char *fa_tag_current(void)
+{
+    if (!tag_depth)
+        return NULL;
+    return tag_stack[(tag_depth <= FA_TAG_MAX ? tag_depth : FA_TAG_MAX) - 1];
+}
+
+const fa_api fa_api_v1 = {
+    .version = 1,
+    .size = sizeof(fa_api),
+    .frame_begin = fa_frame_begin,
+    .frame_end = fa_frame_end,
+    .scope_push = fa_scope_push,
+    .scope_pop = fa_scope_pop,
+    .tag_push = fa_tag_push,
+    .tag_pop = fa_tag_pop,
+    .stats_get = fa_stats_fill,
+};

@@ -1,0 +1,31 @@
+/* Compile-time constants shared by the core. Runtime settings live in options.c. */
+#ifndef FA_CONFIG_H
+#define FA_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Frame and pool memory is carved in chunks of this size, aligned to it, so the
+ * chunk header of any pointer in the region is found by masking. */
+#define FA_CHUNK_SHIFT 18
+#define FA_CHUNK_SIZE ((size_t)1 << FA_CHUNK_SHIFT)
+#define FA_CHUNK_MASK (FA_CHUNK_SIZE - 1)
+
+/* The region grows its committed (read-write) prefix in steps of this size. */
+#define FA_COMMIT_STEP ((size_t)8 << 20)
+
+/* Every block the malloc ABI returns is at least this aligned (glibc's guarantee). */
+#define FA_MIN_ALIGN 16
+
+/* Deepest nesting of fa_scope_push; deeper pushes are counted and ignored. */
+#define FA_SCOPE_MAX 32
+
+#define FA_CACHE_LINE 64
+
+#define FA_LIKELY(x) __builtin_expect(!!(x), 1)
+#define FA_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define FA_NOINLINE __attribute__((noinline))
+#define FA_INLINE static inline __attribute__((always_inline))
+#define FA_COLD __attribute__((cold, noinline))
+
+#endif

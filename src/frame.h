@@ -1,0 +1,117 @@
+/* Frame arenas: per-thread bump allocation recycled by frame number.
+ *
+ * Invariants
+ * - A chunk's `starts` bitmap has one bit per 16-byte granule that begins a block;
+ *   only the owner thread sets bits, and only while the chunk is its current chunk.
+ * - A block is live when its start bit is set and neither freed bit is: the owner
+ *   frees into `freed_local`, any other thread into `freed_remote` (atomic OR).
+ * - A chunk retired with stamp s holds only blocks made in frames <= s; it is
+ *   recycled when the global frame reaches s + FRAMES_IN_FLIGHT. In safe mode it is
+ *   reset only if no block in it is live; otherwise its live blocks are counted as
+ *   escapes and the chunk waits until they are freed. In strict mode frees are
+ *   no-ops and recycling is unconditional.
+ * - `used_end` (release-stored after the start bit) bounds the last block, so any
+ *   thread can compute a block's size from the bitmap. */
+#ifndef FA_FRAME_H
+#define FA_FRAME_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "region.h"
+#include "thread.h"
+
+#define FA_FRAME_GRANULE 16
+#define FA_FRAME_WORDS (FA_CHUNK_SIZE / FA_FRAME_GRANULE / 64)
+/* Larger alignments in a frame scope are served by the heap. */
+#define FA_FRAME_MAX_ALIGN 4096
+
+typedef struct fa_frame_chunk {
+    fa_chunk_head_t head;
+    uint64_t stamp;            /* last frame whose allocations it may hold */
+    char *_Atomic used_end;    /* end of the newest block */
+    struct fa_frame_chunk *next;
+    uint64_t starts[FA_FRAME_WORDS];
+    uint64_t freed_local[FA_FRAME_WORDS];
+    _Atomic uint64_t freed_remote[FA_FRAME_WORDS];
+} fa_frame_chunk_t;
+
+#define FA_FRAME_DATA_OFFSET ((sizeof(fa_frame_chunk_t) + FA_CACHE_LINE - 1) & ~(size_t)(FA_CACHE_LINE - 1))
+_Static_assert(FA_FRAME_DATA_OFFSET < FA_CHUNK_SIZE / 8, "frame chunk header too large");
+
+extern _Atomic uint64_t fa_frame_number; /* frames ended so far */
+extern size_t fa_frame_max;              /* FRAMEALLOC_FRAME_MAX */
+extern bool fa_frame_strict;             /* FRAMEALLOC_FRAME_MODE=strict */
+
+void fa_frame_configure(void);
+
+/* Serves n bytes aligned to align (any power of two), or NULL when the frame arena
+ * cannot (too large, alignment too large, thread dead, region exhausted). */
+void *fa_frame_alloc_slow(fa_thread_t *t, size_t n, size_t align);
+void fa_frame_free_slow(fa_thread_t *t, fa_frame_chunk_t *c, void *p);
+
+FA_INLINE void fa_frame_mark_start(fa_frame_chunk_t *c, char *p, char *end)
+{
+    size_t off = (size_t)(p - (char *)c);
+    uint64_t *word = &c->starts[off >> 10];
+    __atomic_store_n(word, __atomic_load_n(word, __ATOMIC_RELAXED) | (1ULL << ((off >> 4) & 63)), __ATOMIC_RELAXED);
+    __atomic_store_n(&c->used_end, end, __ATOMIC_RELEASE);
+}
+
+FA_INLINE void *fa_frame_alloc(fa_thread_t *t, size_t n)
+{
+    fa_frame_arena_t *a = &t->frame;
+    size_t need = (n + FA_FRAME_GRANULE - 1) & ~(size_t)(FA_FRAME_GRANULE - 1);
+    char *p = a->bump;
+    if (FA_UNLIKELY(n - 1 >= fa_frame_max || need > (size_t)(a->end - p)))
+        return fa_frame_alloc_slow(t, n, FA_MIN_ALIGN);
+    a->bump = p + need;
+    a->allocs++;
+    a->bytes += need;
+    fa_frame_mark_start(a->chunk, p, p + need);
+    return p;
+}
+
+FA_INLINE void fa_frame_free(fa_thread_t *t, fa_frame_chunk_t *c, void *p)
+{
+    if (fa_frame_strict)
+        return;
+    size_t off = (size_t)((char *)p - (char *)c);
+    size_t w = off >> 10;
+    uint64_t bit = 1ULL << ((off >> 4) & 63);
+    uint64_t freed = __atomic_load_n(&c->freed_local[w], __ATOMIC_RELAXED);
+    if (FA_LIKELY(__atomic_load_n(&c->head.owner, __ATOMIC_RELAXED) == t && (off & 15) == 0 &&
+                  (c->starts[w] & ~freed & ~__atomic_load_n(&c->freed_remote[w], __ATOMIC_RELAXED) & bit))) {
+        __atomic_store_n(&c->freed_local[w], freed | bit, __ATOMIC_RELAXED);
+        return;
+    }
+    fa_frame_free_slow(t, c, p);
+}
+
+/* Bytes usable at p (a live frame block), from p to the next block or the end. */
+size_t fa_frame_usable_size(fa_frame_chunk_t *c, const void *p);
+
+/* Resizes p in place when it is the calling thread's newest block, or when n fits
+ * in the block already. Returns true on success. */
+bool fa_frame_resize_in_place(fa_thread_t *t, fa_frame_chunk_t *c, void *p, size_t n);
+
+/* Frame markers (public API) for the calling thread. */
+void fa_frame_end_now(fa_thread_t *t);
+/* Called when the thread's intent changes: from_frame says it was FA_FRAME, to_frame
+ * that it becomes FA_FRAME. Syncs with the global frame where needed. */
+void fa_frame_on_intent_change(fa_thread_t *t, bool from_frame, bool to_frame);
+
+/* Thread exit: frees what it can, orphans chunks that still hold live blocks. */
+void fa_frame_thread_exit(fa_thread_t *t);
+
+/* Chunks held by frame arenas, all threads, and the totals of exited threads (statistics). */
+uint64_t fa_frame_chunks_held(void);
+void fa_frame_exited_totals(uint64_t *allocs, uint64_t *bytes, uint64_t *escapes);
+
+void fa_frame_fork_prepare(void);
+void fa_frame_fork_parent(void);
+void fa_frame_fork_child(void);
+
+#endif

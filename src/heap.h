@@ -1,0 +1,53 @@
+/* jemalloc as the backing heap. Debian's archive is linked with every public name
+ * renamed to fa_je_* (see rename-jemalloc.sh), so these are the only way in. */
+#ifndef FA_HEAP_H
+#define FA_HEAP_H
+
+#include <errno.h>
+#include <stddef.h>
+
+#include "config.h"
+
+void *fa_je_malloc(size_t size);
+void *fa_je_calloc(size_t count, size_t size);
+void *fa_je_realloc(void *p, size_t size);
+void fa_je_free(void *p);
+void fa_je_sdallocx(void *p, size_t size, int flags);
+void *fa_je_mallocx(size_t size, int flags);
+size_t fa_je_malloc_usable_size(void *p);
+
+/* jemalloc's MALLOCX_ALIGN for a power-of-two alignment. */
+#define FA_JE_ALIGN(a) ((int)__builtin_ctzl(a))
+
+FA_INLINE void *fa_heap_malloc(size_t size) { return fa_je_malloc(size); }
+FA_INLINE void *fa_heap_calloc(size_t count, size_t size) { return fa_je_calloc(count, size); }
+
+/* alignment: a power of two. jemalloc's mallocx does not accept size 0. */
+FA_INLINE void *fa_heap_aligned(size_t alignment, size_t size)
+{
+    void *p = fa_je_mallocx(size ? size : 1, FA_JE_ALIGN(alignment));
+    if (!p)
+        errno = ENOMEM;
+    return p;
+}
+
+/* jemalloc may make a system call while freeing (purging), and free must keep errno. */
+FA_INLINE void fa_heap_free(void *p)
+{
+    int saved = errno;
+    fa_je_free(p);
+    errno = saved;
+}
+
+/* jemalloc leaves errno alone when realloc fails on an impossible size; glibc sets ENOMEM. */
+FA_INLINE void *fa_heap_realloc(void *p, size_t size)
+{
+    void *q = fa_je_realloc(p, size);
+    if (!q)
+        errno = ENOMEM;
+    return q;
+}
+
+FA_INLINE size_t fa_heap_usable_size(void *p) { return fa_je_malloc_usable_size(p); }
+
+#endif

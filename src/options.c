@@ -1,0 +1,180 @@
+/* Parses FRAMEALLOC_* from environ. Allocation-free: environ is scanned in place. */
+#include "options.h"
+
+#include <limits.h>
+#include <stddef.h>
+#include <string.h>
+
+#include "log.h"
+
+extern char **environ;
+
+typedef enum { KIND_INT, KIND_BOOL, KIND_ENUM } fa_option_kind_t;
+
+typedef struct {
+    const char *name;
+    fa_option_kind_t kind;
+    long long def, min, max;
+    const char *choices;
+    const char *doc;
+} fa_option_spec_t;
+
+static const fa_option_spec_t specs[FA_OPT_COUNT] = {
+#define FA_OPTION(id, name, kind, def, min, max, choices, doc) {name, KIND_##kind, def, min, max, choices, doc},
+#include "options.def"
+#undef FA_OPTION
+};
+
+long long fa_option_values[FA_OPT_COUNT] = {
+#define FA_OPTION(id, name, kind, def, min, max, choices, doc) def,
+#include "options.def"
+#undef FA_OPTION
+};
+
+#define PREFIX "FRAMEALLOC_"
+
+static bool parse_int(const char *s, long long *out)
+{
+    if (!*s)
+        return false;
+    long long v = 0;
+    const char *p = s;
+    for (; *p >= '0' && *p <= '9'; p++) {
+        if (v > (LLONG_MAX - 9) / 10)
+            return false;
+        v = v * 10 + (*p - '0');
+    }
+    if (p == s)
+        return false;
+    int shift = 0;
+    switch (*p) {
+    case 'k': case 'K': shift = 10; p++; break;
+    case 'm': case 'M': shift = 20; p++; break;
+    case 'g': case 'G': shift = 30; p++; break;
+    }
+    if (*p)
+        return false;
+    if (shift && v > (LLONG_MAX >> shift))
+        return false;
+    *out = v << shift;
+    return true;
+}
+
+static bool word_is(const char *s, const char *w)
+{
+    for (; *s && *w; s++, w++) {
+        char c = *s >= 'A' && *s <= 'Z' ? (char)(*s - 'A' + 'a') : *s;
+        if (c != *w)
+            return false;
+    }
+    return !*s && !*w;
+}
+
+static bool parse_bool(const char *s, long long *out)
+{
+    if (word_is(s, "1") || word_is(s, "yes") || word_is(s, "on") || word_is(s, "true")) {
+        *out = 1;
+        return true;
+    }
+    if (word_is(s, "0") || word_is(s, "no") || word_is(s, "off") || word_is(s, "false")) {
+        *out = 0;
+        return true;
+    }
+    return false;
+}
+
+/* Index of s in the comma-separated list, or -1. */
+static long long choice_index(const char *choices, const char *s)
+{
+    long long index = 0;
+    const char *c = choices;
+    while (*c) {
+        size_t len = strcspn(c, ",");
+        if (strlen(s) == len && strncmp(c, s, len) == 0)
+            return index;
+        c += len;
+        if (*c == ',')
+            c++;
+        index++;
+    }
+    return -1;
+}
+
+static void describe_range(const fa_option_spec_t *spec, char *buf, size_t cap)
+{
+    switch (spec->kind) {
+    case KIND_INT: fa_format(buf, cap, "a whole number from %lld to %lld", spec->min, spec->max); break;
+    case KIND_BOOL: fa_format(buf, cap, "0 or 1"); break;
+    case KIND_ENUM: fa_format(buf, cap, "one of %s", spec->choices); break;
+    }
+}
+
+static void load_one(const fa_option_spec_t *spec, long long *value, const char *text)
+{
+    long long v;
+    bool ok;
+    switch (spec->kind) {
+    case KIND_INT: ok = parse_int(text, &v) && v >= spec->min && v <= spec->max; break;
+    case KIND_BOOL: ok = parse_bool(text, &v); break;
+    default: v = choice_index(spec->choices, text); ok = v >= 0; break;
+    }
+    if (ok) {
+        *value = v;
+        return;
+    }
+    char range[160];
+    describe_range(spec, range, sizeof range);
+    *value = spec->def;
+    if (spec->kind == KIND_ENUM)
+        fa_log("%s%s=%s is not valid (%s); using the default", PREFIX, spec->name, text, range);
+    else
+        fa_log("%s%s=%s is not valid (%s); using the default %lld", PREFIX, spec->name, text, range, spec->def);
+}
+
+void fa_options_load(void)
+{
+    for (int i = 0; i < FA_OPT_COUNT; i++)
+        fa_option_values[i] = specs[i].def;
+    if (!environ)
+        return;
+    for (char **e = environ; *e; e++) {
+        if (strncmp(*e, PREFIX, sizeof PREFIX - 1) != 0)
+            continue;
+        const char *name = *e + sizeof PREFIX - 1;
+        const char *eq = strchr(name, '=');
+        if (!eq)
+            continue;
+        size_t len = (size_t)(eq - name);
+        int found = -1;
+        for (int i = 0; i < FA_OPT_COUNT; i++)
+            if (strlen(specs[i].name) == len && strncmp(specs[i].name, name, len) == 0)
+                found = i;
+        if (found < 0) {
+            fa_log("unknown setting %.*s ignored (FRAMEALLOC_HELP=1 lists the settings)", (int)(len + sizeof PREFIX - 1), *e);
+            continue;
+        }
+        load_one(&specs[found], &fa_option_values[found], eq + 1);
+    }
+}
+
+void fa_options_print(int fd)
+{
+    char line[512];
+    size_t n = fa_format(line, sizeof line, "framealloc settings (environment variables):\n");
+    fa_write_all(fd, line, n);
+    for (int i = 0; i < FA_OPT_COUNT; i++) {
+        const fa_option_spec_t *s = &specs[i];
+        char def[64], range[160];
+        if (s->kind == KIND_ENUM) {
+            const char *c = s->choices;
+            for (long long k = 0; k < s->def; k++)
+                c = strchr(c, ',') + 1;
+            fa_format(def, sizeof def, "%.*s", (int)strcspn(c, ","), c);
+        } else {
+            fa_format(def, sizeof def, "%lld", s->def);
+        }
+        describe_range(s, range, sizeof range);
+        n = fa_format(line, sizeof line, "  %s%-18s default %-6s %s\n      %s\n", PREFIX, s->name, def, range, s->doc);
+        fa_write_all(fd, line, n);
+    }
+}

@@ -1,0 +1,51 @@
+/* Linux memory primitives: mmap, mprotect, madvise. Nothing else in the core calls them. */
+#include "os.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+void *fa_os_reserve(size_t size, size_t align)
+{
+    /* Over-reserve by align, then trim both ends so the range starts aligned. */
+    size_t span = size + align;
+    if (span < size)
+        return NULL;
+    char *raw = mmap(NULL, span, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (raw == MAP_FAILED)
+        return NULL;
+    uintptr_t start = ((uintptr_t)raw + align - 1) & ~(uintptr_t)(align - 1);
+    size_t head = start - (uintptr_t)raw;
+    size_t tail = span - head - size;
+    if (head)
+        munmap(raw, head);
+    if (tail)
+        munmap((char *)start + size, tail);
+    return (void *)start;
+}
+
+bool fa_os_commit(void *p, size_t size)
+{
+    return mprotect(p, size, PROT_READ | PROT_WRITE) == 0;
+}
+
+void fa_os_release(void *p, size_t size)
+{
+    int saved = errno; /* called from free(), which must keep errno */
+    madvise(p, size, MADV_DONTNEED);
+    errno = saved;
+}
+
+bool fa_os_protect(void *p, size_t size, bool accessible)
+{
+    return mprotect(p, size, accessible ? PROT_READ | PROT_WRITE : PROT_NONE) == 0;
+}
+
+size_t fa_os_page_size(void)
+{
+    static size_t page;
+    if (!page)
+        page = (size_t)sysconf(_SC_PAGESIZE);
+    return page;
+}

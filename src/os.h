@@ -1,0 +1,20 @@
+/* The only place that talks to the kernel about memory. Every function returns
+ * NULL/false on failure and leaves errno as the kernel set it. */
+#ifndef FA_OS_H
+#define FA_OS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Reserves size bytes of address space aligned to align, inaccessible and not
+ * charged against commit. align must be a power of two and a page multiple. */
+void *fa_os_reserve(size_t size, size_t align);
+/* Makes [p, p+size) of a reservation readable and writable. */
+bool fa_os_commit(void *p, size_t size);
+/* Gives the pages of [p, p+size) back to the kernel; they read as zero afterwards. */
+void fa_os_release(void *p, size_t size);
+/* Makes [p, p+size) inaccessible (debug modes) or accessible again. */
+bool fa_os_protect(void *p, size_t size, bool accessible);
+size_t fa_os_page_size(void);
+
+#endif

@@ -1,0 +1,61 @@
+/* One reserved virtual range holds all frame and pool memory (design contract 1):
+ * "is this pointer ours?" is a single subtract-and-compare, and the header of the
+ * chunk that holds it is found by masking. Everything outside the range is the heap's. */
+#ifndef FA_REGION_H
+#define FA_REGION_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+
+typedef struct {
+    uintptr_t base; /* 0 until reserved; stays fixed afterwards */
+    size_t size;    /* 0 until reserved, so the owner test fails before init */
+} fa_region_t;
+
+extern fa_region_t fa_region;
+
+/* What a chunk holds; the first byte of every chunk header. */
+typedef enum {
+    FA_CHUNK_UNUSED = 0, /* fresh or released: never handed to a caller */
+    FA_CHUNK_FRAME = 0x46,
+    FA_CHUNK_POOL = 0x50,
+} fa_chunk_kind_t;
+
+/* Common first field of every chunk header. */
+typedef struct {
+    uint8_t kind;
+    uint8_t reserved[7];
+    struct fa_thread *_Atomic owner; /* NULL when orphaned (owner exited) */
+} fa_chunk_head_t;
+
+FA_INLINE bool fa_region_owns(const void *p)
+{
+    return (uintptr_t)p - fa_region.base < fa_region.size;
+}
+
+FA_INLINE fa_chunk_head_t *fa_chunk_of(const void *p)
+{
+    return (fa_chunk_head_t *)((uintptr_t)p & ~(uintptr_t)FA_CHUNK_MASK);
+}
+
+/* Reserves the range, halving the size down to 64 MiB if the address space is
+ * limited (RLIMIT_AS). Returns false and leaves the region empty (everything then
+ * goes to the heap) if even that fails. */
+bool fa_region_init(size_t bytes);
+
+/* A zero-filled, committed chunk, or NULL when the region is exhausted. */
+void *fa_region_chunk_alloc(void);
+/* Gives the chunk's pages back to the OS and makes it available again. */
+void fa_region_chunk_free(void *chunk);
+
+/* Chunks handed out and not freed, and the most ever, for statistics. */
+size_t fa_region_chunks_in_use(void);
+size_t fa_region_chunks_peak(void);
+
+void fa_region_fork_prepare(void);
+void fa_region_fork_parent(void);
+void fa_region_fork_child(void);
+
+#endif

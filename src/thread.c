@@ -1,0 +1,141 @@
+/* Thread life: attach on the first slow path, teardown at thread exit (pthread key
+ * destructor), a registry for statistics, process-wide init and fork handling. */
+#include "thread.h"
+
+#include <pthread.h>
+#include <sched.h>
+#include <string.h>
+
+#include "frame.h"
+#include "log.h"
+#include "options.h"
+#include "region.h"
+
+__thread fa_thread_t fa_thread_self __attribute__((tls_model("initial-exec")));
+
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static fa_thread_t *registry;
+static pthread_key_t exit_key;
+
+enum { INIT_NONE, INIT_RUNNING, INIT_DONE };
+static _Atomic int init_state;
+static bool options_without_env; /* init ran before libc set environ */
+
+extern char **environ;
+
+static void fork_prepare(void)
+{
+    pthread_mutex_lock(&registry_lock);
+    fa_frame_fork_prepare();
+    fa_region_fork_prepare();
+}
+
+static void fork_parent(void)
+{
+    fa_region_fork_parent();
+    fa_frame_fork_parent();
+    pthread_mutex_unlock(&registry_lock);
+}
+
+/* Only the forking thread exists in the child: its registry is just that thread.
+ * Chunks of the vanished threads stay owned by them; frees of their blocks take the
+ * remote path, which is always correct. */
+static void fork_child(void)
+{
+    fa_region_fork_child();
+    fa_frame_fork_child();
+    pthread_mutex_init(&registry_lock, NULL);
+    fa_thread_t *self = fa_thread();
+    registry = NULL;
+    if (self->state == FA_THREAD_LIVE) {
+        self->next = self->prev = NULL;
+        registry = self;
+    }
+}
+
+static void thread_exit(void *arg)
+{
+    fa_thread_t *t = arg;
+    fa_frame_thread_exit(t);
+    pthread_mutex_lock(&registry_lock);
+    if (t->prev)
+        t->prev->next = t->next;
+    else
+        registry = t->next;
+    if (t->next)
+        t->next->prev = t->prev;
+    pthread_mutex_unlock(&registry_lock);
+    /* Allocations made after this (later destructors, libc's own late frees) miss
+     * into the slow paths, which see DEAD and use the heap. */
+    t->state = FA_THREAD_DEAD;
+    t->intent = 0;
+    t->depth = 0;
+}
+
+void fa_init(void)
+{
+    if (__atomic_load_n(&init_state, __ATOMIC_ACQUIRE) == INIT_DONE)
+        return;
+    int expected = INIT_NONE;
+    if (!__atomic_compare_exchange_n(&init_state, &expected, INIT_RUNNING, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+        /* Another thread is initialising; this thread waits unless it is that thread. */
+        while (!fa_thread()->in_init && __atomic_load_n(&init_state, __ATOMIC_ACQUIRE) != INIT_DONE)
+            sched_yield();
+        return;
+    }
+    fa_thread_t *self = fa_thread();
+    self->in_init = 1;
+    options_without_env = environ == NULL;
+    fa_options_load();
+    if (fa_option(FA_OPT_HELP))
+        fa_options_print(2);
+    fa_frame_configure();
+    if (!fa_region_init((size_t)fa_option(FA_OPT_REGION_GB) << 30))
+        fa_log("could not reserve address space for frame and pool memory; using the heap for everything");
+    pthread_key_create(&exit_key, thread_exit);
+    pthread_atfork(fork_prepare, fork_parent, fork_child);
+    self->in_init = 0;
+    __atomic_store_n(&init_state, INIT_DONE, __ATOMIC_RELEASE);
+}
+
+void fa_init_late(void)
+{
+    if (!options_without_env || !environ)
+        return;
+    options_without_env = false;
+    fa_options_load();
+    if (fa_option(FA_OPT_HELP))
+        fa_options_print(2);
+    fa_frame_configure();
+}
+
+int fa_initialized(void) { return __atomic_load_n(&init_state, __ATOMIC_ACQUIRE) == INIT_DONE; }
+
+bool fa_thread_attach(fa_thread_t *t)
+{
+    if (t->state == FA_THREAD_LIVE)
+        return true;
+    if (t->state == FA_THREAD_DEAD || t->in_init)
+        return false;
+    fa_init();
+    if (!fa_initialized())
+        return false;
+    pthread_mutex_lock(&registry_lock);
+    t->prev = NULL;
+    t->next = registry;
+    if (registry)
+        registry->prev = t;
+    registry = t;
+    pthread_mutex_unlock(&registry_lock);
+    pthread_setspecific(exit_key, t);
+    t->state = FA_THREAD_LIVE;
+    return true;
+}
+
+void fa_thread_for_each(void (*fn)(fa_thread_t *t, void *arg), void *arg)
+{
+    pthread_mutex_lock(&registry_lock);
+    for (fa_thread_t *t = registry; t; t = t->next)
+        fn(t, arg);
+    pthread_mutex_unlock(&registry_lock);
+}

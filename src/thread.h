@@ -1,0 +1,51 @@
+/* Per-thread state in initial-exec TLS (design contract 4). A new thread starts
+ * from all-zero state: intent FA_DEFAULT, no frame chunk, empty pool caches, so its
+ * first allocation misses into a slow path that attaches it; the fast paths never
+ * ask "am I initialised?". */
+#ifndef FA_THREAD_H
+#define FA_THREAD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "frame_arena.h"
+#include "pool_cache.h"
+
+typedef enum {
+    FA_THREAD_FRESH = 0, /* never attached: static empty state */
+    FA_THREAD_LIVE,      /* attached and registered */
+    FA_THREAD_DEAD,      /* torn down at thread exit: everything goes to the heap */
+} fa_thread_state_t;
+
+typedef struct fa_thread {
+    /* Read by every malloc: the intent at the top of the scope stack. */
+    uint8_t intent;
+    uint8_t state;
+    uint8_t in_init; /* set while this thread runs global init: route to the heap */
+    uint8_t depth;
+    uint32_t scope_overflow; /* pushes beyond FA_SCOPE_MAX, ignored but balanced */
+    fa_frame_arena_t frame;
+    fa_pool_cache_t pool;
+    uint8_t scopes[FA_SCOPE_MAX];
+    struct fa_thread *next, *prev; /* registry of live threads */
+} fa_thread_t;
+
+extern __thread fa_thread_t fa_thread_self __attribute__((tls_model("initial-exec")));
+
+FA_INLINE fa_thread_t *fa_thread(void) { return &fa_thread_self; }
+
+/* Attaches the calling thread if it is fresh (initialising the library if needed).
+ * Returns false when the thread cannot use arenas (dead, or inside init). */
+bool fa_thread_attach(fa_thread_t *t);
+
+/* Calls fn for every live thread with the registry locked (statistics). */
+void fa_thread_for_each(void (*fn)(fa_thread_t *t, void *arg), void *arg);
+
+/* Process-wide set-up run once: options, region, thread key, fork handlers. */
+void fa_init(void);
+int fa_initialized(void);
+/* Re-reads the settings if init ran before the environment was set up. */
+void fa_init_late(void);
+
+#endif

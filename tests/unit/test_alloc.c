@@ -1,0 +1,175 @@
+/* The core's libc contract (errno, overflow, alignment, realloc and zero sizes),
+ * called directly; tests/preload checks the same through the libc names. */
+#include <check.h>
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "alloc.h"
+
+START_TEST(malloc_zero_returns_unique_pointers)
+{
+    void *a = fa_malloc(0), *b = fa_malloc(0);
+    ck_assert_ptr_nonnull(a);
+    ck_assert_ptr_nonnull(b);
+    ck_assert_ptr_ne(a, b);
+    fa_free(a);
+    fa_free(b);
+}
+END_TEST
+
+START_TEST(huge_malloc_fails_with_enomem)
+{
+    errno = 0;
+    ck_assert_ptr_null(fa_malloc(SIZE_MAX - 100));
+    ck_assert_int_eq(errno, ENOMEM);
+    errno = 0;
+    ck_assert_ptr_null(fa_malloc((size_t)PTRDIFF_MAX + 1));
+    ck_assert_int_eq(errno, ENOMEM);
+}
+END_TEST
+
+START_TEST(calloc_overflow_fails_with_enomem)
+{
+    errno = 0;
+    ck_assert_ptr_null(fa_calloc(SIZE_MAX / 2, 3));
+    ck_assert_int_eq(errno, ENOMEM);
+    unsigned char *p = fa_calloc(1000, 10);
+    for (int i = 0; i < 10000; i++)
+        ck_assert_uint_eq(p[i], 0);
+    fa_free(p);
+}
+END_TEST
+
+START_TEST(free_keeps_errno)
+{
+    for (size_t n = 1; n < (1 << 22); n *= 3) {
+        void *p = fa_malloc(n);
+        errno = 1234;
+        fa_free(p);
+        ck_assert_int_eq(errno, 1234);
+    }
+    errno = 77;
+    fa_free(NULL);
+    ck_assert_int_eq(errno, 77);
+}
+END_TEST
+
+START_TEST(posix_memalign_rules)
+{
+    void *p = (void *)0x1;
+    ck_assert_int_eq(fa_posix_memalign(&p, 3, 16), EINVAL);
+    ck_assert_int_eq(fa_posix_memalign(&p, 4, 16), EINVAL); /* not a multiple of sizeof(void *) */
+    ck_assert_int_eq(fa_posix_memalign(&p, 0, 16), EINVAL);
+    ck_assert_ptr_eq(p, (void *)0x1);
+    ck_assert_int_eq(fa_posix_memalign(&p, 64, SIZE_MAX / 2), ENOMEM);
+    ck_assert_ptr_eq(p, (void *)0x1);
+    for (size_t a = sizeof(void *); a <= 65536; a *= 2) {
+        ck_assert_int_eq(fa_posix_memalign(&p, a, 100), 0);
+        ck_assert_uint_eq((uintptr_t)p % a, 0);
+        fa_free(p);
+    }
+}
+END_TEST
+
+START_TEST(aligned_alloc_and_memalign_rules)
+{
+    errno = 0;
+    ck_assert_ptr_null(fa_aligned_alloc(24, 48));
+    ck_assert_int_eq(errno, EINVAL);
+    errno = 0;
+    ck_assert_ptr_null(fa_aligned_alloc(0, 48));
+    ck_assert_int_eq(errno, EINVAL);
+    void *p = fa_aligned_alloc(256, 10); /* size need not be a multiple (C17) */
+    ck_assert_uint_eq((uintptr_t)p % 256, 0);
+    fa_free(p);
+    p = fa_memalign(24, 10); /* glibc rounds the alignment up to 32 */
+    ck_assert_uint_eq((uintptr_t)p % 32, 0);
+    fa_free(p);
+    errno = 0;
+    ck_assert_ptr_null(fa_memalign(SIZE_MAX / 2 + 2, 10));
+    ck_assert_int_eq(errno, EINVAL);
+}
+END_TEST
+
+START_TEST(valloc_and_pvalloc_are_page_aligned)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    void *p = fa_valloc(10);
+    ck_assert_uint_eq((uintptr_t)p % page, 0);
+    fa_free(p);
+    p = fa_pvalloc(0);
+    ck_assert_uint_eq((uintptr_t)p % page, 0);
+    ck_assert_uint_ge(fa_malloc_usable_size(p), page);
+    fa_free(p);
+    p = fa_pvalloc(page + 1);
+    ck_assert_uint_ge(fa_malloc_usable_size(p), 2 * page);
+    fa_free(p);
+    errno = 0;
+    ck_assert_ptr_null(fa_pvalloc(SIZE_MAX - 10));
+    ck_assert_int_eq(errno, ENOMEM);
+}
+END_TEST
+
+START_TEST(realloc_semantics)
+{
+    char *p = fa_realloc(NULL, 10);
+    ck_assert_ptr_nonnull(p);
+    memcpy(p, "abcdefghi", 10);
+    p = fa_realloc(p, 100000);
+    ck_assert_str_eq(p, "abcdefghi");
+    p = fa_realloc(p, 5);
+    ck_assert_int_eq(memcmp(p, "abcde", 5), 0);
+    errno = 0;
+    char *q = fa_realloc(p, SIZE_MAX - 10);
+    ck_assert_ptr_null(q);
+    ck_assert_int_eq(errno, ENOMEM);
+    ck_assert_int_eq(memcmp(p, "abcde", 5), 0); /* the original is untouched */
+    ck_assert_ptr_null(fa_realloc(p, 0));          /* glibc: frees, returns NULL */
+}
+END_TEST
+
+START_TEST(reallocarray_overflow)
+{
+    void *p = fa_malloc(8);
+    errno = 0;
+    ck_assert_ptr_null(fa_reallocarray(p, SIZE_MAX / 4, 8));
+    ck_assert_int_eq(errno, ENOMEM);
+    p = fa_reallocarray(p, 100, 8);
+    ck_assert_uint_ge(fa_malloc_usable_size(p), 800);
+    fa_free(p);
+}
+END_TEST
+
+START_TEST(usable_size_is_writable)
+{
+    ck_assert_uint_eq(fa_malloc_usable_size(NULL), 0);
+    for (size_t n = 1; n < 300000; n = n * 2 + 1) {
+        unsigned char *p = fa_malloc(n);
+        size_t usable = fa_malloc_usable_size(p);
+        ck_assert_uint_ge(usable, n);
+        memset(p, 0xcd, usable);
+        fa_free(p);
+    }
+}
+END_TEST
+
+Suite *fa_test_suite(void)
+{
+    Suite *s = suite_create("alloc");
+    TCase *tc = tcase_create("libc contract");
+    tcase_add_test(tc, malloc_zero_returns_unique_pointers);
+    tcase_add_test(tc, huge_malloc_fails_with_enomem);
+    tcase_add_test(tc, calloc_overflow_fails_with_enomem);
+    tcase_add_test(tc, free_keeps_errno);
+    tcase_add_test(tc, posix_memalign_rules);
+    tcase_add_test(tc, aligned_alloc_and_memalign_rules);
+    tcase_add_test(tc, valloc_and_pvalloc_are_page_aligned);
+    tcase_add_test(tc, realloc_semantics);
+    tcase_add_test(tc, reallocarray_overflow);
+    tcase_add_test(tc, usable_size_is_writable);
+    suite_add_tcase(s, tc);
+    return s;
+}

@@ -1,0 +1,116 @@
+/* The FRAMEALLOC_* table: values, ranges, bad input and the help text. */
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "options.h"
+
+/* Runs fa_options_load with stderr captured into buf. */
+static void load_capturing_stderr(char *buf, size_t cap)
+{
+    int fds[2];
+    ck_assert_int_eq(pipe(fds), 0);
+    int saved = dup(2);
+    dup2(fds[1], 2);
+    fa_options_load();
+    dup2(saved, 2);
+    close(fds[1]);
+    ssize_t n = read(fds[0], buf, cap - 1);
+    buf[n > 0 ? n : 0] = '\0';
+    close(fds[0]);
+    close(saved);
+}
+
+START_TEST(defaults_without_environment)
+{
+    char err[512];
+    load_capturing_stderr(err, sizeof err);
+    ck_assert_str_eq(err, "");
+    ck_assert_int_eq(fa_option(FA_OPT_FRAMES_IN_FLIGHT), 1);
+    ck_assert_int_eq(fa_option(FA_OPT_FRAME_MODE), 0);
+    ck_assert_int_eq(fa_option(FA_OPT_FRAME_MAX), 65536);
+}
+END_TEST
+
+START_TEST(values_and_suffixes_are_read)
+{
+    setenv("FRAMEALLOC_FRAMES_IN_FLIGHT", "3", 1);
+    setenv("FRAMEALLOC_FRAME_MODE", "strict", 1);
+    setenv("FRAMEALLOC_FRAME_MAX", "32k", 1);
+    setenv("FRAMEALLOC_STATS", "yes", 1);
+    char err[512];
+    load_capturing_stderr(err, sizeof err);
+    ck_assert_str_eq(err, "");
+    ck_assert_int_eq(fa_option(FA_OPT_FRAMES_IN_FLIGHT), 3);
+    ck_assert_int_eq(fa_option(FA_OPT_FRAME_MODE), 1);
+    ck_assert_int_eq(fa_option(FA_OPT_FRAME_MAX), 32768);
+    ck_assert_int_eq(fa_option(FA_OPT_STATS), 1);
+}
+END_TEST
+
+START_TEST(bad_value_names_setting_and_keeps_default)
+{
+    setenv("FRAMEALLOC_FRAMES_IN_FLIGHT", "lots", 1);
+    char err[512];
+    load_capturing_stderr(err, sizeof err);
+    ck_assert_str_eq(err, "framealloc: FRAMEALLOC_FRAMES_IN_FLIGHT=lots is not valid "
+                          "(a whole number from 1 to 16); using the default 1\n");
+    ck_assert_int_eq(fa_option(FA_OPT_FRAMES_IN_FLIGHT), 1);
+}
+END_TEST
+
+START_TEST(out_of_range_and_bad_choice)
+{
+    setenv("FRAMEALLOC_FRAMES_IN_FLIGHT", "17", 1);
+    setenv("FRAMEALLOC_FRAME_MODE", "fast", 1);
+    char err[512];
+    load_capturing_stderr(err, sizeof err);
+    ck_assert_ptr_nonnull(strstr(err, "FRAMEALLOC_FRAMES_IN_FLIGHT=17 is not valid"));
+    ck_assert_ptr_nonnull(strstr(err, "FRAMEALLOC_FRAME_MODE=fast is not valid (one of safe,strict)"));
+    ck_assert_int_eq(fa_option(FA_OPT_FRAMES_IN_FLIGHT), 1);
+    ck_assert_int_eq(fa_option(FA_OPT_FRAME_MODE), 0);
+}
+END_TEST
+
+START_TEST(unknown_setting_is_reported)
+{
+    setenv("FRAMEALLOC_FRAMES_IN_FLIGT", "2", 1);
+    char err[512];
+    load_capturing_stderr(err, sizeof err);
+    ck_assert_str_eq(err, "framealloc: unknown setting FRAMEALLOC_FRAMES_IN_FLIGT ignored "
+                          "(FRAMEALLOC_HELP=1 lists the settings)\n");
+}
+END_TEST
+
+START_TEST(help_lists_every_setting)
+{
+    int fds[2];
+    ck_assert_int_eq(pipe(fds), 0);
+    fa_options_print(fds[1]);
+    close(fds[1]);
+    static char text[16384];
+    ssize_t n = read(fds[0], text, sizeof text - 1);
+    ck_assert_int_gt(n, 0);
+    text[n] = '\0';
+    const char *names[] = {"FRAMEALLOC_HELP", "FRAMEALLOC_STATS", "FRAMEALLOC_REGION_GB", "FRAMEALLOC_FRAME_MODE",
+                           "FRAMEALLOC_FRAMES_IN_FLIGHT", "FRAMEALLOC_FRAME_MAX", "FRAMEALLOC_FRAME_RETAIN"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        ck_assert_msg(strstr(text, names[i]), "%s missing from help", names[i]);
+    ck_assert_ptr_nonnull(strstr(text, "default safe"));
+}
+END_TEST
+
+Suite *fa_test_suite(void)
+{
+    Suite *s = suite_create("options");
+    TCase *tc = tcase_create("table");
+    tcase_add_test(tc, defaults_without_environment);
+    tcase_add_test(tc, values_and_suffixes_are_read);
+    tcase_add_test(tc, bad_value_names_setting_and_keeps_default);
+    tcase_add_test(tc, out_of_range_and_bad_choice);
+    tcase_add_test(tc, unknown_setting_is_reported);
+    tcase_add_test(tc, help_lists_every_setting);
+    suite_add_tcase(s, tc);
+    return s;
+}
