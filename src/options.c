@@ -9,7 +9,7 @@
 
 extern char **environ;
 
-typedef enum { KIND_INT, KIND_BOOL, KIND_ENUM } fa_option_kind_t;
+typedef enum { KIND_INT, KIND_BOOL, KIND_ENUM, KIND_STRING } fa_option_kind_t;
 
 typedef struct {
     const char *name;
@@ -30,6 +30,10 @@ long long fa_option_values[FA_OPT_COUNT] = {
 #include "options.def"
 #undef FA_OPTION
 };
+
+static const char *string_values[FA_OPT_COUNT];
+
+const char *fa_option_string(fa_option_id_t id) { return string_values[id]; }
 
 #define PREFIX "FRAMEALLOC_"
 
@@ -106,6 +110,7 @@ static void describe_range(const fa_option_spec_t *spec, char *buf, size_t cap)
     case KIND_INT: fa_format(buf, cap, "a whole number from %lld to %lld", spec->min, spec->max); break;
     case KIND_BOOL: fa_format(buf, cap, "0 or 1"); break;
     case KIND_ENUM: fa_format(buf, cap, "one of %s", spec->choices); break;
+    case KIND_STRING: fa_format(buf, cap, "text"); break;
     }
 }
 
@@ -113,6 +118,11 @@ static void load_one(const fa_option_spec_t *spec, long long *value, const char 
 {
     long long v;
     bool ok;
+    if (spec->kind == KIND_STRING) {
+        string_values[spec - specs] = *text ? text : NULL;
+        *value = *text != 0;
+        return;
+    }
     switch (spec->kind) {
     case KIND_INT: ok = parse_int(text, &v) && v >= spec->min && v <= spec->max; break;
     case KIND_BOOL: ok = parse_bool(text, &v); break;
@@ -133,8 +143,10 @@ static void load_one(const fa_option_spec_t *spec, long long *value, const char 
 
 void fa_options_load(void)
 {
-    for (int i = 0; i < FA_OPT_COUNT; i++)
+    for (int i = 0; i < FA_OPT_COUNT; i++) {
         fa_option_values[i] = specs[i].def;
+        string_values[i] = NULL;
+    }
     if (!environ)
         return;
     for (char **e = environ; *e; e++) {
@@ -165,7 +177,9 @@ void fa_options_print(int fd)
     for (int i = 0; i < FA_OPT_COUNT; i++) {
         const fa_option_spec_t *s = &specs[i];
         char def[64], range[160];
-        if (s->kind == KIND_ENUM) {
+        if (s->kind == KIND_STRING) {
+            fa_format(def, sizeof def, "unset");
+        } else if (s->kind == KIND_ENUM) {
             const char *c = s->choices;
             for (long long k = 0; k < s->def; k++)
                 c = strchr(c, ',') + 1;

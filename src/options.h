@@ -15,6 +15,9 @@ extern long long fa_option_values[FA_OPT_COUNT];
 
 static inline long long fa_option(fa_option_id_t id) { return fa_option_values[id]; }
 
+/* A STRING setting's text, or NULL when it is not set (points into environ). */
+const char *fa_option_string(fa_option_id_t id);
+
 /* Reads the environment (safe to call more than once; later calls re-read).
  * Bad values and unknown FRAMEALLOC_* names print one line each and keep the default. */
 void fa_options_load(void);

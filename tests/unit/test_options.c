@@ -73,6 +73,17 @@ START_TEST(out_of_range_and_bad_choice)
 }
 END_TEST
 
+START_TEST(string_setting_is_kept_as_given)
+{
+    ck_assert_ptr_null(fa_option_string(FA_OPT_FRAMELOG));
+    setenv("FRAMEALLOC_FRAMELOG", "/tmp/frames.csv", 1);
+    char err[512];
+    load_capturing_stderr(err, sizeof err);
+    ck_assert_str_eq(err, "");
+    ck_assert_str_eq(fa_option_string(FA_OPT_FRAMELOG), "/tmp/frames.csv");
+}
+END_TEST
+
 START_TEST(unknown_setting_is_reported)
 {
     setenv("FRAMEALLOC_FRAMES_IN_FLIGT", "2", 1);
@@ -94,7 +105,8 @@ START_TEST(help_lists_every_setting)
     ck_assert_int_gt(n, 0);
     text[n] = '\0';
     const char *names[] = {"FRAMEALLOC_HELP", "FRAMEALLOC_STATS", "FRAMEALLOC_REGION_GB", "FRAMEALLOC_FRAME_MODE",
-                           "FRAMEALLOC_FRAMES_IN_FLIGHT", "FRAMEALLOC_FRAME_MAX", "FRAMEALLOC_FRAME_RETAIN"};
+                           "FRAMEALLOC_FRAMES_IN_FLIGHT", "FRAMEALLOC_FRAME_MAX", "FRAMEALLOC_FRAME_RETAIN",
+                           "FRAMEALLOC_POOL_MAX", "FRAMEALLOC_FRAMELOG", "FRAMEALLOC_AUTOFRAME"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         ck_assert_msg(strstr(text, names[i]), "%s missing from help", names[i]);
     ck_assert_ptr_nonnull(strstr(text, "default safe"));
@@ -109,6 +121,7 @@ Suite *fa_test_suite(void)
     tcase_add_test(tc, values_and_suffixes_are_read);
     tcase_add_test(tc, bad_value_names_setting_and_keeps_default);
     tcase_add_test(tc, out_of_range_and_bad_choice);
+    tcase_add_test(tc, string_setting_is_kept_as_given);
     tcase_add_test(tc, unknown_setting_is_reported);
     tcase_add_test(tc, help_lists_every_setting);
     suite_add_tcase(s, tc);
