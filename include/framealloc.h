@@ -41,6 +41,9 @@ typedef struct fa_stats {
     uint64_t region_peak_bytes; /* most frame and pool memory ever held */
     uint64_t heap_bytes;     /* live bytes in the backing heap (jemalloc stats.allocated) */
     uint64_t threads;        /* threads that use frame or pool arenas now */
+    uint64_t pool_allocs;    /* allocations served by size-class pools, cumulative */
+    uint64_t pool_live_bytes; /* pool blocks allocated and not freed, in bytes (block sizes) */
+    uint64_t pool_chunks;    /* pool chunks held now */
 } fa_stats;
 
 /* The table libframealloc exports as "fa_api_v1"; the inline functions below call

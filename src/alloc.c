@@ -1,7 +1,12 @@
-/* Entry points and intent routing. The frame fast path is inlined here: one TLS
- * load of the intent, one compare, one bump; everything rare is in a slow path.
- * Ownership on free is one range compare (region.h); the chunk header says which
- * arena made the block. */
+/* Entry points and intent routing. The fast paths are inlined here: one TLS load
+ * of the intent, one compare, then a pool pop or a frame bump; everything rare is in
+ * a slow path. Ownership on free is one range compare (region.h); the chunk header
+ * says which arena made the block.
+ *
+ * Routing: FA_DEFAULT sends sizes up to FRAMEALLOC_POOL_MAX to the pools, FA_POOL
+ * sends sizes up to the largest class there, FA_FRAME sends sizes up to
+ * FRAMEALLOC_FRAME_MAX to the frame arena, and everything else (and anything an
+ * arena cannot serve) goes to the heap. */
 #include "alloc.h"
 
 #include <errno.h>
@@ -12,19 +17,33 @@
 #include "heap.h"
 #include "log.h"
 #include "os.h"
+#include "pool.h"
 #include "region.h"
 #include "thread.h"
 
 #include "framealloc.h"
 
+/* Serves size from the arena the thread's intent names, or returns NULL. */
+FA_INLINE void *arena_alloc(fa_thread_t *t, size_t size)
+{
+    uint8_t intent = t->intent;
+    if (FA_LIKELY(intent == FA_DEFAULT)) {
+        if (FA_LIKELY(size <= fa_pool_max))
+            return fa_pool_alloc(t, size);
+        return NULL;
+    }
+    if (intent == FA_FRAME)
+        return fa_frame_alloc(t, size);
+    if (intent == FA_POOL && size <= FA_POOL_LARGEST)
+        return fa_pool_alloc(t, size);
+    return NULL;
+}
+
 void *fa_malloc(size_t size)
 {
-    fa_thread_t *t = fa_thread();
-    if (t->intent == FA_FRAME) {
-        void *p = fa_frame_alloc(t, size);
-        if (FA_LIKELY(p != NULL))
-            return p;
-    }
+    void *p = arena_alloc(fa_thread(), size);
+    if (FA_LIKELY(p != NULL))
+        return p;
     return fa_heap_malloc(size);
 }
 
@@ -35,19 +54,17 @@ void *fa_calloc(size_t count, size_t size)
         errno = ENOMEM;
         return NULL;
     }
-    fa_thread_t *t = fa_thread();
-    if (t->intent == FA_FRAME) {
-        /* Recycled frame memory is dirty. */
-        void *p = fa_frame_alloc(t, total);
-        if (p)
-            return memset(p, 0, total);
-    }
+    /* Arena memory is reused without being cleared. */
+    void *p = arena_alloc(fa_thread(), total);
+    if (p)
+        return memset(p, 0, total);
     return fa_heap_calloc(count, size);
 }
 
 /* Any power-of-two alignment. */
 void *fa_malloc_aligned(size_t alignment, size_t size)
 {
+    /* Pool blocks are only 16-aligned: larger alignments use the frame arena or the heap. */
     if (alignment <= FA_MIN_ALIGN)
         return fa_malloc(size);
     fa_thread_t *t = fa_thread();
@@ -68,6 +85,10 @@ void fa_free(void *p)
 {
     if (fa_region_owns(p)) {
         fa_chunk_head_t *c = fa_chunk_of(p);
+        if (FA_LIKELY(c->kind == FA_CHUNK_POOL)) {
+            fa_pool_free(fa_thread(), (fa_pool_chunk_t *)c, p);
+            return;
+        }
         if (FA_LIKELY(c->kind == FA_CHUNK_FRAME)) {
             fa_frame_free(fa_thread(), (fa_frame_chunk_t *)c, p);
             return;
@@ -84,6 +105,10 @@ size_t fa_malloc_usable_size(void *p)
         return 0;
     if (fa_region_owns(p)) {
         fa_chunk_head_t *c = fa_chunk_of(p);
+        if (c->kind == FA_CHUNK_POOL) {
+            fa_pool_check_pointer((fa_pool_chunk_t *)c, p, "malloc_usable_size");
+            return fa_pool_usable_size((fa_pool_chunk_t *)c);
+        }
         if (c->kind == FA_CHUNK_FRAME)
             return fa_frame_usable_size((fa_frame_chunk_t *)c, p);
         report_foreign_pointer("malloc_usable_size", p);
@@ -95,13 +120,22 @@ size_t fa_malloc_usable_size(void *p)
 static void *realloc_owned(void *p, size_t size)
 {
     fa_chunk_head_t *c = fa_chunk_of(p);
-    if (c->kind != FA_CHUNK_FRAME)
+    size_t old;
+    if (c->kind == FA_CHUNK_POOL) {
+        fa_pool_chunk_t *pc = (fa_pool_chunk_t *)c;
+        fa_pool_check_pointer(pc, p, "realloc");
+        old = fa_pool_usable_size(pc);
+        /* Keep the block unless it would waste more than half of it. */
+        if (size <= old && size > old / 2)
+            return p;
+    } else if (c->kind == FA_CHUNK_FRAME) {
+        fa_frame_chunk_t *fc = (fa_frame_chunk_t *)c;
+        if (fa_frame_resize_in_place(fa_thread(), fc, p, size))
+            return p;
+        old = fa_frame_usable_size(fc, p);
+    } else {
         report_foreign_pointer("realloc", p);
-    fa_frame_chunk_t *fc = (fa_frame_chunk_t *)c;
-    fa_thread_t *t = fa_thread();
-    if (fa_frame_resize_in_place(t, fc, p, size))
-        return p;
-    size_t old = fa_frame_usable_size(fc, p);
+    }
     void *q = fa_malloc(size);
     if (!q)
         return NULL;

@@ -89,7 +89,7 @@ static bool start_chunk(fa_thread_t *t)
         c->head.kind = FA_CHUNK_FRAME;
         __atomic_store_n(&c->used_end, data_start(c), __ATOMIC_RELAXED);
     }
-    __atomic_store_n(&c->head.owner, t, __ATOMIC_RELAXED);
+    __atomic_store_n(&c->head.owner, t->id, __ATOMIC_RELAXED);
     c->next = NULL;
     a->chunk = c;
     a->bump = data_start(c);
@@ -247,7 +247,7 @@ void fa_frame_free_slow(fa_thread_t *t, fa_frame_chunk_t *c, void *p)
     uint64_t bit;
     if (!is_live_start(c, p, &w, &bit))
         report_bad_pointer("free", p);
-    if (__atomic_load_n(&c->head.owner, __ATOMIC_RELAXED) == t) {
+    if (__atomic_load_n(&c->head.owner, __ATOMIC_RELAXED) == t->id) {
         __atomic_store_n(&c->freed_local[w], c->freed_local[w] | bit, __ATOMIC_RELAXED);
         return;
     }
@@ -332,7 +332,7 @@ static void orphan_or_release(fa_frame_chunk_t *c)
         release_chunk(c);
         return;
     }
-    __atomic_store_n(&c->head.owner, NULL, __ATOMIC_RELEASE);
+    __atomic_store_n(&c->head.owner, FA_OWNER_NONE, __ATOMIC_RELEASE);
     pthread_mutex_lock(&orphan_lock);
     c->next = orphans;
     orphans = c;

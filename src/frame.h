@@ -82,7 +82,7 @@ FA_INLINE void fa_frame_free(fa_thread_t *t, fa_frame_chunk_t *c, void *p)
     size_t w = off >> 10;
     uint64_t bit = 1ULL << ((off >> 4) & 63);
     uint64_t freed = __atomic_load_n(&c->freed_local[w], __ATOMIC_RELAXED);
-    if (FA_LIKELY(__atomic_load_n(&c->head.owner, __ATOMIC_RELAXED) == t && (off & 15) == 0 &&
+    if (FA_LIKELY(__atomic_load_n(&c->head.owner, __ATOMIC_RELAXED) == t->id && (off & 15) == 0 &&
                   (c->starts[w] & ~freed & ~__atomic_load_n(&c->freed_remote[w], __ATOMIC_RELAXED) & bit))) {
         __atomic_store_n(&c->freed_local[w], freed | bit, __ATOMIC_RELAXED);
         return;

@@ -1,10 +1,27 @@
 /* The per-thread part of the size-class pools (lives inside fa_thread_t).
- * Empty until the pool layer lands: every small request goes to the heap. */
+ * free[c] is the thread's list of ready blocks of class c, all from current[c]:
+ * allocation pops it, a local free into current[c] pushes it, and an empty list
+ * (as in a new thread's all-zero state) misses into the slow path. */
 #ifndef FA_POOL_CACHE_H
 #define FA_POOL_CACHE_H
 
+#include <stdint.h>
+
+#define FA_POOL_CLASSES 28
+#define FA_POOL_LARGEST 4096
+
+struct fa_pool_block;
+struct fa_pool_chunk;
+
 typedef struct {
-    char unused;
+    struct fa_pool_block *free[FA_POOL_CLASSES];
+    uint64_t allocs[FA_POOL_CLASSES]; /* blocks this thread allocated, cumulative */
+    uint64_t frees[FA_POOL_CLASSES];  /* blocks this thread freed (any owner), cumulative */
+    struct fa_pool_chunk *current[FA_POOL_CLASSES];
+    struct fa_pool_chunk *avail[FA_POOL_CLASSES]; /* own chunks with local free blocks or uncarved room */
+    struct fa_pool_chunk *full[FA_POOL_CLASSES];  /* own chunks with neither (other threads may free into them) */
+    struct fa_pool_chunk *empty;                  /* emptied chunks kept for reuse, any class */
+    uint32_t empty_count;
 } fa_pool_cache_t;
 
 #endif

@@ -23,11 +23,16 @@ typedef enum {
     FA_CHUNK_POOL = 0x50,
 } fa_chunk_kind_t;
 
+/* Owner of a chunk whose thread has exited. Thread ids start at 1 and are never
+ * reused (not even by a thread created after fork), so an id match always means
+ * "the calling thread owns this chunk". */
+#define FA_OWNER_NONE UINT64_MAX
+
 /* Common first field of every chunk header. */
 typedef struct {
     uint8_t kind;
     uint8_t reserved[7];
-    struct fa_thread *_Atomic owner; /* NULL when orphaned (owner exited) */
+    _Atomic uint64_t owner; /* owning thread's id, or FA_OWNER_NONE */
 } fa_chunk_head_t;
 
 FA_INLINE bool fa_region_owns(const void *p)

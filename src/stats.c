@@ -5,18 +5,26 @@
 #include "api.h"
 #include "frame.h"
 #include "log.h"
+#include "pool.h"
 #include "region.h"
 #include "thread.h"
 
 int fa_je_mallctl(const char *name, void *oldp, size_t *oldlenp, void *newp, size_t newlen);
 
+typedef struct {
+    fa_stats *stats;
+    fa_pool_totals_t *pool;
+} fa_stats_sum_t;
+
 static void add_thread(fa_thread_t *t, void *arg)
 {
-    fa_stats *s = arg;
+    fa_stats_sum_t *sum = arg;
+    fa_stats *s = sum->stats;
     s->frame_allocs += __atomic_load_n(&t->frame.allocs, __ATOMIC_RELAXED);
     s->frame_bytes += __atomic_load_n(&t->frame.bytes, __ATOMIC_RELAXED);
     s->frame_escapes += __atomic_load_n(&t->frame.escapes, __ATOMIC_RELAXED);
     s->threads++;
+    fa_pool_add_thread(t, sum->pool);
 }
 
 static uint64_t heap_allocated(void)
@@ -29,17 +37,29 @@ static uint64_t heap_allocated(void)
     return allocated;
 }
 
+static void collect(fa_stats *s, fa_pool_totals_t *pool)
+{
+    memset(s, 0, sizeof *s);
+    memset(pool, 0, sizeof *pool);
+    s->frame = __atomic_load_n(&fa_frame_number, __ATOMIC_ACQUIRE);
+    fa_frame_exited_totals(&s->frame_allocs, &s->frame_bytes, &s->frame_escapes);
+    fa_stats_sum_t sum = {s, pool};
+    fa_thread_for_each(add_thread, &sum);
+    fa_pool_add_exited(pool);
+    s->frame_chunks = fa_frame_chunks_held();
+    s->pool_allocs = pool->allocs;
+    s->pool_live_bytes = pool->live_bytes;
+    s->pool_chunks = pool->chunks;
+    s->region_bytes = (uint64_t)fa_region_chunks_in_use() * FA_CHUNK_SIZE;
+    s->region_peak_bytes = (uint64_t)fa_region_chunks_peak() * FA_CHUNK_SIZE;
+    s->heap_bytes = heap_allocated();
+}
+
 int fa_stats_fill(fa_stats *out, size_t size)
 {
     fa_stats s;
-    memset(&s, 0, sizeof s);
-    s.frame = __atomic_load_n(&fa_frame_number, __ATOMIC_ACQUIRE);
-    fa_frame_exited_totals(&s.frame_allocs, &s.frame_bytes, &s.frame_escapes);
-    fa_thread_for_each(add_thread, &s);
-    s.frame_chunks = fa_frame_chunks_held();
-    s.region_bytes = (uint64_t)fa_region_chunks_in_use() * FA_CHUNK_SIZE;
-    s.region_peak_bytes = (uint64_t)fa_region_chunks_peak() * FA_CHUNK_SIZE;
-    s.heap_bytes = heap_allocated();
+    fa_pool_totals_t pool;
+    collect(&s, &pool);
     memcpy(out, &s, size < sizeof s ? size : sizeof s);
     return 0;
 }
@@ -49,7 +69,8 @@ int fa_stats_get(fa_stats *out) { return fa_stats_fill(out, sizeof *out); }
 void fa_stats_print(int fd)
 {
     fa_stats s;
-    fa_stats_fill(&s, sizeof s);
+    fa_pool_totals_t pool;
+    collect(&s, &pool);
     char buf[1024];
     size_t n = fa_format(buf, sizeof buf,
                          "framealloc: frames %llu | frame allocs %llu, bytes %llu, escapes %llu, chunks held %llu | "
@@ -60,4 +81,16 @@ void fa_stats_print(int fd)
                          (unsigned long long)(s.region_peak_bytes >> 10), (unsigned long long)(s.heap_bytes >> 10),
                          (unsigned long long)s.threads);
     fa_write_all(fd, buf, n);
+    n = fa_format(buf, sizeof buf, "framealloc: pool allocs %llu, live %llu KiB, chunks %llu\n",
+                  (unsigned long long)s.pool_allocs, (unsigned long long)(s.pool_live_bytes >> 10),
+                  (unsigned long long)s.pool_chunks);
+    fa_write_all(fd, buf, n);
+    for (unsigned cls = 0; cls < FA_POOL_CLASSES; cls++) {
+        if (!pool.class_allocs[cls])
+            continue;
+        n = fa_format(buf, sizeof buf, "framealloc:   class %4u B: allocs %llu, live %llu\n",
+                      (unsigned)fa_pool_class_size[cls], (unsigned long long)pool.class_allocs[cls],
+                      (unsigned long long)pool.class_live[cls]);
+        fa_write_all(fd, buf, n);
+    }
 }

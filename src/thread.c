@@ -9,6 +9,7 @@
 #include "frame.h"
 #include "log.h"
 #include "options.h"
+#include "pool.h"
 #include "region.h"
 
 __thread fa_thread_t fa_thread_self __attribute__((tls_model("initial-exec")));
@@ -16,6 +17,7 @@ __thread fa_thread_t fa_thread_self __attribute__((tls_model("initial-exec")));
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static fa_thread_t *registry;
 static pthread_key_t exit_key;
+static _Atomic uint64_t next_thread_id = 1;
 
 enum { INIT_NONE, INIT_RUNNING, INIT_DONE };
 static _Atomic int init_state;
@@ -27,22 +29,26 @@ static void fork_prepare(void)
 {
     pthread_mutex_lock(&registry_lock);
     fa_frame_fork_prepare();
+    fa_pool_fork_prepare();
     fa_region_fork_prepare();
 }
 
 static void fork_parent(void)
 {
     fa_region_fork_parent();
+    fa_pool_fork_parent();
     fa_frame_fork_parent();
     pthread_mutex_unlock(&registry_lock);
 }
 
 /* Only the forking thread exists in the child: its registry is just that thread.
- * Chunks of the vanished threads stay owned by them; frees of their blocks take the
- * remote path, which is always correct. */
+ * The vanished threads may have been in the middle of a lock-free update, so their
+ * state is left alone: their chunks keep owner ids no thread will have again, and
+ * frees of their blocks take the remote path, which is always correct. */
 static void fork_child(void)
 {
     fa_region_fork_child();
+    fa_pool_fork_child();
     fa_frame_fork_child();
     pthread_mutex_init(&registry_lock, NULL);
     fa_thread_t *self = fa_thread();
@@ -57,6 +63,7 @@ static void thread_exit(void *arg)
 {
     fa_thread_t *t = arg;
     fa_frame_thread_exit(t);
+    fa_pool_thread_exit(t);
     pthread_mutex_lock(&registry_lock);
     if (t->prev)
         t->prev->next = t->next;
@@ -90,6 +97,7 @@ void fa_init(void)
     if (fa_option(FA_OPT_HELP))
         fa_options_print(2);
     fa_frame_configure();
+    fa_pool_configure();
     if (!fa_region_init((size_t)fa_option(FA_OPT_REGION_GB) << 30))
         fa_log("could not reserve address space for frame and pool memory; using the heap for everything");
     pthread_key_create(&exit_key, thread_exit);
@@ -107,6 +115,7 @@ void fa_init_late(void)
     if (fa_option(FA_OPT_HELP))
         fa_options_print(2);
     fa_frame_configure();
+    fa_pool_configure();
 }
 
 int fa_initialized(void) { return __atomic_load_n(&init_state, __ATOMIC_ACQUIRE) == INIT_DONE; }
@@ -128,6 +137,7 @@ bool fa_thread_attach(fa_thread_t *t)
     registry = t;
     pthread_mutex_unlock(&registry_lock);
     pthread_setspecific(exit_key, t);
+    t->id = __atomic_fetch_add(&next_thread_id, 1, __ATOMIC_RELAXED);
     t->state = FA_THREAD_LIVE;
     return true;
 }

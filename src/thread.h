@@ -25,6 +25,7 @@ typedef struct fa_thread {
     uint8_t in_init; /* set while this thread runs global init: route to the heap */
     uint8_t depth;
     uint32_t scope_overflow; /* pushes beyond FA_SCOPE_MAX, ignored but balanced */
+    uint64_t id;             /* unique, from 1; 0 until attached (owns no chunk) */
     fa_frame_arena_t frame;
     fa_pool_cache_t pool;
     uint8_t scopes[FA_SCOPE_MAX];

@@ -20,6 +20,12 @@ static int all_bytes_are(const unsigned char *p, size_t n, unsigned value)
     return 1;
 }
 
+/* True when p was served by a frame arena (pools share the region). */
+static int is_frame(const void *p)
+{
+    return fa_region_owns(p) && fa_chunk_of(p)->kind == FA_CHUNK_FRAME;
+}
+
 static fa_stats stats(void)
 {
     fa_stats s;
@@ -32,14 +38,14 @@ START_TEST(frame_scope_serves_from_region)
     fa_scope_push(FA_FRAME);
     char *p = fa_malloc(100);
     ck_assert_ptr_nonnull(p);
-    ck_assert(fa_region_owns(p));
+    ck_assert(is_frame(p));
     ck_assert_uint_eq((uintptr_t)p % 16, 0);
     ck_assert_uint_ge(fa_malloc_usable_size(p), 100);
     memset(p, 0x5a, fa_malloc_usable_size(p));
     fa_free(p);
     fa_scope_pop();
     char *q = fa_malloc(100);
-    ck_assert(!fa_region_owns(q));
+    ck_assert(!is_frame(q));
     fa_free(q);
     ck_assert_uint_eq(stats().frame_allocs, 1);
 }
@@ -74,7 +80,7 @@ START_TEST(alignment_is_honoured_in_frame_scope)
         ck_assert_ptr_nonnull(p);
         ck_assert_uint_eq((uintptr_t)p % align, 0);
         if (align <= 4096)
-            ck_assert(fa_region_owns(p));
+            ck_assert(is_frame(p));
         fa_free(p);
     }
     fa_scope_pop();
@@ -86,8 +92,8 @@ START_TEST(large_requests_go_to_heap_even_in_frame_scope)
     fa_scope_push(FA_FRAME);
     void *small = fa_malloc(65536);
     void *big = fa_malloc(65537);
-    ck_assert(fa_region_owns(small));
-    ck_assert(!fa_region_owns(big));
+    ck_assert(is_frame(small));
+    ck_assert(!is_frame(big));
     fa_free(small);
     fa_free(big);
     fa_scope_pop();
@@ -210,12 +216,12 @@ START_TEST(nested_scopes_restore_outer_intent)
     void *e = fa_malloc(32);
     fa_scope_pop();
     void *f = fa_malloc(32);
-    ck_assert(fa_region_owns(a));
-    ck_assert(!fa_region_owns(b));
-    ck_assert(fa_region_owns(c));
-    ck_assert(!fa_region_owns(d));
-    ck_assert(fa_region_owns(e));
-    ck_assert(!fa_region_owns(f));
+    ck_assert(is_frame(a));
+    ck_assert(!is_frame(b));
+    ck_assert(is_frame(c));
+    ck_assert(!is_frame(d));
+    ck_assert(is_frame(e));
+    ck_assert(!is_frame(f));
     void *all[] = {a, b, c, d, e, f};
     for (int i = 0; i < 6; i++)
         fa_free(all[i]);
@@ -227,7 +233,7 @@ START_TEST(unbalanced_pop_is_ignored)
     fa_scope_pop();
     fa_scope_push(FA_FRAME);
     void *p = fa_malloc(16);
-    ck_assert(fa_region_owns(p));
+    ck_assert(is_frame(p));
     fa_free(p);
     fa_scope_pop();
 }
@@ -262,7 +268,7 @@ START_TEST(realloc_of_frame_block_outside_scope_moves_it)
     strcpy(p, "frame data");
     fa_scope_pop();
     char *q = fa_realloc(p, 100000);
-    ck_assert(!fa_region_owns(q));
+    ck_assert(!is_frame(q));
     ck_assert_str_eq(q, "frame data");
     fa_free(q);
 }
@@ -335,7 +341,7 @@ START_TEST(workers_follow_global_frames_and_main_frees)
         for (int w = 0; w < WORKERS; w++)
             for (int i = 0; i < PER_WORKER; i++) {
                 unsigned char *p = handoff[w][i];
-                ck_assert(fa_region_owns(p));
+                ck_assert(is_frame(p));
                 ck_assert_uint_eq(p[0], (unsigned)(w * 16 + (i & 15)));
                 fa_free(p);
             }

@@ -1,0 +1,323 @@
+/* Size-class pools through the core's entry points: routing, class sizes, reuse,
+ * cross-thread frees with bounded memory, thread churn and misuse detection. */
+#include <check.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "api.h"
+#include "config.h"
+#include "pool.h"
+#include "region.h"
+
+static int is_pool(const void *p)
+{
+    return fa_region_owns(p) && fa_chunk_of(p)->kind == FA_CHUNK_POOL;
+}
+
+static fa_stats stats(void)
+{
+    fa_stats s;
+    fa_stats_fill(&s, sizeof s);
+    return s;
+}
+
+static void fill(unsigned char *p, size_t n, unsigned seed)
+{
+    for (size_t i = 0; i < n; i++)
+        p[i] = (unsigned char)(seed + i * 31);
+}
+
+static int intact(const unsigned char *p, size_t n, unsigned seed)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i] != (unsigned char)(seed + i * 31))
+            return 0;
+    return 1;
+}
+
+START_TEST(small_sizes_route_to_pools)
+{
+    for (size_t n = 0; n <= 1024; n++) {
+        void *p = fa_malloc(n);
+        ck_assert_msg(is_pool(p), "size %zu not from a pool", n);
+        ck_assert_uint_eq((uintptr_t)p % 16, 0);
+        ck_assert_uint_ge(fa_malloc_usable_size(p), n);
+        memset(p, 0xee, fa_malloc_usable_size(p));
+        fa_free(p);
+    }
+    void *big = fa_malloc(1025);
+    ck_assert(!is_pool(big));
+    fa_free(big);
+}
+END_TEST
+
+START_TEST(pool_scope_serves_up_to_largest_class)
+{
+    fa_scope_push(FA_POOL);
+    void *p = fa_malloc(4096);
+    void *q = fa_malloc(4097);
+    fa_scope_pop();
+    ck_assert(is_pool(p));
+    ck_assert(!is_pool(q));
+    fa_scope_push(FA_HEAP);
+    void *h = fa_malloc(32);
+    fa_scope_pop();
+    ck_assert(!is_pool(h));
+    fa_free(p);
+    fa_free(q);
+    fa_free(h);
+}
+END_TEST
+
+START_TEST(pool_max_setting_is_honoured)
+{
+    setenv("FRAMEALLOC_POOL_MAX", "0", 1);
+    void *p = fa_malloc(16);
+    ck_assert(!is_pool(p));
+    fa_free(p);
+}
+END_TEST
+
+START_TEST(usable_size_is_the_class_size)
+{
+    for (unsigned c = 0; c < FA_POOL_CLASSES; c++) {
+        size_t size = fa_pool_class_size[c];
+        fa_scope_push(FA_POOL);
+        void *exact = fa_malloc(size);
+        void *above_previous = fa_malloc(c ? fa_pool_class_size[c - 1] + 1 : 1);
+        fa_scope_pop();
+        ck_assert_uint_eq(fa_malloc_usable_size(exact), size);
+        ck_assert_uint_eq(fa_malloc_usable_size(above_previous), size);
+        fa_free(exact);
+        fa_free(above_previous);
+    }
+}
+END_TEST
+
+START_TEST(freed_block_is_reused)
+{
+    void *p = fa_malloc(40);
+    fa_free(p);
+    void *q = fa_malloc(48);
+    ck_assert_ptr_eq(p, q);
+    fa_free(q);
+}
+END_TEST
+
+START_TEST(many_blocks_keep_their_contents)
+{
+    enum { N = 60000 };
+    static unsigned char *blocks[N];
+    static size_t sizes[N];
+    uint64_t x = 88172645463325252ULL;
+    for (int i = 0; i < N; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        sizes[i] = x % 1025;
+        blocks[i] = fa_malloc(sizes[i]);
+        fill(blocks[i], sizes[i], (unsigned)i);
+    }
+    for (int i = 0; i < N; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        int j = (int)(x % N); /* free in a scrambled order */
+        if (!blocks[j])
+            continue;
+        ck_assert(intact(blocks[j], sizes[j], (unsigned)j));
+        fa_free(blocks[j]);
+        blocks[j] = NULL;
+    }
+    for (int i = 0; i < N; i++)
+        if (blocks[i]) {
+            ck_assert(intact(blocks[i], sizes[i], (unsigned)i));
+            fa_free(blocks[i]);
+        }
+    fa_stats s = stats();
+    ck_assert_uint_eq(s.pool_live_bytes, 0);
+    /* Emptied chunks went back: only the current ones and a few spares remain. */
+    ck_assert_uint_le(s.pool_chunks, FA_POOL_CLASSES + 4);
+}
+END_TEST
+
+START_TEST(realloc_within_class_keeps_block)
+{
+    char *p = fa_malloc(100); /* class 112 */
+    strcpy(p, "pool");
+    ck_assert_ptr_eq(fa_realloc(p, 112), p);
+    ck_assert_ptr_eq(fa_realloc(p, 60), p);
+    char *q = fa_realloc(p, 5000);
+    ck_assert_str_eq(q, "pool");
+    ck_assert(!is_pool(q));
+    char *r = fa_realloc(q, 20); /* a heap block stays on the heap, as jemalloc would keep it */
+    ck_assert_str_eq(r, "pool");
+    fa_free(r);
+}
+END_TEST
+
+START_TEST(calloc_zeroes_reused_blocks)
+{
+    unsigned char *p = fa_malloc(256);
+    memset(p, 0x77, 256);
+    fa_free(p);
+    unsigned char *q = fa_calloc(16, 16);
+    ck_assert_ptr_eq(p, q);
+    for (int i = 0; i < 256; i++)
+        ck_assert_uint_eq(q[i], 0);
+    fa_free(q);
+}
+END_TEST
+
+START_TEST(stats_count_pool_allocations)
+{
+    void *p[10];
+    for (int i = 0; i < 10; i++)
+        p[i] = fa_malloc(64);
+    fa_stats s = stats();
+    ck_assert_uint_eq(s.pool_allocs, 10);
+    ck_assert_uint_eq(s.pool_live_bytes, 640);
+    for (int i = 0; i < 10; i++)
+        fa_free(p[i]);
+    ck_assert_uint_eq(stats().pool_live_bytes, 0);
+}
+END_TEST
+
+/* One thread only allocates, another only frees: memory must stay bounded. */
+enum { RING = 4096, ROUNDS = 300 };
+static void *ring[RING];
+static _Atomic unsigned ring_head, ring_tail;
+
+static void *consumer(void *arg)
+{
+    unsigned long total = (unsigned long)(uintptr_t)arg;
+    for (unsigned long done = 0; done < total;) {
+        unsigned tail = __atomic_load_n(&ring_tail, __ATOMIC_RELAXED);
+        if (tail == __atomic_load_n(&ring_head, __ATOMIC_ACQUIRE))
+            continue;
+        unsigned char *p = ring[tail % RING];
+        if (p[0] != (unsigned char)(tail & 0xff) || p[47] != 0x5a)
+            abort();
+        fa_free(p);
+        __atomic_store_n(&ring_tail, tail + 1, __ATOMIC_RELEASE);
+        done++;
+    }
+    return NULL;
+}
+
+START_TEST(producer_consumer_stays_bounded)
+{
+    unsigned long total = (unsigned long)RING * ROUNDS;
+    pthread_t th;
+    pthread_create(&th, NULL, consumer, (void *)(uintptr_t)total);
+    for (unsigned long i = 0; i < total; i++) {
+        while (__atomic_load_n(&ring_head, __ATOMIC_RELAXED) - __atomic_load_n(&ring_tail, __ATOMIC_ACQUIRE) >= RING)
+            ;
+        unsigned char *p = fa_malloc(48);
+        p[0] = (unsigned char)(i & 0xff);
+        p[47] = 0x5a;
+        ring[i % RING] = p;
+        __atomic_store_n(&ring_head, (unsigned)(i + 1), __ATOMIC_RELEASE);
+    }
+    pthread_join(th, NULL);
+    /* 1.2 million blocks went through; at most RING were live at once (~200 KiB). */
+    ck_assert_uint_le(stats().region_peak_bytes, 16 * FA_CHUNK_SIZE);
+    ck_assert_uint_eq(stats().pool_live_bytes, 0);
+}
+END_TEST
+
+static void *short_lived(void *arg)
+{
+    void **keep = arg;
+    for (int i = 0; i < 64; i++) {
+        void *p = fa_malloc(16 + (size_t)i * 8);
+        if (i % 2)
+            fa_free(p);
+        else
+            keep[i / 2] = p;
+    }
+    return NULL;
+}
+
+START_TEST(thread_churn_reuses_orphaned_chunks)
+{
+    static void *kept[32];
+    for (int round = 0; round < 2000; round++) {
+        pthread_t th;
+        pthread_create(&th, NULL, short_lived, kept);
+        pthread_join(th, NULL);
+        for (int i = 0; i < 32; i++)
+            fa_free(kept[i]); /* frees into the exited thread's (orphaned or adopted) chunks */
+    }
+    ck_assert_uint_le(stats().region_peak_bytes, 128 * FA_CHUNK_SIZE);
+    ck_assert_uint_eq(stats().pool_live_bytes, 0);
+}
+END_TEST
+
+START_TEST(double_free_is_reported)
+{
+    void *p = fa_malloc(32);
+    void *q = fa_malloc(32); /* p is no longer at the head of the free list */
+    fa_free(p);
+    fa_free(q);
+    fa_free(p);
+}
+END_TEST
+
+START_TEST(interior_pointer_is_reported)
+{
+    char *p = fa_malloc(64);
+    fa_free(p + 16);
+}
+END_TEST
+
+static void *free_twice_remotely(void *p)
+{
+    fa_free(p);
+    fa_free(p);
+    return NULL;
+}
+
+START_TEST(remote_double_free_is_reported)
+{
+    void *p = fa_malloc(32);
+    pthread_t th;
+    pthread_create(&th, NULL, free_twice_remotely, p);
+    pthread_join(th, NULL);
+}
+END_TEST
+
+START_TEST(user_data_that_looks_like_a_cookie_is_not_a_double_free)
+{
+    uintptr_t *p = fa_malloc(32);
+    p[1] = (uintptr_t)p ^ fa_pool_secret; /* legal, if unlikely, contents */
+    fa_free(p);
+    void *q = fa_malloc(32);
+    ck_assert_ptr_eq(q, p);
+    fa_free(q);
+}
+END_TEST
+
+Suite *fa_test_suite(void)
+{
+    Suite *s = suite_create("pool");
+    TCase *tc = tcase_create("pools");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, small_sizes_route_to_pools);
+    tcase_add_test(tc, pool_scope_serves_up_to_largest_class);
+    tcase_add_test(tc, pool_max_setting_is_honoured);
+    tcase_add_test(tc, usable_size_is_the_class_size);
+    tcase_add_test(tc, freed_block_is_reused);
+    tcase_add_test(tc, many_blocks_keep_their_contents);
+    tcase_add_test(tc, realloc_within_class_keeps_block);
+    tcase_add_test(tc, calloc_zeroes_reused_blocks);
+    tcase_add_test(tc, stats_count_pool_allocations);
+    tcase_add_test(tc, producer_consumer_stays_bounded);
+    tcase_add_test(tc, thread_churn_reuses_orphaned_chunks);
+    tcase_add_test_raise_signal(tc, double_free_is_reported, SIGABRT);
+    tcase_add_test_raise_signal(tc, interior_pointer_is_reported, SIGABRT);
+    tcase_add_test_raise_signal(tc, remote_double_free_is_reported, SIGABRT);
+    tcase_add_test(tc, user_data_that_looks_like_a_cookie_is_not_a_double_free);
+    suite_add_tcase(s, tc);
+    return s;
+}
