@@ -76,6 +76,13 @@ void *fa_malloc_aligned(size_t alignment, size_t size)
     return fa_heap_aligned(alignment, size);
 }
 
+/* Out of line so that the arena fast paths of fa_free need no saved registers. */
+static FA_NOINLINE void free_to_heap(void *p)
+{
+    if (p)
+        fa_heap_free(p);
+}
+
 FA_COLD static void report_foreign_pointer(const char *what, const void *p)
 {
     fa_fatal("%s(%p): pointer was not returned by malloc (it lies in framealloc's region but in no arena)", what, p);
@@ -95,8 +102,7 @@ void fa_free(void *p)
         }
         report_foreign_pointer("free", p);
     }
-    if (p)
-        fa_heap_free(p);
+    free_to_heap(p);
 }
 
 size_t fa_malloc_usable_size(void *p)

@@ -42,9 +42,9 @@ static uint64_t count_live(fa_frame_chunk_t *c)
     uint64_t live = 0;
     size_t words = used_words(c);
     for (size_t i = 0; i < words; i++) {
-        uint64_t freed = __atomic_load_n(&c->freed_local[i], __ATOMIC_RELAXED) |
+        uint64_t freed = __atomic_load_n(&c->bits[i].freed_local, __ATOMIC_RELAXED) |
                          __atomic_load_n(&c->freed_remote[i], __ATOMIC_ACQUIRE);
-        live += (uint64_t)__builtin_popcountll(__atomic_load_n(&c->starts[i], __ATOMIC_RELAXED) & ~freed);
+        live += (uint64_t)__builtin_popcountll(__atomic_load_n(&c->bits[i].starts, __ATOMIC_RELAXED) & ~freed);
     }
     return live;
 }
@@ -53,8 +53,7 @@ static uint64_t count_live(fa_frame_chunk_t *c)
 static void reset_chunk(fa_frame_chunk_t *c)
 {
     size_t words = used_words(c);
-    memset(c->starts, 0, words * sizeof c->starts[0]);
-    memset(c->freed_local, 0, words * sizeof c->freed_local[0]);
+    memset(c->bits, 0, words * sizeof c->bits[0]);
     for (size_t i = 0; i < words; i++)
         __atomic_store_n(&c->freed_remote[i], 0, __ATOMIC_RELAXED);
     __atomic_store_n(&c->used_end, data_start(c), __ATOMIC_RELAXED);
@@ -231,9 +230,9 @@ static bool is_live_start(fa_frame_chunk_t *c, const void *p, size_t *word, uint
     *bit = 1ULL << ((off >> 4) & 63);
     if ((off & 15) || off < FA_FRAME_DATA_OFFSET || (const char *)p >= __atomic_load_n(&c->used_end, __ATOMIC_ACQUIRE))
         return false;
-    uint64_t freed = __atomic_load_n(&c->freed_local[*word], __ATOMIC_RELAXED) |
+    uint64_t freed = __atomic_load_n(&c->bits[*word].freed_local, __ATOMIC_RELAXED) |
                      __atomic_load_n(&c->freed_remote[*word], __ATOMIC_RELAXED);
-    return (__atomic_load_n(&c->starts[*word], __ATOMIC_RELAXED) & ~freed & *bit) != 0;
+    return (__atomic_load_n(&c->bits[*word].starts, __ATOMIC_RELAXED) & ~freed & *bit) != 0;
 }
 
 FA_COLD static void report_bad_pointer(const char *what, const void *p)
@@ -248,7 +247,7 @@ void fa_frame_free_slow(fa_thread_t *t, fa_frame_chunk_t *c, void *p)
     if (!is_live_start(c, p, &w, &bit))
         report_bad_pointer("free", p);
     if (__atomic_load_n(&c->head.owner, __ATOMIC_RELAXED) == t->id) {
-        __atomic_store_n(&c->freed_local[w], c->freed_local[w] | bit, __ATOMIC_RELAXED);
+        __atomic_store_n(&c->bits[w].freed_local, c->bits[w].freed_local | bit, __ATOMIC_RELAXED);
         return;
     }
     uint64_t before = __atomic_fetch_or(&c->freed_remote[w], bit, __ATOMIC_RELEASE);
@@ -262,7 +261,7 @@ static size_t next_start(fa_frame_chunk_t *c, size_t off, size_t limit)
     size_t g = (off >> 4) + 1;
     size_t last = limit >> 4;
     while (g < last) {
-        uint64_t bits = __atomic_load_n(&c->starts[g >> 6], __ATOMIC_RELAXED) >> (g & 63);
+        uint64_t bits = __atomic_load_n(&c->bits[g >> 6].starts, __ATOMIC_RELAXED) >> (g & 63);
         if (bits) {
             size_t found = g + (size_t)__builtin_ctzll(bits);
             return found < last ? found << 4 : limit;

@@ -5,6 +5,9 @@
  *   only the owner thread sets bits, and only while the chunk is its current chunk.
  * - A block is live when its start bit is set and neither freed bit is: the owner
  *   frees into `freed_local`, any other thread into `freed_remote` (atomic OR).
+ *   The bits are masks, not counts, so even a double free that slips past the checks
+ *   cannot make a live block look free. `starts` and `freed_local` are interleaved
+ *   word by word so that a free by the owner reads one cache line.
  * - A chunk retired with stamp s holds only blocks made in frames <= s; it is
  *   recycled when the global frame reaches s + FRAMES_IN_FLIGHT. In safe mode it is
  *   reset only if no block in it is live; otherwise its live blocks are counted as
@@ -33,8 +36,10 @@ typedef struct fa_frame_chunk {
     uint64_t stamp;            /* last frame whose allocations it may hold */
     char *_Atomic used_end;    /* end of the newest block */
     struct fa_frame_chunk *next;
-    uint64_t starts[FA_FRAME_WORDS];
-    uint64_t freed_local[FA_FRAME_WORDS];
+    struct {
+        uint64_t starts;
+        uint64_t freed_local;
+    } bits[FA_FRAME_WORDS];
     _Atomic uint64_t freed_remote[FA_FRAME_WORDS];
 } fa_frame_chunk_t;
 
@@ -55,7 +60,7 @@ void fa_frame_free_slow(fa_thread_t *t, fa_frame_chunk_t *c, void *p);
 FA_INLINE void fa_frame_mark_start(fa_frame_chunk_t *c, char *p, char *end)
 {
     size_t off = (size_t)(p - (char *)c);
-    uint64_t *word = &c->starts[off >> 10];
+    uint64_t *word = &c->bits[off >> 10].starts;
     __atomic_store_n(word, __atomic_load_n(word, __ATOMIC_RELAXED) | (1ULL << ((off >> 4) & 63)), __ATOMIC_RELAXED);
     __atomic_store_n(&c->used_end, end, __ATOMIC_RELEASE);
 }
@@ -81,11 +86,12 @@ FA_INLINE void fa_frame_free(fa_thread_t *t, fa_frame_chunk_t *c, void *p)
     size_t off = (size_t)((char *)p - (char *)c);
     size_t w = off >> 10;
     uint64_t bit = 1ULL << ((off >> 4) & 63);
-    uint64_t freed = __atomic_load_n(&c->freed_local[w], __ATOMIC_RELAXED);
-    if (FA_LIKELY(__atomic_load_n(&c->head.owner, __ATOMIC_RELAXED) == t->id && (off & 15) == 0 &&
-                  (c->starts[w] & ~freed & ~__atomic_load_n(&c->freed_remote[w], __ATOMIC_RELAXED) & bit))) {
-        __atomic_store_n(&c->freed_local[w], freed | bit, __ATOMIC_RELAXED);
-        return;
+    if (FA_LIKELY(__atomic_load_n(&c->head.owner, __ATOMIC_RELAXED) == t->id && (off & 15) == 0)) {
+        uint64_t freed = c->bits[w].freed_local;
+        if (FA_LIKELY(c->bits[w].starts & ~freed & bit)) {
+            __atomic_store_n(&c->bits[w].freed_local, freed | bit, __ATOMIC_RELAXED);
+            return;
+        }
     }
     fa_frame_free_slow(t, c, p);
 }
