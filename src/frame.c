@@ -311,6 +311,9 @@ bool fa_frame_resize_in_place(fa_thread_t *t, fa_frame_chunk_t *c, void *p, size
 
 void fa_frame_end_now(fa_thread_t *t)
 {
+    /* A main loop may end frames before it ever allocates: initialise first, so
+     * that the settings (frame log, frames in flight) are read before use. */
+    fa_thread_attach(t);
     uint64_t before = __atomic_fetch_add(&fa_frame_number, 1, __ATOMIC_ACQ_REL);
     if (t->state == FA_THREAD_LIVE)
         sync_frame(t, before + 1, before);
