@@ -19,8 +19,17 @@ size_t fa_je_malloc_usable_size(void *p);
 /* jemalloc's MALLOCX_ALIGN for a power-of-two alignment. */
 #define FA_JE_ALIGN(a) ((int)__builtin_ctzl(a))
 
-FA_INLINE void *fa_heap_malloc(size_t size) { return fa_je_malloc(size); }
-FA_INLINE void *fa_heap_calloc(size_t count, size_t size) { return fa_je_calloc(count, size); }
+/* jemalloc's 8-byte class is only 8-aligned; malloc must return 16-aligned blocks
+ * (FA_MIN_ALIGN), so requests never go below its 16-byte class. */
+FA_INLINE size_t fa_heap_size(size_t size) { return size < FA_MIN_ALIGN ? FA_MIN_ALIGN : size; }
+
+FA_INLINE void *fa_heap_malloc(size_t size) { return fa_je_malloc(fa_heap_size(size)); }
+
+/* count * size must not overflow (the caller checks). */
+FA_INLINE void *fa_heap_calloc(size_t count, size_t size)
+{
+    return count * size < FA_MIN_ALIGN ? fa_je_calloc(1, FA_MIN_ALIGN) : fa_je_calloc(count, size);
+}
 
 /* alignment: a power of two. jemalloc's mallocx does not accept size 0. */
 FA_INLINE void *fa_heap_aligned(size_t alignment, size_t size)
@@ -42,7 +51,7 @@ FA_INLINE void fa_heap_free(void *p)
 /* jemalloc leaves errno alone when realloc fails on an impossible size; glibc sets ENOMEM. */
 FA_INLINE void *fa_heap_realloc(void *p, size_t size)
 {
-    void *q = fa_je_realloc(p, size);
+    void *q = fa_je_realloc(p, fa_heap_size(size));
     if (!q)
         errno = ENOMEM;
     return q;
