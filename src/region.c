@@ -3,8 +3,11 @@
  * and a committed read-write prefix grown in FA_COMMIT_STEP steps. */
 #include "region.h"
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "os.h"
 
@@ -49,6 +52,36 @@ static void *chunk_at(size_t index)
     return (void *)(fa_region.base + (index << FA_CHUNK_SHIFT));
 }
 
+/* Address space the process maps now (VmSize), from /proc/self/statm; 0 if unknown. */
+static size_t mapped_bytes(void)
+{
+    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    char text[64];
+    ssize_t n = read(fd, text, sizeof text - 1);
+    close(fd);
+    size_t pages = 0;
+    for (ssize_t i = 0; i < n && text[i] >= '0' && text[i] <= '9'; i++)
+        pages = pages * 10 + (size_t)(text[i] - '0');
+    return pages * fa_os_page_size();
+}
+
+/* The reservation was made when the process started; a limit set later (setrlimit
+ * RLIMIT_AS) must still make allocation fail. So committing counts as mapping: the
+ * committed part of the region, not the reserved part, is held against the limit. */
+static bool commit_allowed(size_t grow)
+{
+    struct rlimit limit;
+    if (getrlimit(RLIMIT_AS, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY)
+        return true;
+    size_t mapped = mapped_bytes();
+    size_t uncommitted = fa_region.size - committed_bytes;
+    if (mapped < uncommitted)
+        return true;
+    return mapped - uncommitted + grow <= limit.rlim_cur;
+}
+
 void *fa_region_chunk_alloc(void)
 {
     if (!fa_region.size)
@@ -63,7 +96,7 @@ void *fa_region_chunk_alloc(void)
             size_t grow = FA_COMMIT_STEP;
             if (committed_bytes + grow > fa_region.size)
                 grow = fa_region.size - committed_bytes;
-            if (fa_os_commit((char *)fa_region.base + committed_bytes, grow))
+            if (commit_allowed(grow) && fa_os_commit((char *)fa_region.base + committed_bytes, grow))
                 committed_bytes += grow;
         }
         if (end <= committed_bytes)

@@ -1,0 +1,53 @@
+/* A limit on address space set while the program runs (setrlimit RLIMIT_AS) must
+ * make allocation fail with ENOMEM, although the frame and pool region was reserved
+ * at start-up: committed region memory counts against the limit. */
+#include <errno.h>
+#include <framealloc.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#define LIMIT ((size_t)512 << 20)
+
+/* Allocates size-byte blocks (touching each) until malloc fails; returns the bytes. */
+static size_t allocate_until_failure(size_t size, int *error)
+{
+    size_t total = 0;
+    void *p;
+    while ((p = malloc(size))) {
+        memset(p, 1, size < 64 ? size : 64);
+        total += size;
+        if (total > 4 * LIMIT)
+            break;
+    }
+    *error = errno;
+    return total;
+}
+
+int main(void)
+{
+    struct rlimit limit = {LIMIT, LIMIT};
+    if (setrlimit(RLIMIT_AS, &limit) != 0) {
+        perror("setrlimit");
+        return 1;
+    }
+    int error = 0;
+    int failures = 0;
+    size_t pool_bytes = allocate_until_failure(48, &error);
+    if (pool_bytes > LIMIT || error != ENOMEM) {
+        fprintf(stderr, "runtime_address_limit: 48-byte blocks: %zu bytes before failure, errno %d\n", pool_bytes, error);
+        failures++;
+    }
+    size_t frame_bytes = 0;
+    FA_FRAME_SCOPE {
+        frame_bytes = allocate_until_failure(4000, &error);
+    }
+    if (frame_bytes > LIMIT || error != ENOMEM) {
+        fprintf(stderr, "runtime_address_limit: frame blocks: %zu bytes before failure, errno %d\n", frame_bytes, error);
+        failures++;
+    }
+    printf("runtime_address_limit: pool blocks failed after %zu MiB, frame blocks after %zu MiB (limit %zu MiB)\n",
+           pool_bytes >> 20, frame_bytes >> 20, LIMIT >> 20);
+    return failures ? 1 : 0;
+}
