@@ -39,12 +39,28 @@ FA_INLINE void *arena_alloc(fa_thread_t *t, size_t size)
     return NULL;
 }
 
-void *fa_malloc(size_t size)
+/* Everything malloc's fast path does not handle: refills, other intents, the heap. */
+static FA_NOINLINE void *malloc_slow(fa_thread_t *t, size_t size)
 {
-    void *p = arena_alloc(fa_thread(), size);
-    if (FA_LIKELY(p != NULL))
+    void *p = arena_alloc(t, size);
+    if (p)
         return p;
     return fa_heap_malloc(size);
+}
+
+/* Only the two commonest cases inline, with no calls, so this needs no stack frame:
+ * a pool pop under FA_DEFAULT, a frame bump under FA_FRAME. */
+void *fa_malloc(size_t size)
+{
+    fa_thread_t *t = fa_thread();
+    void *p;
+    if (FA_LIKELY(t->intent == FA_DEFAULT)) {
+        if (FA_LIKELY(size <= fa_pool_max) && (p = fa_pool_try_alloc(t, size)))
+            return p;
+    } else if (t->intent == FA_FRAME && (p = fa_frame_try_alloc(t, size))) {
+        return p;
+    }
+    return malloc_slow(t, size);
 }
 
 void *fa_calloc(size_t count, size_t size)
@@ -76,33 +92,43 @@ void *fa_malloc_aligned(size_t alignment, size_t size)
     return fa_heap_aligned(alignment, size);
 }
 
-/* Out of line so that the arena fast paths of fa_free need no saved registers. */
-static FA_NOINLINE void free_to_heap(void *p)
-{
-    if (p)
-        fa_heap_free(p);
-}
-
 FA_COLD static void report_foreign_pointer(const char *what, const void *p)
 {
     fa_fatal("%s(%p): pointer was not returned by malloc (it lies in framealloc's region but in no arena)", what, p);
 }
 
-void fa_free(void *p)
+/* Everything free's fast path does not handle: other threads' blocks, emptied
+ * chunks, misuse, the heap. */
+static FA_NOINLINE void free_slow(void *p)
 {
     if (fa_region_owns(p)) {
         fa_chunk_head_t *c = fa_chunk_of(p);
-        if (FA_LIKELY(c->kind == FA_CHUNK_POOL)) {
+        if (c->kind == FA_CHUNK_POOL)
             fa_pool_free(fa_thread(), (fa_pool_chunk_t *)c, p);
-            return;
-        }
-        if (FA_LIKELY(c->kind == FA_CHUNK_FRAME)) {
+        else if (c->kind == FA_CHUNK_FRAME)
             fa_frame_free(fa_thread(), (fa_frame_chunk_t *)c, p);
+        else
+            report_foreign_pointer("free", p);
+        return;
+    }
+    if (p)
+        fa_heap_free(p);
+}
+
+/* Inline only the owner's own frees into a pool or frame chunk, with no calls. */
+void fa_free(void *p)
+{
+    if (FA_LIKELY(fa_region_owns(p))) {
+        fa_chunk_head_t *c = fa_chunk_of(p);
+        fa_thread_t *t = fa_thread();
+        if (FA_LIKELY(c->kind == FA_CHUNK_POOL)) {
+            if (FA_LIKELY(fa_pool_try_free(t, (fa_pool_chunk_t *)c, p)))
+                return;
+        } else if (c->kind == FA_CHUNK_FRAME && fa_frame_try_free(t, (fa_frame_chunk_t *)c, p)) {
             return;
         }
-        report_foreign_pointer("free", p);
     }
-    free_to_heap(p);
+    free_slow(p);
 }
 
 size_t fa_malloc_usable_size(void *p)

@@ -37,6 +37,15 @@ static size_t used_words(fa_frame_chunk_t *c)
     return (used + 1023) >> 10;
 }
 
+/* Branch-free popcount: __builtin_popcountll is a libgcc call without -mpopcnt. */
+static uint64_t popcount(uint64_t x)
+{
+    x = x - ((x >> 1) & 0x5555555555555555ULL);
+    x = (x & 0x3333333333333333ULL) + ((x >> 2) & 0x3333333333333333ULL);
+    x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0fULL;
+    return (x * 0x0101010101010101ULL) >> 56;
+}
+
 static uint64_t count_live(fa_frame_chunk_t *c)
 {
     uint64_t live = 0;
@@ -44,7 +53,7 @@ static uint64_t count_live(fa_frame_chunk_t *c)
     for (size_t i = 0; i < words; i++) {
         uint64_t freed = __atomic_load_n(&c->bits[i].freed_local, __ATOMIC_RELAXED) |
                          __atomic_load_n(&c->freed_remote[i], __ATOMIC_ACQUIRE);
-        live += (uint64_t)__builtin_popcountll(__atomic_load_n(&c->bits[i].starts, __ATOMIC_RELAXED) & ~freed);
+        live += popcount(__atomic_load_n(&c->bits[i].starts, __ATOMIC_RELAXED) & ~freed);
     }
     return live;
 }
@@ -81,7 +90,7 @@ static bool start_chunk(fa_thread_t *t)
         a->spare = c->next;
         a->spare_count--;
     } else {
-        c = fa_region_chunk_alloc();
+        c = fa_thread_chunk_alloc(t);
         if (!c)
             return false;
         chunks_held++;
@@ -307,6 +316,17 @@ bool fa_frame_resize_in_place(fa_thread_t *t, fa_frame_chunk_t *c, void *p, size
     a->bytes += need - have;
     __atomic_store_n(&c->used_end, a->bump, __ATOMIC_RELEASE);
     return true;
+}
+
+void fa_frame_release_spares(fa_thread_t *t)
+{
+    fa_frame_arena_t *a = &t->frame;
+    while (a->spare) {
+        fa_frame_chunk_t *c = a->spare;
+        a->spare = c->next;
+        a->spare_count--;
+        release_chunk(c);
+    }
 }
 
 void fa_frame_end_now(fa_thread_t *t)

@@ -65,13 +65,14 @@ FA_INLINE void fa_frame_mark_start(fa_frame_chunk_t *c, char *p, char *end)
     __atomic_store_n(&c->used_end, end, __ATOMIC_RELEASE);
 }
 
-FA_INLINE void *fa_frame_alloc(fa_thread_t *t, size_t n)
+/* The fast path alone: a bump in the current chunk, or NULL (never calls out). */
+FA_INLINE void *fa_frame_try_alloc(fa_thread_t *t, size_t n)
 {
     fa_frame_arena_t *a = &t->frame;
     size_t need = (n + FA_FRAME_GRANULE - 1) & ~(size_t)(FA_FRAME_GRANULE - 1);
     char *p = a->bump;
     if (FA_UNLIKELY(n - 1 >= fa_frame_max || need > (size_t)(a->end - p)))
-        return fa_frame_alloc_slow(t, n, FA_MIN_ALIGN);
+        return NULL;
     a->bump = p + need;
     a->allocs++;
     a->bytes += need;
@@ -79,10 +80,18 @@ FA_INLINE void *fa_frame_alloc(fa_thread_t *t, size_t n)
     return p;
 }
 
-FA_INLINE void fa_frame_free(fa_thread_t *t, fa_frame_chunk_t *c, void *p)
+FA_INLINE void *fa_frame_alloc(fa_thread_t *t, size_t n)
+{
+    void *p = fa_frame_try_alloc(t, n);
+    return FA_LIKELY(p != NULL) ? p : fa_frame_alloc_slow(t, n, FA_MIN_ALIGN);
+}
+
+/* The fast path alone: strict mode, or the owner freeing a live block. Returns false
+ * (having done nothing) for every other case. */
+FA_INLINE bool fa_frame_try_free(fa_thread_t *t, fa_frame_chunk_t *c, void *p)
 {
     if (fa_frame_strict)
-        return;
+        return true;
     size_t off = (size_t)((char *)p - (char *)c);
     size_t w = off >> 10;
     uint64_t bit = 1ULL << ((off >> 4) & 63);
@@ -90,10 +99,16 @@ FA_INLINE void fa_frame_free(fa_thread_t *t, fa_frame_chunk_t *c, void *p)
         uint64_t freed = c->bits[w].freed_local;
         if (FA_LIKELY(c->bits[w].starts & ~freed & bit)) {
             __atomic_store_n(&c->bits[w].freed_local, freed | bit, __ATOMIC_RELAXED);
-            return;
+            return true;
         }
     }
-    fa_frame_free_slow(t, c, p);
+    return false;
+}
+
+FA_INLINE void fa_frame_free(fa_thread_t *t, fa_frame_chunk_t *c, void *p)
+{
+    if (FA_UNLIKELY(!fa_frame_try_free(t, c, p)))
+        fa_frame_free_slow(t, c, p);
 }
 
 /* Bytes usable at p (a live frame block), from p to the next block or the end. */
@@ -108,6 +123,9 @@ void fa_frame_end_now(fa_thread_t *t);
 /* Called when the thread's intent changes: from_frame says it was FA_FRAME, to_frame
  * that it becomes FA_FRAME. Syncs with the global frame where needed. */
 void fa_frame_on_intent_change(fa_thread_t *t, bool from_frame, bool to_frame);
+
+/* Gives the thread's spare chunks back to the region (memory pressure). */
+void fa_frame_release_spares(fa_thread_t *t);
 
 /* Thread exit: frees what it can, orphans chunks that still hold live blocks. */
 void fa_frame_thread_exit(fa_thread_t *t);

@@ -14,10 +14,11 @@
 
 enum { FA_POOL_LIST_NONE, FA_POOL_LIST_AVAIL, FA_POOL_LIST_FULL };
 
-/* Emptied chunks a thread keeps for reuse before giving them back to the OS. */
+/* Emptied chunks a thread always keeps for reuse, however long they stay empty. */
 #define FA_POOL_EMPTY_RETAIN 4
 
 size_t fa_pool_max = 1024;
+static uint64_t decay_ms = 1000;
 uintptr_t fa_pool_secret;
 uint8_t fa_pool_class_of[FA_POOL_LARGEST / 16 + 1];
 
@@ -51,6 +52,7 @@ static uintptr_t make_secret(void)
 void fa_pool_configure(void)
 {
     fa_pool_max = (size_t)fa_option(FA_OPT_POOL_MAX);
+    decay_ms = (uint64_t)fa_option(FA_OPT_POOL_DECAY_MS);
     if (!fa_pool_secret)
         fa_pool_secret = make_secret();
     unsigned cls = 0;
@@ -114,14 +116,55 @@ static void init_chunk(fa_thread_t *t, fa_pool_chunk_t *c, unsigned cls)
     __atomic_store_n(&c->head.owner, t->id, __ATOMIC_RELEASE);
 }
 
+/* ---- emptied chunks ----
+ * A program that frees a batch and allocates it again (a level, a frame's worth of
+ * objects) should find its pages still there: emptied chunks wait on a per-thread
+ * list, newest first, and are reused first. Only chunks that stay empty for
+ * FRAMEALLOC_POOL_DECAY_MS go back to the OS, checked on the slow paths. */
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static fa_pool_chunk_t *take_empty(fa_pool_cache_t *pc)
+{
+    fa_pool_chunk_t *c = pc->empty;
+    if (!c)
+        return NULL;
+    pc->empty = c->next;
+    if (pc->empty)
+        pc->empty->prev = NULL;
+    else
+        pc->empty_oldest = NULL;
+    pc->empty_count--;
+    return c;
+}
+
+static void release_chunk(fa_pool_chunk_t *c)
+{
+    chunks_held--;
+    fa_region_chunk_free(c);
+}
+
+static void release_expired(fa_pool_cache_t *pc, uint64_t now)
+{
+    fa_pool_chunk_t *c;
+    while (pc->empty_count > FA_POOL_EMPTY_RETAIN && (c = pc->empty_oldest) && c->empty_since_ms + decay_ms <= now) {
+        pc->empty_oldest = c->prev;
+        pc->empty_oldest->next = NULL;
+        pc->empty_count--;
+        release_chunk(c);
+    }
+}
+
 static fa_pool_chunk_t *new_chunk(fa_thread_t *t, unsigned cls)
 {
-    fa_pool_chunk_t *c = t->pool.empty;
-    if (c) {
-        t->pool.empty = c->next;
-        t->pool.empty_count--;
-    } else {
-        c = fa_region_chunk_alloc();
+    fa_pool_chunk_t *c = take_empty(&t->pool);
+    if (!c) {
+        c = fa_thread_chunk_alloc(t);
         if (!c)
             return NULL;
         chunks_held++;
@@ -130,18 +173,25 @@ static fa_pool_chunk_t *new_chunk(fa_thread_t *t, unsigned cls)
     return c;
 }
 
-/* An emptied chunk: keep a few for reuse, give the rest back to the OS. */
 static void retire_empty(fa_thread_t *t, fa_pool_chunk_t *c)
 {
     list_remove(t, c);
-    if (t->pool.empty_count < FA_POOL_EMPTY_RETAIN && t->state == FA_THREAD_LIVE) {
-        c->next = t->pool.empty;
-        t->pool.empty = c;
-        t->pool.empty_count++;
+    if (t->state != FA_THREAD_LIVE) {
+        release_chunk(c);
         return;
     }
-    chunks_held--;
-    fa_region_chunk_free(c);
+    fa_pool_cache_t *pc = &t->pool;
+    uint64_t now = now_ms();
+    c->empty_since_ms = now;
+    c->prev = NULL;
+    c->next = pc->empty;
+    if (pc->empty)
+        pc->empty->prev = c;
+    else
+        pc->empty_oldest = c;
+    pc->empty = c;
+    pc->empty_count++;
+    release_expired(pc, now);
 }
 
 /* Takes the blocks other threads freed into c. */
@@ -248,6 +298,8 @@ static bool refill(fa_thread_t *t, unsigned cls)
         list_push(t, c, FA_POOL_LIST_FULL);
         pc->current[cls] = NULL;
     }
+    if (pc->empty_count > FA_POOL_EMPTY_RETAIN)
+        release_expired(pc, now_ms());
     c = new_chunk(t, cls);
     if (!c)
         return false;
@@ -349,14 +401,20 @@ void fa_pool_free_slow(fa_thread_t *t, fa_pool_chunk_t *c, void *p)
     }
 }
 
+void fa_pool_release_cached(fa_thread_t *t)
+{
+    fa_pool_chunk_t *c;
+    while ((c = take_empty(&t->pool)))
+        release_chunk(c);
+}
+
 /* ---- thread exit ---- */
 
 static void orphan_or_release(fa_pool_chunk_t *c)
 {
     collect_remote(c);
     if (c->used == 0) {
-        chunks_held--;
-        fa_region_chunk_free(c);
+        release_chunk(c);
         return;
     }
     c->list = FA_POOL_LIST_NONE;
@@ -399,8 +457,7 @@ void fa_pool_thread_exit(fa_thread_t *t)
     }
     for (fa_pool_chunk_t *c = pc->empty, *next; c; c = next) {
         next = c->next;
-        chunks_held--;
-        fa_region_chunk_free(c);
+        release_chunk(c);
     }
     memset(pc, 0, sizeof *pc);
 }

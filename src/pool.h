@@ -40,6 +40,7 @@ typedef struct fa_pool_chunk {
     char *limit;          /* end of the block area */
     _Atomic(fa_pool_block_t *) thread_free;
     struct fa_pool_chunk *next, *prev;
+    uint64_t empty_since_ms; /* when it joined the thread's empty list */
 } fa_pool_chunk_t;
 
 #define FA_POOL_DATA_OFFSET 256
@@ -57,16 +58,23 @@ void fa_pool_configure(void);
 void *fa_pool_alloc_slow(fa_thread_t *t, size_t size);
 void fa_pool_free_slow(fa_thread_t *t, fa_pool_chunk_t *c, void *p);
 
-FA_INLINE void *fa_pool_alloc(fa_thread_t *t, size_t size)
+/* The fast path alone: a block from the thread's list, or NULL (never calls out). */
+FA_INLINE void *fa_pool_try_alloc(fa_thread_t *t, size_t size)
 {
     unsigned cls = fa_pool_class_of[(size + 15) >> 4];
     fa_pool_block_t *b = t->pool.free[cls];
     if (FA_UNLIKELY(!b))
-        return fa_pool_alloc_slow(t, size);
+        return NULL;
     t->pool.free[cls] = b->next;
     t->pool.allocs[cls]++;
     b->cookie = 0;
     return b;
+}
+
+FA_INLINE void *fa_pool_alloc(fa_thread_t *t, size_t size)
+{
+    void *p = fa_pool_try_alloc(t, size);
+    return FA_LIKELY(p != NULL) ? p : fa_pool_alloc_slow(t, size);
 }
 
 /* True when p is exactly a block start below the carve line. */
@@ -77,7 +85,9 @@ FA_INLINE bool fa_pool_is_block_start(const fa_pool_chunk_t *c, const void *p)
     return (size_t)index * c->block_size == off && (const char *)p < __atomic_load_n(&c->carve, __ATOMIC_RELAXED);
 }
 
-FA_INLINE void fa_pool_free(fa_thread_t *t, fa_pool_chunk_t *c, void *p)
+/* The fast path alone: the owner freeing into its current chunk after the checks.
+ * Returns false (having done nothing) for every other case. */
+FA_INLINE bool fa_pool_try_free(fa_thread_t *t, fa_pool_chunk_t *c, void *p)
 {
     fa_pool_block_t *b = p;
     uintptr_t cookie = (uintptr_t)b ^ fa_pool_secret;
@@ -88,9 +98,15 @@ FA_INLINE void fa_pool_free(fa_thread_t *t, fa_pool_chunk_t *c, void *p)
         b->next = t->pool.free[cls];
         t->pool.free[cls] = b;
         t->pool.frees[cls]++;
-        return;
+        return true;
     }
-    fa_pool_free_slow(t, c, p);
+    return false;
+}
+
+FA_INLINE void fa_pool_free(fa_thread_t *t, fa_pool_chunk_t *c, void *p)
+{
+    if (FA_UNLIKELY(!fa_pool_try_free(t, c, p)))
+        fa_pool_free_slow(t, c, p);
 }
 
 FA_INLINE size_t fa_pool_usable_size(const fa_pool_chunk_t *c) { return c->block_size; }
@@ -100,6 +116,8 @@ FA_INLINE size_t fa_pool_usable_size(const fa_pool_chunk_t *c) { return c->block
 void fa_pool_check_pointer(const fa_pool_chunk_t *c, const void *p, const char *what);
 
 void fa_pool_thread_exit(fa_thread_t *t);
+/* Gives the thread's emptied chunks back to the region (memory pressure). */
+void fa_pool_release_cached(fa_thread_t *t);
 
 typedef struct {
     uint64_t allocs, frees;          /* blocks, cumulative */

@@ -20,7 +20,7 @@ typedef struct {
     struct fa_pool_chunk *current[FA_POOL_CLASSES];
     struct fa_pool_chunk *avail[FA_POOL_CLASSES]; /* own chunks with local free blocks or uncarved room */
     struct fa_pool_chunk *full[FA_POOL_CLASSES];  /* own chunks with neither (other threads may free into them) */
-    struct fa_pool_chunk *empty;                  /* emptied chunks kept for reuse, any class */
+    struct fa_pool_chunk *empty, *empty_oldest;   /* emptied chunks kept for reuse, newest first */
     uint32_t empty_count;
 } fa_pool_cache_t;
 

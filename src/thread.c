@@ -142,6 +142,16 @@ bool fa_thread_attach(fa_thread_t *t)
     return true;
 }
 
+void *fa_thread_chunk_alloc(fa_thread_t *t)
+{
+    void *chunk = fa_region_chunk_alloc();
+    if (chunk)
+        return chunk;
+    fa_pool_release_cached(t);
+    fa_frame_release_spares(t);
+    return fa_region_chunk_alloc();
+}
+
 void fa_thread_for_each(void (*fn)(fa_thread_t *t, void *arg), void *arg)
 {
     pthread_mutex_lock(&registry_lock);

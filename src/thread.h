@@ -40,6 +40,10 @@ FA_INLINE fa_thread_t *fa_thread(void) { return &fa_thread_self; }
  * Returns false when the thread cannot use arenas (dead, or inside init). */
 bool fa_thread_attach(fa_thread_t *t);
 
+/* A chunk for thread t from the region; when the region cannot give one (exhausted,
+ * or RLIMIT_AS reached), t's cached spare chunks go back first and it tries again. */
+void *fa_thread_chunk_alloc(fa_thread_t *t);
+
 /* Calls fn for every live thread with the registry locked (statistics). */
 void fa_thread_for_each(void (*fn)(fa_thread_t *t, void *arg), void *arg);
 

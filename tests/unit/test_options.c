@@ -106,7 +106,8 @@ START_TEST(help_lists_every_setting)
     text[n] = '\0';
     const char *names[] = {"FRAMEALLOC_HELP", "FRAMEALLOC_STATS", "FRAMEALLOC_REGION_GB", "FRAMEALLOC_FRAME_MODE",
                            "FRAMEALLOC_FRAMES_IN_FLIGHT", "FRAMEALLOC_FRAME_MAX", "FRAMEALLOC_FRAME_RETAIN",
-                           "FRAMEALLOC_POOL_MAX", "FRAMEALLOC_FRAMELOG", "FRAMEALLOC_AUTOFRAME"};
+                           "FRAMEALLOC_POOL_MAX", "FRAMEALLOC_POOL_DECAY_MS", "FRAMEALLOC_FRAMELOG",
+                           "FRAMEALLOC_AUTOFRAME"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         ck_assert_msg(strstr(text, names[i]), "%s missing from help", names[i]);
     ck_assert_ptr_nonnull(strstr(text, "default safe"));

@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "alloc.h"
 #include "api.h"
@@ -136,8 +137,55 @@ START_TEST(many_blocks_keep_their_contents)
         }
     fa_stats s = stats();
     ck_assert_uint_eq(s.pool_live_bytes, 0);
-    /* Emptied chunks went back: only the current ones and a few spares remain. */
-    ck_assert_uint_le(s.pool_chunks, FA_POOL_CLASSES + 4);
+}
+END_TEST
+
+/* Frees everything it allocated: ~40 chunks of 1 KiB blocks. */
+static void allocate_and_free_batch(void)
+{
+    enum { N = 10000 };
+    static void *blocks[N];
+    for (int i = 0; i < N; i++)
+        blocks[i] = fa_malloc(1000);
+    for (int i = 0; i < N; i++)
+        fa_free(blocks[i]);
+}
+
+START_TEST(emptied_chunks_are_kept_for_reuse)
+{
+    allocate_and_free_batch();
+    uint64_t held = stats().pool_chunks;
+    ck_assert_uint_ge(held, 30); /* kept: the next batch finds its pages */
+    allocate_and_free_batch();
+    ck_assert_uint_eq(stats().pool_chunks, held);
+    ck_assert_uint_le(stats().region_peak_bytes, (held + 2) * FA_CHUNK_SIZE);
+}
+END_TEST
+
+START_TEST(emptied_chunks_go_back_after_the_decay)
+{
+    setenv("FRAMEALLOC_POOL_DECAY_MS", "50", 1);
+    allocate_and_free_batch();
+    ck_assert_uint_ge(stats().pool_chunks, 30);
+    struct timespec pause = {0, 120 * 1000000};
+    nanosleep(&pause, NULL);
+    /* Any slow path that empties a chunk or needs a new one releases the expired ones. */
+    void *p[70];
+    fa_scope_push(FA_POOL);
+    for (int i = 0; i < 70; i++)
+        p[i] = fa_malloc(4096);
+    fa_scope_pop();
+    for (int i = 0; i < 70; i++)
+        fa_free(p[i]);
+    ck_assert_uint_le(stats().pool_chunks, 4 + 4);
+}
+END_TEST
+
+START_TEST(decay_zero_releases_at_once)
+{
+    setenv("FRAMEALLOC_POOL_DECAY_MS", "0", 1);
+    allocate_and_free_batch();
+    ck_assert_uint_le(stats().pool_chunks, 2 + 4);
 }
 END_TEST
 
@@ -309,6 +357,9 @@ Suite *fa_test_suite(void)
     tcase_add_test(tc, usable_size_is_the_class_size);
     tcase_add_test(tc, freed_block_is_reused);
     tcase_add_test(tc, many_blocks_keep_their_contents);
+    tcase_add_test(tc, emptied_chunks_are_kept_for_reuse);
+    tcase_add_test(tc, emptied_chunks_go_back_after_the_decay);
+    tcase_add_test(tc, decay_zero_releases_at_once);
     tcase_add_test(tc, realloc_within_class_keeps_block);
     tcase_add_test(tc, calloc_zeroes_reused_blocks);
     tcase_add_test(tc, stats_count_pool_allocations);
