@@ -2,6 +2,7 @@
 #include "api.h"
 
 #include "frame.h"
+#include "framelog.h"
 #include "log.h"
 #include "thread.h"
 
@@ -19,10 +20,16 @@ static void warn_once(int *said, const char *what)
 
 void fa_frame_begin(void)
 {
-    /* Reserved for frame timing; the arena needs only fa_frame_end. */
+    /* Frame timing only; the arena needs only fa_frame_end. */
+    fa_thread_attach(fa_thread()); /* settings are read at init */
+    fa_framelog_begin();
 }
 
-void fa_frame_end(void) { fa_frame_end_now(fa_thread()); }
+void fa_frame_end(void)
+{
+    fa_frame_end_now(fa_thread());
+    fa_framelog_end(fa_stats_fill); /* after the recycling, which belongs to the frame's time */
+}
 
 int fa_active(void) { return 1; }
 
