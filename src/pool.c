@@ -17,15 +17,16 @@ enum { FA_POOL_LIST_NONE, FA_POOL_LIST_AVAIL, FA_POOL_LIST_FULL };
 /* Emptied chunks a thread always keeps for reuse, however long they stay empty. */
 #define FA_POOL_EMPTY_RETAIN 4
 
-size_t fa_pool_max = 1024;
+size_t fa_pool_max = 16384;
 static uint64_t decay_ms = 1000;
 uintptr_t fa_pool_secret;
 uint8_t fa_pool_class_of[FA_POOL_LARGEST / 16 + 1];
 
 /* 16-byte steps to 128, then four classes per doubling (at most 25% slack). */
 const uint32_t fa_pool_class_size[FA_POOL_CLASSES] = {
-    16, 32, 48, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 384,
-    448, 512, 640, 768, 896, 1024, 1280, 1536, 1792, 2048, 2560, 3072, 3584, 4096,
+    16,   32,   48,   64,   80,   96,   112,  128,   160,   192,   224,   256,
+    320,  384,  448,  512,  640,  768,  896,  1024,  1280,  1536,  1792,  2048,
+    2560, 3072, 3584, 4096, 5120, 6144, 7168, 8192, 10240, 12288, 14336, 16384,
 };
 
 /* Chunks of exited threads that still hold live blocks, by class. */
@@ -225,9 +226,10 @@ static bool fill_from(fa_thread_t *t, fa_pool_chunk_t *c)
     char *carve = __atomic_load_n(&c->carve, __ATOMIC_RELAXED);
     if (carve >= c->limit)
         return false;
-    /* A page's worth (at least 8 blocks), so pages are touched only as needed. */
+    /* About 16 KiB at a time (at least one block), so pages are touched only as
+     * they are needed, also for the large classes. */
     size_t size = c->block_size;
-    size_t count = 4096 / size > 8 ? 4096 / size : 8;
+    size_t count = 16384 / size ? 16384 / size : 1;
     size_t room = (size_t)(c->limit - carve) / size;
     if (count > room)
         count = room;

@@ -7,8 +7,8 @@
 
 #include <stdint.h>
 
-#define FA_POOL_CLASSES 28
-#define FA_POOL_LARGEST 4096
+#define FA_POOL_CLASSES 36
+#define FA_POOL_LARGEST 16384
 
 struct fa_pool_block;
 struct fa_pool_chunk;

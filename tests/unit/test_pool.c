@@ -42,7 +42,8 @@ static int intact(const unsigned char *p, size_t n, unsigned seed)
 
 START_TEST(small_sizes_route_to_pools)
 {
-    for (size_t n = 0; n <= 1024; n++) {
+    ck_assert_uint_eq(fa_pool_max, FA_POOL_LARGEST); /* the default */
+    for (size_t n = 0; n <= FA_POOL_LARGEST; n += n < 1024 ? 1 : 61) {
         void *p = fa_malloc(n);
         ck_assert_msg(is_pool(p), "size %zu not from a pool", n);
         ck_assert_uint_eq((uintptr_t)p % 16, 0);
@@ -50,7 +51,7 @@ START_TEST(small_sizes_route_to_pools)
         memset(p, 0xee, fa_malloc_usable_size(p));
         fa_free(p);
     }
-    void *big = fa_malloc(1025);
+    void *big = fa_malloc(FA_POOL_LARGEST + 1);
     ck_assert(!is_pool(big));
     fa_free(big);
 }
@@ -58,9 +59,13 @@ END_TEST
 
 START_TEST(pool_scope_serves_up_to_largest_class)
 {
+    setenv("FRAMEALLOC_POOL_MAX", "256", 1);
+    void *outside = fa_malloc(257);
+    ck_assert(!is_pool(outside));
+    fa_free(outside);
     fa_scope_push(FA_POOL);
-    void *p = fa_malloc(4096);
-    void *q = fa_malloc(4097);
+    void *p = fa_malloc(FA_POOL_LARGEST);
+    void *q = fa_malloc(FA_POOL_LARGEST + 1);
     fa_scope_pop();
     ck_assert(is_pool(p));
     ck_assert(!is_pool(q));
@@ -195,7 +200,7 @@ START_TEST(realloc_within_class_keeps_block)
     strcpy(p, "pool");
     ck_assert_ptr_eq(fa_realloc(p, 112), p);
     ck_assert_ptr_eq(fa_realloc(p, 60), p);
-    char *q = fa_realloc(p, 5000);
+    char *q = fa_realloc(p, FA_POOL_LARGEST + 100);
     ck_assert_str_eq(q, "pool");
     ck_assert(!is_pool(q));
     char *r = fa_realloc(q, 20); /* a heap block stays on the heap, as jemalloc would keep it */
