@@ -46,15 +46,25 @@ static uint64_t popcount(uint64_t x)
     return (x * 0x0101010101010101ULL) >> 56;
 }
 
+static uint64_t live_bits(fa_frame_chunk_t *c, size_t i)
+{
+    uint64_t freed = __atomic_load_n(&c->bits[i].freed_local, __ATOMIC_RELAXED) |
+                     __atomic_load_n(&c->freed_remote[i], __ATOMIC_ACQUIRE);
+    return __atomic_load_n(&c->bits[i].starts, __ATOMIC_RELAXED) & ~freed;
+}
+
+/* Live blocks in c. The usual answer is 0, found without counting. */
 static uint64_t count_live(fa_frame_chunk_t *c)
 {
-    uint64_t live = 0;
     size_t words = used_words(c);
-    for (size_t i = 0; i < words; i++) {
-        uint64_t freed = __atomic_load_n(&c->bits[i].freed_local, __ATOMIC_RELAXED) |
-                         __atomic_load_n(&c->freed_remote[i], __ATOMIC_ACQUIRE);
-        live += popcount(__atomic_load_n(&c->bits[i].starts, __ATOMIC_RELAXED) & ~freed);
-    }
+    uint64_t any = 0;
+    for (size_t i = 0; i < words; i++)
+        any |= live_bits(c, i);
+    if (!any)
+        return 0;
+    uint64_t live = 0;
+    for (size_t i = 0; i < words; i++)
+        live += popcount(live_bits(c, i));
     return live;
 }
 
