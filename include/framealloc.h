@@ -58,6 +58,9 @@ typedef struct fa_api {
     void (*tag_push)(const char *tag);
     void (*tag_pop)(void);
     int (*stats_get)(fa_stats *out, size_t size);
+    /* Added after the first release: check size before calling (fa__has). */
+    int (*report)(const char *dir);
+    void (*budget_set)(const char *tag, uint64_t bytes);
 } fa_api;
 
 #ifndef FRAMEALLOC_BUILDING_LIBRARY
@@ -135,6 +138,29 @@ static inline int fa_stats_get(fa_stats *out)
         return api->stats_get(out, sizeof *out);
     memset(out, 0, sizeof *out);
     return -1;
+}
+
+/* True when the loaded library's table includes the member at offset. */
+#define fa__has(api, member) ((api)->size >= offsetof(fa_api, member) + sizeof((api)->member))
+
+/* Writes the allocation-records report (summary.txt, report.json, *.folded) into dir,
+ * or into FRAMEALLOC_REPORT when dir is NULL. 0 on success; -1 without the library,
+ * when records are off (FRAMEALLOC_RECORDS) or when dir cannot be written. */
+static inline int fa_report(const char *dir)
+{
+    const fa_api *api = fa__api();
+    if (api && fa__has(api, report))
+        return api->report(dir);
+    return -1;
+}
+
+/* Prints one warning (with the allocating stack) the first time the live bytes
+ * attributed to tag exceed bytes. Budgets are checked while records are on. */
+static inline void fa_budget_set(const char *tag, uint64_t bytes)
+{
+    const fa_api *api = fa__api();
+    if (api && fa__has(api, budget_set))
+        api->budget_set(tag, bytes);
 }
 
 static inline void fa__scope_cleanup(int *unused)

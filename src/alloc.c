@@ -18,35 +18,43 @@
 #include "log.h"
 #include "os.h"
 #include "pool.h"
+#include "records.h"
 #include "region.h"
 #include "thread.h"
 
 #include "framealloc.h"
 
-/* Serves size from the arena the thread's intent names, or returns NULL. */
-FA_INLINE void *arena_alloc(fa_thread_t *t, size_t size)
+/* The normal path for intent (the records flag removed): the arena the intent names,
+ * with its slow path, and the heap for everything an arena does not serve. */
+static void *route(fa_thread_t *t, uint8_t intent, size_t size, size_t alignment)
 {
-    uint8_t intent = t->intent;
-    if (FA_LIKELY(intent == FA_DEFAULT)) {
-        if (FA_LIKELY(size <= fa_pool_max))
-            return fa_pool_alloc(t, size);
-        return NULL;
+    void *p = NULL;
+    if (alignment <= FA_MIN_ALIGN) {
+        if (intent == FA_DEFAULT) {
+            if (size <= fa_pool_max)
+                p = fa_pool_alloc(t, size);
+        } else if (intent == FA_FRAME) {
+            p = fa_frame_alloc(t, size);
+        } else if (intent == FA_POOL && size <= FA_POOL_LARGEST) {
+            p = fa_pool_alloc(t, size);
+        }
+        return p ? p : fa_heap_malloc(size);
     }
-    if (intent == FA_FRAME)
-        return fa_frame_alloc(t, size);
-    if (intent == FA_POOL && size <= FA_POOL_LARGEST)
-        return fa_pool_alloc(t, size);
-    return NULL;
+    /* Pool blocks are only 16-aligned: larger alignments use the frame arena or the heap. */
+    if (intent == FA_FRAME && (p = fa_frame_alloc_slow(t, size, alignment)))
+        return p;
+    return fa_heap_aligned(alignment, size);
 }
 
-/* Everything malloc's fast path does not handle: refills, other intents, the heap. */
-static FA_NOINLINE void *malloc_slow(fa_thread_t *t, size_t size)
+/* Every allocation that is not a fast-path hit: records (when on), then route. */
+static void *allocate(fa_thread_t *t, size_t size, size_t alignment)
 {
-    void *p = arena_alloc(t, size);
-    if (p)
-        return p;
-    return fa_heap_malloc(size);
+    if (FA_UNLIKELY(fa_records_mode))
+        return fa_records_alloc(t, fa_thread_intent(t), size, alignment, route);
+    return route(t, fa_thread_intent(t), size, alignment);
 }
+
+static FA_NOINLINE void *malloc_slow(fa_thread_t *t, size_t size) { return allocate(t, size, FA_MIN_ALIGN); }
 
 /* Only the two commonest cases inline, with no calls, so this needs no stack frame:
  * a pool pop under FA_DEFAULT, a frame bump under FA_FRAME. */
@@ -70,26 +78,21 @@ void *fa_calloc(size_t count, size_t size)
         errno = ENOMEM;
         return NULL;
     }
+    fa_thread_t *t = fa_thread();
+    uint8_t intent = fa_thread_intent(t);
+    if (!fa_records_mode && (intent == FA_DEFAULT ? total > fa_pool_max : intent == FA_HEAP))
+        return fa_heap_calloc(count, size); /* jemalloc knows which pages are already zero */
     /* Arena memory is reused without being cleared. */
-    void *p = arena_alloc(fa_thread(), total);
-    if (p)
-        return memset(p, 0, total);
-    return fa_heap_calloc(count, size);
+    void *p = allocate(t, total, FA_MIN_ALIGN);
+    return p ? memset(p, 0, total) : NULL;
 }
 
 /* Any power-of-two alignment. */
 void *fa_malloc_aligned(size_t alignment, size_t size)
 {
-    /* Pool blocks are only 16-aligned: larger alignments use the frame arena or the heap. */
     if (alignment <= FA_MIN_ALIGN)
         return fa_malloc(size);
-    fa_thread_t *t = fa_thread();
-    if (t->intent == FA_FRAME) {
-        void *p = fa_frame_alloc_slow(t, size, alignment);
-        if (p)
-            return p;
-    }
-    return fa_heap_aligned(alignment, size);
+    return allocate(fa_thread(), size, alignment);
 }
 
 FA_COLD static void report_foreign_pointer(const char *what, const void *p)
@@ -111,8 +114,11 @@ static FA_NOINLINE void free_slow(void *p)
             report_foreign_pointer("free", p);
         return;
     }
-    if (p)
-        fa_heap_free(p);
+    if (!p)
+        return;
+    if (FA_UNLIKELY(fa_records_mode))
+        fa_records_forget(p);
+    fa_heap_free(p);
 }
 
 /* Inline only the owner's own frees into a pool or frame chunk, with no calls. */
@@ -148,6 +154,18 @@ size_t fa_malloc_usable_size(void *p)
     return fa_heap_usable_size(p);
 }
 
+/* Moves p (old usable bytes) to a new block of size bytes, through the normal
+ * routing, so records see the new block as an allocation and the old as a free. */
+static void *realloc_moving(void *p, size_t old, size_t size)
+{
+    void *q = fa_malloc(size);
+    if (!q)
+        return NULL;
+    memcpy(q, p, old < size ? old : size);
+    fa_free(p);
+    return q;
+}
+
 /* realloc of a block in the region: in place when the arena allows, else move. */
 static void *realloc_owned(void *p, size_t size)
 {
@@ -168,12 +186,7 @@ static void *realloc_owned(void *p, size_t size)
     } else {
         report_foreign_pointer("realloc", p);
     }
-    void *q = fa_malloc(size);
-    if (!q)
-        return NULL;
-    memcpy(q, p, old < size ? old : size);
-    fa_free(p);
-    return q;
+    return realloc_moving(p, old, size);
 }
 
 void *fa_realloc(void *p, size_t size)
@@ -187,6 +200,8 @@ void *fa_realloc(void *p, size_t size)
     }
     if (fa_region_owns(p))
         return realloc_owned(p, size);
+    if (FA_UNLIKELY(fa_records_mode))
+        return realloc_moving(p, fa_heap_usable_size(p), size);
     return fa_heap_realloc(p, size);
 }
 

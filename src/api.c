@@ -4,6 +4,9 @@
 #include "frame.h"
 #include "framelog.h"
 #include "log.h"
+#include "options.h"
+#include "records.h"
+#include "report.h"
 #include "thread.h"
 
 #define FA_TAG_MAX 32
@@ -28,15 +31,21 @@ void fa_frame_begin(void)
 void fa_frame_end(void)
 {
     fa_frame_end_now(fa_thread());
+    if (fa_records_mode)
+        fa_records_frame_ended(__atomic_load_n(&fa_frame_number, __ATOMIC_ACQUIRE),
+                               (uint64_t)fa_option(FA_OPT_FRAMES_IN_FLIGHT));
+    fa_report_if_requested();
     fa_framelog_end(fa_stats_fill); /* after the recycling, which belongs to the frame's time */
 }
+
+void fa_budget_set(const char *tag, uint64_t bytes) { fa_records_set_budget(tag, bytes); }
 
 int fa_active(void) { return 1; }
 
 static void change_intent(fa_thread_t *t, uint8_t to)
 {
-    uint8_t from = t->intent;
-    t->intent = to;
+    uint8_t from = fa_thread_intent(t);
+    t->intent = (uint8_t)(to | (t->intent & FA_INTENT_RECORDS));
     if (from == FA_FRAME || to == FA_FRAME)
         fa_frame_on_intent_change(t, from == FA_FRAME, to == FA_FRAME);
 }
@@ -47,7 +56,7 @@ void fa_scope_push(int intent)
     fa_thread_t *t = fa_thread();
     if (intent < FA_DEFAULT || intent > FA_HEAP) {
         warn_once(&bad_intent, "fa_scope_push: unknown intent ignored (scope keeps the current intent)");
-        intent = t->intent;
+        intent = fa_thread_intent(t);
     }
     if (t->depth == FA_SCOPE_MAX) {
         warn_once(&too_deep, "fa_scope_push: scopes nested deeper than 32; the deeper ones keep the outer intent");
@@ -56,7 +65,7 @@ void fa_scope_push(int intent)
     }
     if (t->state == FA_THREAD_FRESH)
         fa_thread_attach(t);
-    t->scopes[t->depth++] = t->intent;
+    t->scopes[t->depth++] = fa_thread_intent(t);
     change_intent(t, (uint8_t)intent);
 }
 
@@ -105,4 +114,6 @@ const fa_api fa_api_v1 = {
     .tag_push = fa_tag_push,
     .tag_pop = fa_tag_pop,
     .stats_get = fa_stats_fill,
+    .report = fa_report,
+    .budget_set = fa_budget_set,
 };

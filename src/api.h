@@ -18,6 +18,9 @@ const char *fa_tag_current(void);
 /* Fills min(size, sizeof(fa_stats)) bytes of out; returns 0. */
 int fa_stats_fill(fa_stats *out, size_t size);
 FA_API int fa_stats_get(fa_stats *out);
+/* Writes the records report into dir (FRAMEALLOC_REPORT when dir is NULL); 0 on success. */
+FA_API int fa_report(const char *dir);
+FA_API void fa_budget_set(const char *tag, uint64_t bytes);
 FA_API int fa_active(void);
 /* Prints the counters on fd (FRAMEALLOC_STATS=1 at exit). */
 void fa_stats_print(int fd);

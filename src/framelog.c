@@ -87,7 +87,7 @@ static int enter(void)
     pthread_mutex_lock(&log_lock);
     if (__atomic_load_n(&log_state, __ATOMIC_RELAXED) == LOG_UNKNOWN)
         start();
-    if (log_state == LOG_ON)
+    if (__atomic_load_n(&log_state, __ATOMIC_RELAXED) == LOG_ON)
         return 1;
     pthread_mutex_unlock(&log_lock);
     return 0;

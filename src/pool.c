@@ -314,7 +314,7 @@ void *fa_pool_alloc_slow(fa_thread_t *t, size_t size)
     if (t->state != FA_THREAD_LIVE && !fa_thread_attach(t))
         return NULL;
     /* The first call may have initialised the library: re-check FRAMEALLOC_POOL_MAX. */
-    if (size > (t->intent == FA_POOL ? FA_POOL_LARGEST : fa_pool_max))
+    if (size > (fa_thread_intent(t) == FA_POOL ? FA_POOL_LARGEST : fa_pool_max))
         return NULL;
     unsigned cls = fa_pool_class_of[(size + 15) >> 4];
     if (!t->pool.free[cls] && !refill(t, cls))

@@ -10,6 +10,7 @@
 #include "log.h"
 #include "options.h"
 #include "pool.h"
+#include "records.h"
 #include "region.h"
 
 __thread fa_thread_t fa_thread_self __attribute__((tls_model("initial-exec")));
@@ -28,6 +29,7 @@ extern char **environ;
 static void fork_prepare(void)
 {
     pthread_mutex_lock(&registry_lock);
+    fa_records_fork_prepare();
     fa_frame_fork_prepare();
     fa_pool_fork_prepare();
     fa_region_fork_prepare();
@@ -38,6 +40,7 @@ static void fork_parent(void)
     fa_region_fork_parent();
     fa_pool_fork_parent();
     fa_frame_fork_parent();
+    fa_records_fork_parent();
     pthread_mutex_unlock(&registry_lock);
 }
 
@@ -50,6 +53,7 @@ static void fork_child(void)
     fa_region_fork_child();
     fa_pool_fork_child();
     fa_frame_fork_child();
+    fa_records_fork_child();
     pthread_mutex_init(&registry_lock, NULL);
     fa_thread_t *self = fa_thread();
     registry = NULL;
@@ -138,6 +142,7 @@ bool fa_thread_attach(fa_thread_t *t)
     pthread_mutex_unlock(&registry_lock);
     pthread_setspecific(exit_key, t);
     t->id = __atomic_fetch_add(&next_thread_id, 1, __ATOMIC_RELAXED);
+    t->intent |= fa_records_intent_flag();
     t->state = FA_THREAD_LIVE;
     return true;
 }

@@ -18,8 +18,14 @@ typedef enum {
     FA_THREAD_DEAD,      /* torn down at thread exit: everything goes to the heap */
 } fa_thread_state_t;
 
+/* Set in fa_thread_t.intent on every attached thread while allocation records are
+ * on: no fast-path compare matches, so every allocation reaches the slow path. */
+#define FA_INTENT_RECORDS 0x80
+#define FA_INTENT_MASK 0x7f
+
 typedef struct fa_thread {
-    /* Read by every malloc: the intent at the top of the scope stack. */
+    /* Read by every malloc: the intent at the top of the scope stack (an fa_intent),
+     * with FA_INTENT_RECORDS or'ed in while records are on. */
     uint8_t intent;
     uint8_t state;
     uint8_t in_init; /* set while this thread runs global init: route to the heap */
@@ -35,6 +41,9 @@ typedef struct fa_thread {
 extern __thread fa_thread_t fa_thread_self __attribute__((tls_model("initial-exec")));
 
 FA_INLINE fa_thread_t *fa_thread(void) { return &fa_thread_self; }
+
+/* The thread's intent without the records flag. */
+FA_INLINE uint8_t fa_thread_intent(const fa_thread_t *t) { return t->intent & FA_INTENT_MASK; }
 
 /* Attaches the calling thread if it is fresh (initialising the library if needed).
  * Returns false when the thread cannot use arenas (dead, or inside init). */

@@ -1,0 +1,636 @@
+/* Allocation records: sampling, stack capture, the call-site table, the map of
+ * recorded blocks, escapes, tags and budgets. All tables live in lazily touched
+ * anonymous mappings, so nothing here calls malloc. */
+#include "records.h"
+
+#include <dlfcn.h>
+#include <math.h>
+#include <pthread.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+
+#include "api.h"
+#include "frame.h"
+#include "framealloc.h"
+#include "log.h"
+#include "options.h"
+
+int fa_records_mode;
+static uint64_t sample_rate = 512 * 1024; /* bytes */
+static int stack_depth = 24;
+
+typedef int (*unw_backtrace_fn)(void **buffer, int size);
+static unw_backtrace_fn unwind;
+
+/* ---- per-thread state ---- */
+
+static __thread uint8_t in_records __attribute__((tls_model("initial-exec")));
+static __thread int64_t until_sample __attribute__((tls_model("initial-exec")));
+static __thread uint64_t rng __attribute__((tls_model("initial-exec")));
+static __thread uint8_t sampler_ready __attribute__((tls_model("initial-exec")));
+
+static uint64_t next_random(void)
+{
+    /* splitmix64: a thread-local stream seeded from its address and the clock */
+    uint64_t z = (rng += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+/* Bytes to the next sample: exponential with mean sample_rate (a Poisson process
+ * over allocated bytes, so every byte has the same chance). */
+static int64_t draw_interval(void)
+{
+    double u = ((double)(next_random() >> 11) + 0.5) / 9007199254740992.0;
+    return (int64_t)(-log(u) * (double)sample_rate) + 1;
+}
+
+/* ---- mappings ---- */
+
+static void *map_table(size_t bytes)
+{
+    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+/* ---- call sites ---- */
+
+#define MAX_SITES (1u << 20)
+#define SITE_INDEX_SLOTS (MAX_SITES * 2)
+#define FRAME_POOL_WORDS ((size_t)MAX_SITES * 16)
+
+typedef struct {
+    uint64_t hash;
+    uint32_t depth;
+    uint32_t first_frame; /* index into frame_pool */
+    _Atomic uint64_t alloc_count, alloc_bytes, live_count, live_bytes, escape_count, escape_bytes, samples;
+    _Atomic uint8_t intent;
+    _Atomic uint16_t tag;
+} site_t;
+
+static site_t *sites;
+static _Atomic uint32_t *site_index; /* 0: empty; else site id + 1 */
+static uintptr_t *frame_pool;
+static _Atomic uint32_t site_count;
+static size_t frame_pool_used;
+static pthread_mutex_t site_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static uint64_t hash_frames(const uintptr_t *frames, int depth)
+{
+    uint64_t h = 0xcbf29ce484222325ULL ^ (uint64_t)depth;
+    for (int i = 0; i < depth; i++) {
+        h ^= frames[i];
+        h *= 0x100000001b3ULL;
+        h ^= h >> 29;
+    }
+    return h;
+}
+
+static bool same_site(const site_t *s, uint64_t hash, const uintptr_t *frames, int depth)
+{
+    return s->hash == hash && s->depth == (uint32_t)depth &&
+           memcmp(&frame_pool[s->first_frame], frames, (size_t)depth * sizeof *frames) == 0;
+}
+
+/* The site id for this stack, adding it if new; UINT32_MAX when the table is full.
+ * Readers need no lock: a slot is published only after its site is complete. */
+static uint32_t intern_site(const uintptr_t *frames, int depth)
+{
+    uint64_t hash = hash_frames(frames, depth);
+    size_t mask = SITE_INDEX_SLOTS - 1;
+    for (size_t i = hash & mask;; i = (i + 1) & mask) {
+        uint32_t slot = __atomic_load_n(&site_index[i], __ATOMIC_ACQUIRE);
+        if (!slot)
+            break;
+        if (same_site(&sites[slot - 1], hash, frames, depth))
+            return slot - 1;
+    }
+    pthread_mutex_lock(&site_lock);
+    uint32_t id = UINT32_MAX;
+    for (size_t i = hash & mask;; i = (i + 1) & mask) {
+        uint32_t slot = __atomic_load_n(&site_index[i], __ATOMIC_ACQUIRE);
+        if (slot && same_site(&sites[slot - 1], hash, frames, depth)) {
+            id = slot - 1;
+            break;
+        }
+        if (!slot) {
+            uint32_t n = site_count;
+            if (n >= MAX_SITES || frame_pool_used + (size_t)depth > FRAME_POOL_WORDS)
+                break;
+            site_t *s = &sites[n];
+            s->hash = hash;
+            s->depth = (uint32_t)depth;
+            s->first_frame = (uint32_t)frame_pool_used;
+            memcpy(&frame_pool[frame_pool_used], frames, (size_t)depth * sizeof *frames);
+            frame_pool_used += (size_t)depth;
+            __atomic_store_n(&site_count, n + 1, __ATOMIC_RELEASE);
+            __atomic_store_n(&site_index[i], n + 1, __ATOMIC_RELEASE);
+            id = n;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&site_lock);
+    return id;
+}
+
+/* ---- tags ---- */
+
+#define MAX_TAGS 255
+
+typedef struct {
+    const char *name;
+    _Atomic int64_t live_bytes;
+    _Atomic uint64_t peak_bytes, alloc_bytes, budget;
+    _Atomic uint8_t warned;
+} tag_t;
+
+static tag_t tags[MAX_TAGS + 1]; /* 0: no tag */
+static _Atomic uint32_t tag_count = 1;
+static pthread_mutex_t tag_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static uint16_t intern_tag(const char *name)
+{
+    if (!name)
+        return 0;
+    uint32_t n = __atomic_load_n(&tag_count, __ATOMIC_ACQUIRE);
+    for (uint32_t i = 1; i < n; i++)
+        if (tags[i].name == name || strcmp(tags[i].name, name) == 0)
+            return (uint16_t)i;
+    pthread_mutex_lock(&tag_lock);
+    uint16_t id = 0;
+    n = tag_count;
+    for (uint32_t i = 1; i < n && !id; i++)
+        if (strcmp(tags[i].name, name) == 0)
+            id = (uint16_t)i;
+    if (!id && n <= MAX_TAGS) {
+        tags[n].name = name;
+        __atomic_store_n(&tag_count, n + 1, __ATOMIC_RELEASE);
+        id = (uint16_t)n;
+    }
+    pthread_mutex_unlock(&tag_lock);
+    return id;
+}
+
+/* ---- the map of recorded blocks ---- */
+
+#define SHARDS 64
+
+typedef struct {
+    uintptr_t ptr; /* 0: empty slot */
+    uint64_t size;
+    uint64_t weight; /* bytes this record stands for */
+    uint64_t frame;  /* global frame number when allocated */
+    uint32_t site;
+    uint16_t tag;
+    uint8_t intent;
+    uint8_t escaped;
+} record_t;
+
+typedef struct {
+    pthread_mutex_t lock;
+    record_t *slots;
+    size_t capacity; /* power of two, or 0 */
+    size_t used;
+} shard_t;
+
+static shard_t shards[SHARDS];
+static _Atomic uint64_t live_records;
+
+static size_t shard_of(uintptr_t p) { return (size_t)((p >> 4) * 0x9e3779b97f4a7c15ULL >> 58); }
+static size_t slot_of(uintptr_t p, size_t capacity) { return (size_t)((p >> 4) * 0xff51afd7ed558ccdULL >> 20) & (capacity - 1); }
+
+static bool shard_grow(shard_t *s)
+{
+    size_t capacity = s->capacity ? s->capacity * 2 : 1024;
+    record_t *slots = map_table(capacity * sizeof *slots);
+    if (!slots)
+        return false;
+    for (size_t i = 0; i < s->capacity; i++) {
+        record_t *r = &s->slots[i];
+        if (!r->ptr)
+            continue;
+        size_t j = slot_of(r->ptr, capacity);
+        while (slots[j].ptr)
+            j = (j + 1) & (capacity - 1);
+        slots[j] = *r;
+    }
+    if (s->slots)
+        munmap(s->slots, s->capacity * sizeof *s->slots);
+    s->slots = slots;
+    s->capacity = capacity;
+    return true;
+}
+
+static void map_insert(const record_t *r)
+{
+    shard_t *s = &shards[shard_of(r->ptr)];
+    pthread_mutex_lock(&s->lock);
+    if ((s->used + 1) * 4 > s->capacity * 3 && !shard_grow(s)) {
+        pthread_mutex_unlock(&s->lock);
+        return;
+    }
+    size_t i = slot_of(r->ptr, s->capacity);
+    while (s->slots[i].ptr)
+        i = (i + 1) & (s->capacity - 1);
+    s->slots[i] = *r;
+    s->used++;
+    live_records++;
+    pthread_mutex_unlock(&s->lock);
+}
+
+/* Removes p's record into *out (linear probing with backward shift). */
+static bool map_remove(uintptr_t p, record_t *out)
+{
+    shard_t *s = &shards[shard_of(p)];
+    pthread_mutex_lock(&s->lock);
+    bool found = false;
+    if (s->capacity) {
+        size_t mask = s->capacity - 1;
+        size_t i = slot_of(p, s->capacity);
+        for (; s->slots[i].ptr; i = (i + 1) & mask) {
+            if (s->slots[i].ptr != p)
+                continue;
+            *out = s->slots[i];
+            found = true;
+            size_t hole = i;
+            for (size_t j = (i + 1) & mask; s->slots[j].ptr; j = (j + 1) & mask) {
+                size_t home = slot_of(s->slots[j].ptr, s->capacity);
+                /* Move j into the hole if its home is not between hole and j. */
+                if (((j - home) & mask) >= ((j - hole) & mask)) {
+                    s->slots[hole] = s->slots[j];
+                    hole = j;
+                }
+            }
+            s->slots[hole].ptr = 0;
+            s->used--;
+            live_records--;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&s->lock);
+    return found;
+}
+
+/* Marks p's record as escaped if it is still the frame block made in frame. */
+static bool map_mark_escaped(uintptr_t p, uint64_t frame, record_t *out)
+{
+    shard_t *s = &shards[shard_of(p)];
+    pthread_mutex_lock(&s->lock);
+    bool marked = false;
+    if (s->capacity) {
+        for (size_t i = slot_of(p, s->capacity); s->slots[i].ptr; i = (i + 1) & (s->capacity - 1)) {
+            record_t *r = &s->slots[i];
+            if (r->ptr == p) {
+                if (r->intent == FA_FRAME && r->frame == frame && !r->escaped) {
+                    r->escaped = 1;
+                    *out = *r;
+                    marked = true;
+                }
+                break;
+            }
+        }
+    }
+    pthread_mutex_unlock(&s->lock);
+    return marked;
+}
+
+/* ---- recorded frame blocks waiting for their frame to be recycled ---- */
+
+typedef struct {
+    uintptr_t ptr;
+    uint64_t frame;
+} pending_t;
+
+#define MAX_PENDING ((size_t)1 << 24)
+static pending_t *pending;
+static size_t pending_count;
+static pthread_mutex_t pending_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* ---- accounting ---- */
+
+static uint64_t count_weight(const record_t *r) { return r->size ? (r->weight + r->size / 2) / r->size : 0; }
+
+static void account(const record_t *r, int sign)
+{
+    site_t *s = &sites[r->site];
+    uint64_t count = count_weight(r);
+    if (sign > 0) {
+        s->alloc_count += count;
+        s->alloc_bytes += r->weight;
+        s->live_count += count;
+        s->live_bytes += r->weight;
+        s->samples++;
+        s->intent = r->intent;
+        s->tag = r->tag;
+    } else {
+        s->live_count -= count;
+        s->live_bytes -= r->weight;
+    }
+    if (r->tag) {
+        tag_t *t = &tags[r->tag];
+        int64_t live = (t->live_bytes += sign * (int64_t)r->weight);
+        if (sign > 0) {
+            t->alloc_bytes += r->weight;
+            uint64_t peak = t->peak_bytes;
+            while (live > 0 && (uint64_t)live > peak &&
+                   !__atomic_compare_exchange_n(&t->peak_bytes, &peak, (uint64_t)live, true, __ATOMIC_RELAXED,
+                                                __ATOMIC_RELAXED))
+                ;
+        }
+    }
+}
+
+static void describe_frame(uintptr_t pc, char *out, size_t cap)
+{
+    Dl_info info;
+    if (dladdr((void *)(pc - 1), &info) && info.dli_sname)
+        fa_format(out, cap, "%s+%zu", info.dli_sname, (size_t)(pc - (uintptr_t)info.dli_saddr));
+    else if (info.dli_fname)
+        fa_format(out, cap, "%s+%p", info.dli_fname, (void *)(pc - (uintptr_t)info.dli_fbase));
+    else
+        fa_format(out, cap, "%p", (void *)pc);
+}
+
+static void check_budget(const record_t *r, const uintptr_t *frames, int depth)
+{
+    tag_t *t = &tags[r->tag];
+    uint64_t budget = t->budget;
+    if (!budget || t->live_bytes <= (int64_t)budget || __atomic_exchange_n(&t->warned, 1, __ATOMIC_RELAXED))
+        return;
+    char where[3][160] = {"", "", ""};
+    for (int i = 0; i < depth && i < 3; i++)
+        describe_frame(frames[i], where[i], sizeof where[i]);
+    fa_log("tag \"%s\" is over its budget: %lld bytes live, budget %llu (allocation at %s < %s < %s)", t->name,
+           (long long)t->live_bytes, (unsigned long long)budget, where[0], where[1], where[2]);
+}
+
+/* ---- the recording path ---- */
+
+/* The stack above the allocator's own frames (malloc, fa_malloc, the slow paths). */
+static int capture(uintptr_t *frames)
+{
+    void *raw[FA_RECORDS_MAX_DEPTH + 8];
+    int n = unwind(raw, stack_depth + 8);
+    int skip = 0;
+    Dl_info self;
+    static void *self_base;
+    if (!self_base && dladdr((void *)capture, &self))
+        self_base = self.dli_fbase;
+    /* Skip leading frames inside this library; keep the first caller outside it. */
+    while (skip < n) {
+        Dl_info info;
+        if (!dladdr(raw[skip], &info) || info.dli_fbase != self_base)
+            break;
+        skip++;
+    }
+    int depth = n - skip < stack_depth ? n - skip : stack_depth;
+    for (int i = 0; i < depth; i++)
+        frames[i] = (uintptr_t)raw[skip + i];
+    return depth;
+}
+
+void *fa_records_alloc(fa_thread_t *t, uint8_t intent, size_t size, size_t alignment, fa_route_fn route)
+{
+    if (in_records || !unwind)
+        return route(t, intent, size, alignment);
+    uint64_t weight = size ? size : 1;
+    if (fa_records_mode == FA_RECORDS_SAMPLE) {
+        if (!sampler_ready) {
+            rng = (uint64_t)(uintptr_t)&in_records ^ (uint64_t)time(NULL) * 0x9e3779b97f4a7c15ULL;
+            until_sample = draw_interval();
+            sampler_ready = 1;
+        }
+        until_sample -= (int64_t)weight;
+        if (until_sample > 0)
+            return route(t, intent, size, alignment);
+        while (until_sample <= 0)
+            until_sample += draw_interval();
+        /* A block of s bytes is sampled with probability 1 - exp(-s / rate). */
+        double p = 1.0 - exp(-(double)weight / (double)sample_rate);
+        weight = (uint64_t)((double)weight / p + 0.5);
+    }
+    in_records = 1;
+    uintptr_t frames[FA_RECORDS_MAX_DEPTH];
+    int depth = capture(frames);
+    uint32_t site = intern_site(frames, depth);
+    /* Recorded blocks live on the heap, so the arenas' frees never look them up. */
+    void *p = route(t, FA_HEAP, size, alignment);
+    if (p && site != UINT32_MAX) {
+        record_t r = {
+            .ptr = (uintptr_t)p,
+            .size = size ? size : 1,
+            .weight = weight,
+            .frame = __atomic_load_n(&fa_frame_number, __ATOMIC_ACQUIRE),
+            .site = site,
+            .tag = intern_tag(fa_tag_current()),
+            .intent = intent,
+        };
+        map_insert(&r);
+        account(&r, +1);
+        if (r.tag)
+            check_budget(&r, frames, depth);
+        if (intent == FA_FRAME) {
+            pthread_mutex_lock(&pending_lock);
+            if (pending_count < MAX_PENDING)
+                pending[pending_count++] = (pending_t){r.ptr, r.frame};
+            pthread_mutex_unlock(&pending_lock);
+        }
+    }
+    in_records = 0;
+    return p;
+}
+
+void fa_records_pause(int paused) { in_records = (uint8_t)(paused != 0); }
+
+bool fa_records_forget(void *p)
+{
+    if (!__atomic_load_n(&live_records, __ATOMIC_RELAXED))
+        return false;
+    record_t r;
+    if (!map_remove((uintptr_t)p, &r))
+        return false;
+    account(&r, -1);
+    return true;
+}
+
+void fa_records_frame_ended(uint64_t now, uint64_t frames_in_flight)
+{
+    pthread_mutex_lock(&pending_lock);
+    size_t kept = 0;
+    for (size_t i = 0; i < pending_count; i++) {
+        pending_t e = pending[i];
+        if (e.frame + frames_in_flight > now) {
+            pending[kept++] = e;
+            continue;
+        }
+        record_t r;
+        if (map_mark_escaped(e.ptr, e.frame, &r)) {
+            site_t *s = &sites[r.site];
+            s->escape_count += count_weight(&r);
+            s->escape_bytes += r.weight;
+        }
+    }
+    pending_count = kept;
+    pthread_mutex_unlock(&pending_lock);
+}
+
+/* ---- start-up ---- */
+
+uint8_t fa_records_intent_flag(void) { return fa_records_mode != FA_RECORDS_OFF ? FA_INTENT_RECORDS : 0; }
+
+static bool load_unwinder(void)
+{
+    /* RTLD_LOCAL keeps libunwind's own _Unwind_* names out of the global scope,
+     * where they would replace the C++ runtime's exception unwinder. */
+    void *lib = dlopen("libunwind.so.8", RTLD_NOW | RTLD_LOCAL);
+    if (!lib) {
+        fa_log("FRAMEALLOC_RECORDS: cannot load libunwind.so.8 (install libunwind8); records are off");
+        return false;
+    }
+    unw_backtrace_fn fn = (unw_backtrace_fn)dlsym(lib, "unw_backtrace");
+    if (!fn) {
+        fa_log("FRAMEALLOC_RECORDS: libunwind.so.8 has no unw_backtrace; records are off");
+        return false;
+    }
+    /* The first unwind takes the loader's lock and fills libunwind's caches: do it
+     * now, outside any allocation. */
+    void *warm[8];
+    fn(warm, 8);
+    unwind = fn;
+    return true;
+}
+
+static bool map_tables(void)
+{
+    sites = map_table(MAX_SITES * sizeof *sites);
+    site_index = map_table(SITE_INDEX_SLOTS * sizeof *site_index);
+    frame_pool = map_table(FRAME_POOL_WORDS * sizeof *frame_pool);
+    pending = map_table(MAX_PENDING * sizeof *pending);
+    if (!sites || !site_index || !frame_pool || !pending) {
+        fa_log("FRAMEALLOC_RECORDS: cannot map the record tables; records are off");
+        return false;
+    }
+    for (int i = 0; i < SHARDS; i++)
+        pthread_mutex_init(&shards[i].lock, NULL);
+    return true;
+}
+
+void fa_records_start(void)
+{
+    int mode = (int)fa_option(FA_OPT_RECORDS);
+    sample_rate = (uint64_t)fa_option(FA_OPT_RECORDS_RATE) * 1024;
+    stack_depth = (int)fa_option(FA_OPT_RECORDS_DEPTH);
+    if (mode == FA_RECORDS_OFF || fa_records_mode != FA_RECORDS_OFF)
+        return;
+    in_records = 1; /* allocations made while loading libunwind are not recorded */
+    bool ok = map_tables() && load_unwinder();
+    in_records = 0;
+    if (!ok)
+        return;
+    __atomic_store_n(&fa_records_mode, mode, __ATOMIC_RELEASE);
+    /* Threads attached from now on get the flag at attach; the constructor's own
+     * thread (usually the only one so far) may have attached already. */
+    fa_thread_t *self = fa_thread();
+    if (self->state == FA_THREAD_LIVE)
+        self->intent |= FA_INTENT_RECORDS;
+}
+
+/* ---- reports ---- */
+
+static void fill_site(uint32_t id, fa_site_t *out)
+{
+    site_t *s = &sites[id];
+    out->id = id;
+    out->depth = s->depth;
+    out->frames = &frame_pool[s->first_frame];
+    out->alloc_count = s->alloc_count;
+    out->alloc_bytes = s->alloc_bytes;
+    out->live_count = s->live_count;
+    out->live_bytes = s->live_bytes;
+    out->escape_count = s->escape_count;
+    out->escape_bytes = s->escape_bytes;
+    out->samples = s->samples;
+    out->intent = s->intent;
+    out->tag = s->tag ? tags[s->tag].name : NULL;
+}
+
+void fa_records_for_each_site(void (*fn)(const fa_site_t *site, void *arg), void *arg)
+{
+    uint32_t n = __atomic_load_n(&site_count, __ATOMIC_ACQUIRE);
+    for (uint32_t id = 0; id < n; id++) {
+        fa_site_t site;
+        fill_site(id, &site);
+        if (site.samples)
+            fn(&site, arg);
+    }
+}
+
+void fa_records_for_each_tag(void (*fn)(const fa_tag_totals_t *tag, void *arg), void *arg)
+{
+    uint32_t n = __atomic_load_n(&tag_count, __ATOMIC_ACQUIRE);
+    for (uint32_t i = 1; i < n; i++) {
+        int64_t live = tags[i].live_bytes;
+        fa_tag_totals_t t = {tags[i].name, live > 0 ? (uint64_t)live : 0, tags[i].peak_bytes, tags[i].alloc_bytes,
+                             tags[i].budget};
+        fn(&t, arg);
+    }
+}
+
+void fa_records_summary(uint64_t *samples, uint64_t *estimated_bytes, uint64_t *rate)
+{
+    uint64_t n = 0, bytes = 0;
+    uint32_t count = __atomic_load_n(&site_count, __ATOMIC_ACQUIRE);
+    for (uint32_t id = 0; id < count; id++) {
+        n += sites[id].samples;
+        bytes += sites[id].alloc_bytes;
+    }
+    *samples = n;
+    *estimated_bytes = bytes;
+    *rate = fa_records_mode == FA_RECORDS_SAMPLE ? sample_rate : 0;
+}
+
+void fa_records_set_budget(const char *tag, uint64_t bytes)
+{
+    if (fa_records_mode == FA_RECORDS_OFF) {
+        static int said;
+        if (!__atomic_exchange_n(&said, 1, __ATOMIC_RELAXED))
+            fa_log("fa_budget_set: tag budgets are checked when FRAMEALLOC_RECORDS=sample or full (reported once)");
+        return;
+    }
+    uint16_t id = intern_tag(tag);
+    if (id) {
+        tags[id].budget = bytes;
+        tags[id].warned = 0;
+    }
+}
+
+/* ---- fork ---- */
+
+void fa_records_fork_prepare(void)
+{
+    pthread_mutex_lock(&site_lock);
+    pthread_mutex_lock(&tag_lock);
+    pthread_mutex_lock(&pending_lock);
+    for (int i = 0; i < SHARDS; i++)
+        pthread_mutex_lock(&shards[i].lock);
+}
+
+void fa_records_fork_parent(void)
+{
+    for (int i = SHARDS - 1; i >= 0; i--)
+        pthread_mutex_unlock(&shards[i].lock);
+    pthread_mutex_unlock(&pending_lock);
+    pthread_mutex_unlock(&tag_lock);
+    pthread_mutex_unlock(&site_lock);
+}
+
+void fa_records_fork_child(void)
+{
+    for (int i = 0; i < SHARDS; i++)
+        pthread_mutex_init(&shards[i].lock, NULL);
+    pthread_mutex_init(&pending_lock, NULL);
+    pthread_mutex_init(&tag_lock, NULL);
+    pthread_mutex_init(&site_lock, NULL);
+}

@@ -1,0 +1,463 @@
+/* Report writers. They run outside the allocation paths (API calls, frame end,
+ * exit), with recording paused on the calling thread, so they may allocate. */
+#include "report.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "api.h"
+#include "framealloc.h"
+#include "log.h"
+#include "options.h"
+#include "records.h"
+#include "symbols.h"
+
+#define TOP_SITES 20
+
+static volatile sig_atomic_t report_requested;
+
+/* ---- buffered output over write(2) ---- */
+
+typedef struct {
+    int fd;
+    size_t len;
+    int failed;
+    char buf[16384];
+} out_t;
+
+static void out_flush(out_t *o)
+{
+    size_t done = 0;
+    while (done < o->len) {
+        ssize_t n = write(o->fd, o->buf + done, o->len - done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            o->failed = 1;
+            break;
+        }
+        done += (size_t)n;
+    }
+    o->len = 0;
+}
+
+static void out_text(out_t *o, const char *s, size_t n)
+{
+    while (n) {
+        if (o->len == sizeof o->buf)
+            out_flush(o);
+        size_t room = sizeof o->buf - o->len;
+        size_t take = n < room ? n : room;
+        memcpy(o->buf + o->len, s, take);
+        o->len += take;
+        s += take;
+        n -= take;
+    }
+}
+
+static void out_printf(out_t *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void out_printf(out_t *o, const char *fmt, ...)
+{
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    size_t n = fa_vformat(line, sizeof line, fmt, ap);
+    va_end(ap);
+    out_text(o, line, n);
+}
+
+/* A JSON string literal. */
+static void out_json_string(out_t *o, const char *s)
+{
+    out_text(o, "\"", 1);
+    for (; s && *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') {
+            char esc[2] = {'\\', (char)c};
+            out_text(o, esc, 2);
+        } else if (c < 0x20) {
+            out_printf(o, "\\u%04x", c);
+        } else {
+            out_text(o, (const char *)&c, 1);
+        }
+    }
+    out_text(o, "\"", 1);
+}
+
+static int out_open(out_t *o, const char *dir, const char *name)
+{
+    char path[4096];
+    fa_format(path, sizeof path, "%s/%s", dir, name);
+    o->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    o->len = 0;
+    o->failed = o->fd < 0;
+    return o->fd >= 0 ? 0 : -1;
+}
+
+static int out_close(out_t *o)
+{
+    out_flush(o);
+    int failed = o->failed || close(o->fd) != 0;
+    return failed ? -1 : 0;
+}
+
+/* "12.3 MiB" without floating point. */
+static void format_bytes(char *buf, size_t cap, uint64_t bytes)
+{
+    static const char *units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    int u = 0;
+    uint64_t scaled = bytes * 10;
+    while (scaled >= 10240 && u < 4) {
+        scaled /= 1024;
+        u++;
+    }
+    if (u == 0)
+        fa_format(buf, cap, "%llu B", (unsigned long long)bytes);
+    else
+        fa_format(buf, cap, "%llu.%llu %s", (unsigned long long)(scaled / 10), (unsigned long long)(scaled % 10), units[u]);
+}
+
+static const char *intent_name(uint8_t intent)
+{
+    switch (intent) {
+    case FA_FRAME: return "frame";
+    case FA_POOL: return "pool";
+    case FA_HEAP: return "heap";
+    default: return "default";
+    }
+}
+
+/* ---- the sites, copied out of the records for sorting ---- */
+
+typedef struct {
+    fa_site_t *items;
+    size_t count, capacity;
+} site_list_t;
+
+static void collect_site(const fa_site_t *site, void *arg)
+{
+    site_list_t *list = arg;
+    if (list->count < list->capacity)
+        list->items[list->count++] = *site;
+}
+
+static int by_alloc_bytes(const void *a, const void *b)
+{
+    uint64_t x = ((const fa_site_t *)a)->alloc_bytes, y = ((const fa_site_t *)b)->alloc_bytes;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+static int by_alloc_count(const void *a, const void *b)
+{
+    uint64_t x = ((const fa_site_t *)a)->alloc_count, y = ((const fa_site_t *)b)->alloc_count;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+static int by_live_bytes(const void *a, const void *b)
+{
+    uint64_t x = ((const fa_site_t *)a)->live_bytes, y = ((const fa_site_t *)b)->live_bytes;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+static int by_escape_bytes(const void *a, const void *b)
+{
+    uint64_t x = ((const fa_site_t *)a)->escape_bytes, y = ((const fa_site_t *)b)->escape_bytes;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* ---- writers ---- */
+
+static void write_frame_line(out_t *o, uintptr_t pc)
+{
+    fa_symbol_t sym;
+    fa_symbols_lookup(pc, &sym);
+    if (sym.file[0])
+        out_printf(o, "        at %s (%s:%d)\n", sym.function, sym.file, sym.line);
+    else
+        out_printf(o, "        at %s [%s]\n", sym.function, sym.module);
+}
+
+typedef uint64_t (*site_value_fn)(const fa_site_t *site);
+static uint64_t value_alloc_bytes(const fa_site_t *s) { return s->alloc_bytes; }
+static uint64_t value_alloc_count(const fa_site_t *s) { return s->alloc_count; }
+static uint64_t value_live_bytes(const fa_site_t *s) { return s->live_bytes; }
+static uint64_t value_escape_bytes(const fa_site_t *s) { return s->escape_bytes; }
+
+static void write_top(out_t *o, site_list_t *sites, const char *title, int (*order)(const void *, const void *),
+                      site_value_fn value, int depth_shown)
+{
+    qsort(sites->items, sites->count, sizeof *sites->items, order);
+    out_printf(o, "\n%s\n", title);
+    int shown = 0;
+    for (size_t i = 0; i < sites->count && shown < TOP_SITES; i++) {
+        const fa_site_t *s = &sites->items[i];
+        if (!value(s))
+            break;
+        char alloc[32], live[32], escaped[32];
+        format_bytes(alloc, sizeof alloc, s->alloc_bytes);
+        format_bytes(live, sizeof live, s->live_bytes);
+        format_bytes(escaped, sizeof escaped, s->escape_bytes);
+        out_printf(o, "  #%d  %s in %llu allocations, live %s (%llu), escaped %s (%llu); intent %s%s%s%s\n", ++shown,
+                   alloc, (unsigned long long)s->alloc_count, live, (unsigned long long)s->live_count, escaped,
+                   (unsigned long long)s->escape_count, intent_name(s->intent), s->tag ? ", tag \"" : "",
+                   s->tag ? s->tag : "", s->tag ? "\"" : "");
+        for (uint32_t f = 0; f < s->depth && (int)f < depth_shown; f++)
+            write_frame_line(o, s->frames[f]);
+    }
+    if (!shown)
+        out_printf(o, "  (none)\n");
+}
+
+static void write_tag(const fa_tag_totals_t *t, void *arg)
+{
+    out_t *o = arg;
+    char live[32], peak[32], alloc[32], budget[32];
+    format_bytes(live, sizeof live, t->live_bytes);
+    format_bytes(peak, sizeof peak, t->peak_bytes);
+    format_bytes(alloc, sizeof alloc, t->alloc_bytes);
+    if (t->budget)
+        format_bytes(budget, sizeof budget, t->budget);
+    else
+        fa_format(budget, sizeof budget, "none");
+    out_printf(o, "  %-24s live %-12s peak %-12s allocated %-12s budget %s\n", t->name, live, peak, alloc, budget);
+}
+
+static void write_summary(out_t *o, site_list_t *sites, int depth_shown)
+{
+    uint64_t samples, bytes, rate;
+    fa_records_summary(&samples, &bytes, &rate);
+    fa_stats stats;
+    fa_stats_fill(&stats, sizeof stats);
+    char total[32];
+    format_bytes(total, sizeof total, bytes);
+    out_printf(o, "framealloc records report, pid %d\n", (int)getpid());
+    if (rate)
+        out_printf(o, "mode: sample, one sample per %llu KiB allocated on average; counts and bytes are estimates\n",
+                   (unsigned long long)(rate / 1024));
+    else
+        out_printf(o, "mode: full, every allocation recorded\n");
+    out_printf(o, "records: %llu; bytes allocated (estimated): %s; call sites: %zu\n", (unsigned long long)samples,
+               total, sites->count);
+    out_printf(o, "frames ended: %llu; frame escapes counted by the arenas: %llu\n", (unsigned long long)stats.frame,
+               (unsigned long long)stats.frame_escapes);
+    write_top(o, sites, "Top call sites by bytes allocated:", by_alloc_bytes, value_alloc_bytes, depth_shown);
+    write_top(o, sites, "Top call sites by number of allocations:", by_alloc_count, value_alloc_count, depth_shown);
+    write_top(o, sites, "Still allocated (leaks, when written at exit), by bytes:", by_live_bytes, value_live_bytes,
+              depth_shown);
+    write_top(o, sites, "Frame escapes (alive when their frame was recycled), by bytes:", by_escape_bytes,
+              value_escape_bytes, depth_shown);
+    out_printf(o, "\nTags:\n");
+    fa_records_for_each_tag(write_tag, o);
+}
+
+static void write_json_site(out_t *o, const fa_site_t *s, int first)
+{
+    out_printf(o, "%s\n    {\"id\": %u, \"alloc_count\": %llu, \"alloc_bytes\": %llu, \"live_count\": %llu, "
+               "\"live_bytes\": %llu, \"escape_count\": %llu, \"escape_bytes\": %llu, \"samples\": %llu, "
+               "\"intent\": \"%s\", \"tag\": ",
+               first ? "" : ",", s->id, (unsigned long long)s->alloc_count, (unsigned long long)s->alloc_bytes,
+               (unsigned long long)s->live_count, (unsigned long long)s->live_bytes,
+               (unsigned long long)s->escape_count, (unsigned long long)s->escape_bytes,
+               (unsigned long long)s->samples, intent_name(s->intent));
+    if (s->tag)
+        out_json_string(o, s->tag);
+    else
+        out_text(o, "null", 4);
+    out_text(o, ", \"stack\": [", 12);
+    for (uint32_t f = 0; f < s->depth; f++) {
+        fa_symbol_t sym;
+        fa_symbols_lookup(s->frames[f], &sym);
+        out_printf(o, "%s{\"address\": \"%p\", \"function\": ", f ? ", " : "", (void *)s->frames[f]);
+        out_json_string(o, sym.function);
+        out_text(o, ", \"file\": ", 10);
+        if (sym.file[0])
+            out_json_string(o, sym.file);
+        else
+            out_text(o, "null", 4);
+        out_printf(o, ", \"line\": %d, \"module\": ", sym.line);
+        out_json_string(o, sym.module);
+        out_text(o, "}", 1);
+    }
+    out_text(o, "]}", 2);
+}
+
+static void write_json_tag(const fa_tag_totals_t *t, void *arg)
+{
+    out_t *o = arg;
+    out_printf(o, "%s\n    {\"name\": ", o->len && o->buf[o->len - 1] == '[' ? "" : ",");
+    out_json_string(o, t->name);
+    out_printf(o, ", \"live_bytes\": %llu, \"peak_bytes\": %llu, \"alloc_bytes\": %llu, \"budget\": %llu}",
+               (unsigned long long)t->live_bytes, (unsigned long long)t->peak_bytes,
+               (unsigned long long)t->alloc_bytes, (unsigned long long)t->budget);
+}
+
+static void write_json(out_t *o, site_list_t *sites)
+{
+    uint64_t samples, bytes, rate;
+    fa_records_summary(&samples, &bytes, &rate);
+    fa_stats stats;
+    fa_stats_fill(&stats, sizeof stats);
+    out_printf(o, "{\n  \"pid\": %d,\n  \"mode\": \"%s\",\n  \"sample_rate_bytes\": %llu,\n  \"records\": %llu,\n"
+               "  \"estimated_bytes\": %llu,\n  \"frames\": %llu,\n  \"arena_frame_escapes\": %llu,\n  \"sites\": [",
+               (int)getpid(), rate ? "sample" : "full", (unsigned long long)rate, (unsigned long long)samples,
+               (unsigned long long)bytes, (unsigned long long)stats.frame, (unsigned long long)stats.frame_escapes);
+    qsort(sites->items, sites->count, sizeof *sites->items, by_alloc_bytes);
+    for (size_t i = 0; i < sites->count; i++)
+        write_json_site(o, &sites->items[i], i == 0);
+    out_text(o, "\n  ],\n  \"tags\": [", 17);
+    fa_records_for_each_tag(write_json_tag, o);
+    out_text(o, "\n  ]\n}\n", 7);
+}
+
+/* Folded stacks (outermost frame first, ';'-separated, then the value), the input
+ * of flame-graph tools. */
+static void write_folded(out_t *o, site_list_t *sites, site_value_fn value)
+{
+    for (size_t i = 0; i < sites->count; i++) {
+        const fa_site_t *s = &sites->items[i];
+        uint64_t v = value(s);
+        if (!v)
+            continue;
+        for (uint32_t f = s->depth; f-- > 0;) {
+            fa_symbol_t sym;
+            fa_symbols_lookup(s->frames[f], &sym);
+            for (char *c = sym.function; *c; c++)
+                if (*c == ';' || *c == '\n')
+                    *c = ':';
+            out_printf(o, "%s%s", sym.function, f ? ";" : "");
+        }
+        out_printf(o, " %llu\n", (unsigned long long)v);
+    }
+}
+
+/* ---- entry points ---- */
+
+static int collect_sites(site_list_t *list)
+{
+    uint64_t samples, bytes, rate;
+    fa_records_summary(&samples, &bytes, &rate);
+    list->capacity = 1 << 20;
+    list->count = 0;
+    list->items = mmap(NULL, list->capacity * sizeof *list->items, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (list->items == MAP_FAILED)
+        return -1;
+    fa_records_for_each_site(collect_site, list);
+    return 0;
+}
+
+static void release_sites(site_list_t *list) { munmap(list->items, list->capacity * sizeof *list->items); }
+
+int fa_report(const char *dir)
+{
+    if (!fa_records_mode)
+        return -1;
+    if (!dir)
+        dir = fa_option_string(FA_OPT_REPORT);
+    if (!dir)
+        return -1;
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+        fa_log("report: cannot create %s (errno %d)", dir, errno);
+        return -1;
+    }
+    fa_records_pause(1);
+    site_list_t sites;
+    int status = collect_sites(&sites);
+    if (status == 0) {
+        fa_symbols_open();
+        out_t *o = mmap(NULL, sizeof *o, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (o == MAP_FAILED) {
+            status = -1;
+        } else {
+            struct {
+                const char *name;
+                int kind;
+            } files[] = {{"summary.txt", 0}, {"report.json", 1}, {"allocations.folded", 2},
+                         {"live.folded", 3},  {"escapes.folded", 4}};
+            for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+                if (out_open(o, dir, files[i].name) != 0) {
+                    status = -1;
+                    continue;
+                }
+                switch (files[i].kind) {
+                case 0: write_summary(o, &sites, 12); break;
+                case 1: write_json(o, &sites); break;
+                case 2: write_folded(o, &sites, value_alloc_bytes); break;
+                case 3: write_folded(o, &sites, value_live_bytes); break;
+                default: write_folded(o, &sites, value_escape_bytes); break;
+                }
+                if (out_close(o) != 0)
+                    status = -1;
+            }
+            munmap(o, sizeof *o);
+        }
+        release_sites(&sites);
+    }
+    fa_records_pause(0);
+    if (status != 0)
+        fa_log("report: could not write every file into %s", dir);
+    return status;
+}
+
+static void on_report_signal(int signo)
+{
+    (void)signo;
+    report_requested = 1;
+}
+
+void fa_report_start(void)
+{
+    int signo = (int)fa_option(FA_OPT_REPORT_SIGNAL);
+    if (!signo || !fa_records_mode)
+        return;
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    action.sa_handler = on_report_signal;
+    action.sa_flags = SA_RESTART;
+    sigemptyset(&action.sa_mask);
+    if (sigaction(signo, &action, NULL) != 0)
+        fa_log("FRAMEALLOC_REPORT_SIGNAL=%d: cannot install the handler (errno %d)", signo, errno);
+}
+
+void fa_report_if_requested(void)
+{
+    if (!report_requested)
+        return;
+    report_requested = 0;
+    fa_report(NULL);
+}
+
+void fa_report_at_exit(void)
+{
+    if (!fa_records_mode)
+        return;
+    if (fa_option_string(FA_OPT_REPORT)) {
+        fa_report(NULL);
+        return;
+    }
+    /* No directory: the top sites on stderr, three frames each. */
+    fa_records_pause(1);
+    site_list_t sites;
+    if (collect_sites(&sites) == 0) {
+        fa_symbols_open();
+        out_t *o = mmap(NULL, sizeof *o, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (o != MAP_FAILED) {
+            o->fd = 2;
+            o->len = 0;
+            o->failed = 0;
+            write_summary(o, &sites, 3);
+            out_printf(o, "(set FRAMEALLOC_REPORT=dir for the full report: JSON and folded stacks)\n");
+            out_flush(o);
+            munmap(o, sizeof *o);
+        }
+        release_sites(&sites);
+    }
+    fa_records_pause(0);
+}

@@ -1,0 +1,144 @@
+/* Symbolization for reports: libdw (elfutils) for function names and file:line from
+ * debug info, loaded with dlopen only when a report is written; dladdr otherwise.
+ * libdw is loaded RTLD_LOCAL, so none of its names enter the program's scope. */
+#include "symbols.h"
+
+#include <dlfcn.h>
+#include <elfutils/libdwfl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+
+/* The C++ runtime's demangler, when one is loaded (looked up when a report opens
+ * the symbolizer, so that C-only programs need no libstdc++). */
+typedef char *(*demangle_fn)(const char *mangled, char *buffer, size_t *length, int *status);
+static demangle_fn demangle;
+
+static struct {
+    void *lib;
+    Dwfl *dwfl;
+    Dwfl_Callbacks callbacks;
+    void (*end)(Dwfl *);
+    Dwfl_Module *(*addrmodule)(Dwfl *, Dwarf_Addr);
+    const char *(*addrinfo)(Dwfl_Module *, Dwarf_Addr, GElf_Off *, GElf_Sym *, GElf_Word *, Dwfl **, Dwarf_Addr *);
+    Dwfl_Line *(*getsrc)(Dwfl_Module *, Dwarf_Addr);
+    const char *(*lineinfo)(Dwfl_Line *, Dwarf_Addr *, int *, int *, Dwarf_Word *, Dwarf_Word *);
+} dw;
+
+typedef Dwfl *(*begin_fn)(const Dwfl_Callbacks *);
+typedef int (*proc_report_fn)(Dwfl *, pid_t);
+typedef int (*report_end_fn)(Dwfl *, int (*)(Dwfl_Module *, void *, const char *, Dwarf_Addr, void *), void *);
+typedef int (*find_elf_fn)(Dwfl_Module *, void **, const char *, Dwarf_Addr, char **, Elf **);
+typedef int (*find_debuginfo_fn)(Dwfl_Module *, void **, const char *, Dwarf_Addr, const char *, const char *,
+                                 GElf_Word, char **);
+
+void fa_symbols_open(void)
+{
+    if (!demangle)
+        demangle = (demangle_fn)dlsym(RTLD_DEFAULT, "__cxa_demangle");
+    if (dw.dwfl)
+        return;
+    if (!dw.lib)
+        dw.lib = dlopen("libdw.so.1", RTLD_NOW | RTLD_LOCAL);
+    if (!dw.lib)
+        return;
+    begin_fn begin = (begin_fn)dlsym(dw.lib, "dwfl_begin");
+    proc_report_fn proc_report = (proc_report_fn)dlsym(dw.lib, "dwfl_linux_proc_report");
+    report_end_fn report_end = (report_end_fn)dlsym(dw.lib, "dwfl_report_end");
+    dw.end = (void (*)(Dwfl *))dlsym(dw.lib, "dwfl_end");
+    dw.addrmodule = (Dwfl_Module * (*)(Dwfl *, Dwarf_Addr)) dlsym(dw.lib, "dwfl_addrmodule");
+    dw.addrinfo = (const char *(*)(Dwfl_Module *, Dwarf_Addr, GElf_Off *, GElf_Sym *, GElf_Word *, Dwfl **,
+                                   Dwarf_Addr *))dlsym(dw.lib, "dwfl_module_addrinfo");
+    dw.getsrc = (Dwfl_Line * (*)(Dwfl_Module *, Dwarf_Addr)) dlsym(dw.lib, "dwfl_module_getsrc");
+    dw.lineinfo = (const char *(*)(Dwfl_Line *, Dwarf_Addr *, int *, int *, Dwarf_Word *, Dwarf_Word *))dlsym(
+        dw.lib, "dwfl_lineinfo");
+    dw.callbacks.find_elf = (find_elf_fn)dlsym(dw.lib, "dwfl_linux_proc_find_elf");
+    dw.callbacks.find_debuginfo = (find_debuginfo_fn)dlsym(dw.lib, "dwfl_standard_find_debuginfo");
+    if (!begin || !proc_report || !report_end || !dw.end || !dw.addrmodule || !dw.addrinfo || !dw.getsrc ||
+        !dw.lineinfo || !dw.callbacks.find_elf || !dw.callbacks.find_debuginfo)
+        return;
+    Dwfl *dwfl = begin(&dw.callbacks);
+    if (!dwfl)
+        return;
+    if (proc_report(dwfl, getpid()) != 0 || report_end(dwfl, NULL, NULL) != 0) {
+        dw.end(dwfl);
+        return;
+    }
+    dw.dwfl = dwfl;
+}
+
+void fa_symbols_close(void)
+{
+    if (dw.dwfl)
+        dw.end(dw.dwfl);
+    dw.dwfl = NULL;
+}
+
+static void copy_text(char *out, size_t cap, const char *text)
+{
+    size_t n = strlen(text);
+    if (n >= cap)
+        n = cap - 1;
+    memcpy(out, text, n);
+    out[n] = '\0';
+}
+
+static void set_function(fa_symbol_t *out, const char *name, size_t offset)
+{
+    char plain[256];
+    const char *at = strchr(name, '@'); /* drop symbol versions: name@@GLIBC_2.34 */
+    if (at && at != name && (size_t)(at - name) < sizeof plain) {
+        memcpy(plain, name, (size_t)(at - name));
+        plain[at - name] = '\0';
+        name = plain;
+    }
+    int status = -1;
+    char *demangled = demangle && name[0] == '_' && name[1] == 'Z' ? demangle(name, NULL, NULL, &status) : NULL;
+    const char *shown = status == 0 && demangled ? demangled : name;
+    if (offset)
+        fa_format(out->function, sizeof out->function, "%s+%zu", shown, offset);
+    else
+        copy_text(out->function, sizeof out->function, shown);
+    free(demangled);
+}
+
+void fa_symbols_lookup(uintptr_t pc, fa_symbol_t *out)
+{
+    memset(out, 0, sizeof *out);
+    uintptr_t call = pc ? pc - 1 : pc; /* the call instruction, not the one after it */
+    Dl_info info;
+    int found = dladdr((void *)call, &info);
+    if (found && info.dli_fname) {
+        const char *base = strrchr(info.dli_fname, '/');
+        copy_text(out->module, sizeof out->module, base ? base + 1 : info.dli_fname);
+    }
+    if (dw.dwfl) {
+        Dwfl_Module *mod = dw.addrmodule(dw.dwfl, call);
+        if (mod) {
+            GElf_Off offset = 0;
+            GElf_Sym sym;
+            const char *name = dw.addrinfo(mod, call, &offset, &sym, NULL, NULL, NULL);
+            if (name)
+                set_function(out, name, 0);
+            Dwfl_Line *line = dw.getsrc(mod, call);
+            int lineno = 0;
+            const char *file = line ? dw.lineinfo(line, NULL, &lineno, NULL, NULL, NULL) : NULL;
+            if (file) {
+                copy_text(out->file, sizeof out->file, file);
+                out->line = lineno;
+            }
+            if (name)
+                return;
+        }
+    }
+    if (found && info.dli_sname) {
+        set_function(out, info.dli_sname, (size_t)(pc - (uintptr_t)info.dli_saddr));
+        return;
+    }
+    if (found && info.dli_fname)
+        fa_format(out->function, sizeof out->function, "%s+0x%zx", out->module, (size_t)(pc - (uintptr_t)info.dli_fbase));
+    else
+        fa_format(out->function, sizeof out->function, "%p", (void *)pc);
+}

@@ -1,0 +1,22 @@
+/* Turning return addresses into "function (file:line)" for reports. Only reports
+ * use it, never the allocation paths: it may allocate. */
+#ifndef FA_SYMBOLS_H
+#define FA_SYMBOLS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    char function[256]; /* demangled; "module+0xoffset" when there is no symbol */
+    char file[256];     /* source file from debug info, or "" */
+    int line;           /* 0 when unknown */
+    char module[128];   /* the shared object or executable (base name) */
+} fa_symbol_t;
+
+/* Opens the symbolizer (libdw when it can be loaded, else dladdr alone). */
+void fa_symbols_open(void);
+/* Describes pc, a return address: the call instruction just before it is looked up. */
+void fa_symbols_lookup(uintptr_t pc, fa_symbol_t *out);
+void fa_symbols_close(void);
+
+#endif
