@@ -3,6 +3,7 @@
  * before this constructor runs: until then everything goes to the heap. */
 #include "api.h"
 #include "options.h"
+#include "protect.h"
 #include "records.h"
 #include "report.h"
 #include "thread.h"
@@ -12,6 +13,7 @@ __attribute__((constructor)) static void framealloc_start(void)
     fa_init();
     fa_init_late();
     fa_records_start();
+    fa_protect_start();
     fa_report_start();
 }
 

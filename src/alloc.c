@@ -17,7 +17,9 @@
 #include "heap.h"
 #include "log.h"
 #include "os.h"
+#include "debug.h"
 #include "pool.h"
+#include "protect.h"
 #include "records.h"
 #include "region.h"
 #include "thread.h"
@@ -49,9 +51,14 @@ static void *route(fa_thread_t *t, uint8_t intent, size_t size, size_t alignment
 /* Every allocation that is not a fast-path hit: records (when on), then route. */
 static void *allocate(fa_thread_t *t, size_t size, size_t alignment)
 {
-    if (FA_UNLIKELY(fa_records_mode))
-        return fa_records_alloc(t, fa_thread_intent(t), size, alignment, route);
-    return route(t, fa_thread_intent(t), size, alignment);
+    uint8_t intent = fa_thread_intent(t);
+    if (FA_UNLIKELY(fa_records_diverting)) {
+        if (intent == FA_FRAME && (fa_debug_flags & FA_DEBUG_PROTECT))
+            return fa_protect_alloc(t, size, alignment, route);
+        if (fa_records_mode)
+            return fa_records_alloc(t, intent, size, alignment, route);
+    }
+    return route(t, intent, size, alignment);
 }
 
 static FA_NOINLINE void *malloc_slow(fa_thread_t *t, size_t size) { return allocate(t, size, FA_MIN_ALIGN); }
@@ -151,6 +158,9 @@ size_t fa_malloc_usable_size(void *p)
             return fa_frame_usable_size((fa_frame_chunk_t *)c, p);
         report_foreign_pointer("malloc_usable_size", p);
     }
+    size_t requested;
+    if (FA_UNLIKELY(fa_records_mode) && (fa_debug_flags & FA_DEBUG_GUARDS) && fa_records_requested_size(p, &requested))
+        return requested; /* the guard bytes are not the program's */
     return fa_heap_usable_size(p);
 }
 
@@ -201,7 +211,7 @@ void *fa_realloc(void *p, size_t size)
     if (fa_region_owns(p))
         return realloc_owned(p, size);
     if (FA_UNLIKELY(fa_records_mode))
-        return realloc_moving(p, fa_heap_usable_size(p), size);
+        return realloc_moving(p, fa_malloc_usable_size(p), size);
     return fa_heap_realloc(p, size);
 }
 

@@ -5,8 +5,10 @@
 #include <pthread.h>
 #include <string.h>
 
+#include "debug.h"
 #include "log.h"
 #include "options.h"
+#include "os.h"
 
 _Atomic uint64_t fa_frame_number;
 size_t fa_frame_max = 65536;
@@ -72,6 +74,8 @@ static uint64_t count_live(fa_frame_chunk_t *c)
 static void reset_chunk(fa_frame_chunk_t *c)
 {
     size_t words = used_words(c);
+    if (fa_debug_flags & FA_DEBUG_POISON)
+        memset(data_start(c), FA_POISON_BYTE, (size_t)(__atomic_load_n(&c->used_end, __ATOMIC_RELAXED) - data_start(c)));
     memset(c->bits, 0, words * sizeof c->bits[0]);
     for (size_t i = 0; i < words; i++)
         __atomic_store_n(&c->freed_remote[i], 0, __ATOMIC_RELAXED);
@@ -82,6 +86,11 @@ static void release_chunk(fa_frame_chunk_t *c)
 {
     chunks_held--;
     fa_region_chunk_free(c);
+}
+
+static void set_data_access(fa_frame_chunk_t *c, bool accessible)
+{
+    fa_os_protect(data_start(c), FA_CHUNK_SIZE - FA_FRAME_DATA_OFFSET, accessible);
 }
 
 static void push_spare(fa_frame_arena_t *a, fa_frame_chunk_t *c)
@@ -163,13 +172,30 @@ static void recycle(fa_thread_t *t, uint64_t now)
         if (!a->retired_head)
             a->retired_tail = NULL;
         uint64_t live = fa_frame_strict ? 0 : count_live(c);
-        if (live == 0) {
+        if (live == 0 && (fa_debug_flags & FA_DEBUG_PROTECT)) {
+            /* Kept inaccessible for a few frames: a use after its frame faults. */
+            set_data_access(c, false);
+            c->quarantined_at = now;
+            c->next = NULL;
+            if (a->quarantine_tail)
+                a->quarantine_tail->next = c;
+            else
+                a->quarantine_head = c;
+            a->quarantine_tail = c;
+        } else if (live == 0) {
             push_spare(a, c);
         } else {
             a->escapes += live;
             c->next = a->escaped;
             a->escaped = c;
         }
+    }
+    while ((c = a->quarantine_head) && c->quarantined_at + FA_PROTECT_FRAMES <= now) {
+        a->quarantine_head = c->next;
+        if (!a->quarantine_head)
+            a->quarantine_tail = NULL;
+        set_data_access(c, true);
+        push_spare(a, c);
     }
     for (fa_frame_chunk_t **link = &a->escaped; (c = *link);) {
         if (count_live(c) == 0) {
@@ -388,6 +414,11 @@ void fa_frame_thread_exit(fa_thread_t *t)
     }
     for (c = a->spare; c; c = next) {
         next = c->next;
+        release_chunk(c);
+    }
+    for (c = a->quarantine_head; c; c = next) {
+        next = c->next;
+        set_data_access(c, true);
         release_chunk(c);
     }
     exited_allocs += a->allocs;

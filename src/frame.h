@@ -34,6 +34,7 @@
 typedef struct fa_frame_chunk {
     fa_chunk_head_t head;
     uint64_t stamp;            /* last frame whose allocations it may hold */
+    uint64_t quarantined_at;   /* frame it became inaccessible (FRAMEALLOC_DEBUG=protect) */
     char *_Atomic used_end;    /* end of the newest block */
     struct fa_frame_chunk *next;
     struct {
@@ -43,7 +44,8 @@ typedef struct fa_frame_chunk {
     _Atomic uint64_t freed_remote[FA_FRAME_WORDS];
 } fa_frame_chunk_t;
 
-#define FA_FRAME_DATA_OFFSET ((sizeof(fa_frame_chunk_t) + FA_CACHE_LINE - 1) & ~(size_t)(FA_CACHE_LINE - 1))
+/* Data starts on a page so that FRAMEALLOC_DEBUG=protect can make all of it inaccessible. */
+#define FA_FRAME_DATA_OFFSET ((sizeof(fa_frame_chunk_t) + 4095) & ~(size_t)4095)
 _Static_assert(FA_FRAME_DATA_OFFSET < FA_CHUNK_SIZE / 8, "frame chunk header too large");
 
 extern _Atomic uint64_t fa_frame_number; /* frames ended so far */

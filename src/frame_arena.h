@@ -17,6 +17,7 @@ typedef struct {
     struct fa_frame_chunk *retired_head, *retired_tail; /* waiting for frame + N, oldest first */
     struct fa_frame_chunk *escaped; /* recycled with live allocations: kept until freed */
     struct fa_frame_chunk *spare;   /* reset, ready for reuse */
+    struct fa_frame_chunk *quarantine_head, *quarantine_tail; /* recycled, inaccessible (debug) */
     uint32_t spare_count;
     uint32_t taken_this_frame;      /* chunks started since the last frame sync */
     uint32_t recent_need[4];        /* taken_this_frame of the last few frames */

@@ -5,11 +5,12 @@
 #include <stddef.h>
 #include <string.h>
 
+#include "debug.h"
 #include "log.h"
 
 extern char **environ;
 
-typedef enum { KIND_INT, KIND_BOOL, KIND_ENUM, KIND_STRING } fa_option_kind_t;
+typedef enum { KIND_INT, KIND_BOOL, KIND_ENUM, KIND_LIST, KIND_STRING } fa_option_kind_t;
 
 typedef struct {
     const char *name;
@@ -34,6 +35,8 @@ long long fa_option_values[FA_OPT_COUNT] = {
 static const char *string_values[FA_OPT_COUNT];
 
 const char *fa_option_string(fa_option_id_t id) { return string_values[id]; }
+
+unsigned fa_debug_flags;
 
 #define PREFIX "FRAMEALLOC_"
 
@@ -104,12 +107,36 @@ static long long choice_index(const char *choices, const char *s)
     return -1;
 }
 
+/* "a,b" -> bits of a and b; empty text -> 0. */
+static bool parse_list(const char *choices, const char *text, long long *out)
+{
+    long long bits = 0;
+    char word[64];
+    while (*text) {
+        size_t len = strcspn(text, ",");
+        if (len >= sizeof word)
+            return false;
+        memcpy(word, text, len);
+        word[len] = '\0';
+        long long index = choice_index(choices, word);
+        if (index < 0)
+            return false;
+        bits |= 1LL << index;
+        text += len;
+        if (*text == ',')
+            text++;
+    }
+    *out = bits;
+    return true;
+}
+
 static void describe_range(const fa_option_spec_t *spec, char *buf, size_t cap)
 {
     switch (spec->kind) {
     case KIND_INT: fa_format(buf, cap, "a whole number from %lld to %lld", spec->min, spec->max); break;
     case KIND_BOOL: fa_format(buf, cap, "0 or 1"); break;
     case KIND_ENUM: fa_format(buf, cap, "one of %s", spec->choices); break;
+    case KIND_LIST: fa_format(buf, cap, "any of %s, comma-separated", spec->choices); break;
     case KIND_STRING: fa_format(buf, cap, "text"); break;
     }
 }
@@ -126,6 +153,7 @@ static void load_one(const fa_option_spec_t *spec, long long *value, const char 
     switch (spec->kind) {
     case KIND_INT: ok = parse_int(text, &v) && v >= spec->min && v <= spec->max; break;
     case KIND_BOOL: ok = parse_bool(text, &v); break;
+    case KIND_LIST: ok = parse_list(spec->choices, text, &v); break;
     default: v = choice_index(spec->choices, text); ok = v >= 0; break;
     }
     if (ok) {
@@ -147,6 +175,7 @@ void fa_options_load(void)
         fa_option_values[i] = specs[i].def;
         string_values[i] = NULL;
     }
+    fa_debug_flags = 0;
     if (!environ)
         return;
     for (char **e = environ; *e; e++) {
@@ -167,6 +196,7 @@ void fa_options_load(void)
         }
         load_one(&specs[found], &fa_option_values[found], eq + 1);
     }
+    fa_debug_flags = (unsigned)fa_option_values[FA_OPT_DEBUG];
 }
 
 void fa_options_print(int fd)
@@ -179,6 +209,8 @@ void fa_options_print(int fd)
         char def[64], range[160];
         if (s->kind == KIND_STRING) {
             fa_format(def, sizeof def, "unset");
+        } else if (s->kind == KIND_LIST) {
+            fa_format(def, sizeof def, "none");
         } else if (s->kind == KIND_ENUM) {
             const char *c = s->choices;
             for (long long k = 0; k < s->def; k++)

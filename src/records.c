@@ -11,12 +11,15 @@
 #include <time.h>
 
 #include "api.h"
+#include "debug.h"
 #include "frame.h"
 #include "framealloc.h"
 #include "log.h"
 #include "options.h"
+#include "symbols.h"
 
 int fa_records_mode;
+int fa_records_diverting;
 static uint64_t sample_rate = 512 * 1024; /* bytes */
 static int stack_depth = 24;
 
@@ -342,7 +345,7 @@ static void account(const record_t *r, int sign)
     }
 }
 
-static void describe_frame(uintptr_t pc, char *out, size_t cap)
+void fa_records_describe_frame(uintptr_t pc, char *out, size_t cap)
 {
     Dl_info info;
     if (dladdr((void *)(pc - 1), &info) && info.dli_sname)
@@ -359,11 +362,9 @@ static void check_budget(const record_t *r, const uintptr_t *frames, int depth)
     uint64_t budget = t->budget;
     if (!budget || t->live_bytes <= (int64_t)budget || __atomic_exchange_n(&t->warned, 1, __ATOMIC_RELAXED))
         return;
-    char where[3][160] = {"", "", ""};
-    for (int i = 0; i < depth && i < 3; i++)
-        describe_frame(frames[i], where[i], sizeof where[i]);
-    fa_log("tag \"%s\" is over its budget: %lld bytes live, budget %llu (allocation at %s < %s < %s)", t->name,
-           (long long)t->live_bytes, (unsigned long long)budget, where[0], where[1], where[2]);
+    fa_log("tag \"%s\" is over its budget: %lld bytes live, budget %llu; the allocation that crossed it:", t->name,
+           (long long)t->live_bytes, (unsigned long long)budget);
+    fa_symbols_log_stack(frames, (uint32_t)depth, 8);
 }
 
 /* ---- the recording path ---- */
@@ -416,7 +417,10 @@ void *fa_records_alloc(fa_thread_t *t, uint8_t intent, size_t size, size_t align
     int depth = capture(frames);
     uint32_t site = intern_site(frames, depth);
     /* Recorded blocks live on the heap, so the arenas' frees never look them up. */
-    void *p = route(t, FA_HEAP, size, alignment);
+    bool guarded = (fa_debug_flags & FA_DEBUG_GUARDS) && size <= SIZE_MAX - FA_GUARD_BYTES;
+    void *p = route(t, FA_HEAP, guarded ? size + FA_GUARD_BYTES : size, alignment);
+    if (p && guarded)
+        memset((char *)p + size, FA_GUARD_BYTE, FA_GUARD_BYTES);
     if (p && site != UINT32_MAX) {
         record_t r = {
             .ptr = (uintptr_t)p,
@@ -444,6 +448,16 @@ void *fa_records_alloc(fa_thread_t *t, uint8_t intent, size_t size, size_t align
 
 void fa_records_pause(int paused) { in_records = (uint8_t)(paused != 0); }
 
+FA_COLD static void report_overrun(const record_t *r, size_t at)
+{
+    fa_log("error: free(%p): the program wrote past the end of this %llu-byte block (guard byte %zu changed); "
+           "the block was allocated:",
+           (void *)r->ptr, (unsigned long long)r->size, at);
+    in_records = 1;
+    fa_symbols_log_stack(&frame_pool[sites[r->site].first_frame], sites[r->site].depth, 16);
+    fa_fatal("heap overrun detected (FRAMEALLOC_DEBUG=guards)");
+}
+
 bool fa_records_forget(void *p)
 {
     if (!__atomic_load_n(&live_records, __ATOMIC_RELAXED))
@@ -452,7 +466,54 @@ bool fa_records_forget(void *p)
     if (!map_remove((uintptr_t)p, &r))
         return false;
     account(&r, -1);
+    if (fa_debug_flags & FA_DEBUG_GUARDS) {
+        const unsigned char *guard = (const unsigned char *)p + r.size;
+        for (size_t i = 0; i < FA_GUARD_BYTES; i++)
+            if (guard[i] != FA_GUARD_BYTE)
+                report_overrun(&r, i);
+    }
+    if (fa_debug_flags & FA_DEBUG_POISON)
+        memset(p, FA_POISON_BYTE, r.size);
     return true;
+}
+
+bool fa_records_requested_size(void *p, size_t *size)
+{
+    uintptr_t ptr = (uintptr_t)p;
+    shard_t *s = &shards[shard_of(ptr)];
+    bool found = false;
+    pthread_mutex_lock(&s->lock);
+    if (s->capacity) {
+        for (size_t i = slot_of(ptr, s->capacity); s->slots[i].ptr; i = (i + 1) & (s->capacity - 1)) {
+            if (s->slots[i].ptr == ptr) {
+                *size = s->slots[i].size;
+                found = true;
+                break;
+            }
+        }
+    }
+    pthread_mutex_unlock(&s->lock);
+    return found;
+}
+
+uint32_t fa_records_capture_site(void)
+{
+    if (in_records || !unwind)
+        return UINT32_MAX;
+    in_records = 1;
+    uintptr_t frames[FA_RECORDS_MAX_DEPTH];
+    int depth = capture(frames);
+    uint32_t site = intern_site(frames, depth);
+    in_records = 0;
+    return site;
+}
+
+uint32_t fa_records_site_frames(uint32_t site, const uintptr_t **frames)
+{
+    if (site >= __atomic_load_n(&site_count, __ATOMIC_ACQUIRE))
+        return 0;
+    *frames = &frame_pool[sites[site].first_frame];
+    return sites[site].depth;
 }
 
 void fa_records_frame_ended(uint64_t now, uint64_t frames_in_flight)
@@ -478,7 +539,7 @@ void fa_records_frame_ended(uint64_t now, uint64_t frames_in_flight)
 
 /* ---- start-up ---- */
 
-uint8_t fa_records_intent_flag(void) { return fa_records_mode != FA_RECORDS_OFF ? FA_INTENT_RECORDS : 0; }
+uint8_t fa_records_intent_flag(void) { return fa_records_diverting ? FA_INTENT_RECORDS : 0; }
 
 static bool load_unwinder(void)
 {
@@ -522,7 +583,11 @@ void fa_records_start(void)
     int mode = (int)fa_option(FA_OPT_RECORDS);
     sample_rate = (uint64_t)fa_option(FA_OPT_RECORDS_RATE) * 1024;
     stack_depth = (int)fa_option(FA_OPT_RECORDS_DEPTH);
-    if (mode == FA_RECORDS_OFF || fa_records_mode != FA_RECORDS_OFF)
+    /* Guards and poison check every block on free: every block must be recorded. */
+    if (fa_debug_flags & (FA_DEBUG_GUARDS | FA_DEBUG_POISON))
+        mode = FA_RECORDS_FULL;
+    bool protect = (fa_debug_flags & FA_DEBUG_PROTECT) != 0;
+    if ((mode == FA_RECORDS_OFF && !protect) || fa_records_diverting)
         return;
     in_records = 1; /* allocations made while loading libunwind are not recorded */
     bool ok = map_tables() && load_unwinder();
@@ -530,6 +595,7 @@ void fa_records_start(void)
     if (!ok)
         return;
     __atomic_store_n(&fa_records_mode, mode, __ATOMIC_RELEASE);
+    __atomic_store_n(&fa_records_diverting, 1, __ATOMIC_RELEASE);
     /* Threads attached from now on get the flag at attach; the constructor's own
      * thread (usually the only one so far) may have attached already. */
     fa_thread_t *self = fa_thread();

@@ -27,6 +27,8 @@ enum { FA_RECORDS_OFF, FA_RECORDS_SAMPLE, FA_RECORDS_FULL };
 #define FA_RECORDS_MAX_DEPTH 64
 
 extern int fa_records_mode; /* FA_RECORDS_*; fixed after start-up */
+/* True when allocations leave the fast paths for records or FRAMEALLOC_DEBUG=protect. */
+extern int fa_records_diverting;
 
 /* Reads the settings and, when records are on, loads and warms the unwinder.
  * Called from the library constructor, outside any allocation. */
@@ -40,9 +42,22 @@ uint8_t fa_records_intent_flag(void);
 typedef void *(*fa_route_fn)(fa_thread_t *t, uint8_t intent, size_t size, size_t alignment);
 void *fa_records_alloc(fa_thread_t *t, uint8_t intent, size_t size, size_t alignment, fa_route_fn route);
 
-/* For a heap pointer being freed or resized: forgets its record if it has one.
- * Returns true if p was recorded. Cheap when nothing recorded is live. */
+/* For a heap pointer being freed or resized: forgets its record if it has one,
+ * checking its guard bytes and poisoning it under FRAMEALLOC_DEBUG. Returns true if
+ * p was recorded. Cheap when nothing recorded is live. */
 bool fa_records_forget(void *p);
+
+/* The size the program asked for, when p is a recorded block (guards make the
+ * heap block larger). */
+bool fa_records_requested_size(void *p, size_t *size);
+
+/* The call site of the caller of the allocator (stack captured now), or UINT32_MAX
+ * when none can be taken. For FRAMEALLOC_DEBUG=protect. */
+uint32_t fa_records_capture_site(void);
+/* The frames of a site (innermost first); returns the depth. */
+uint32_t fa_records_site_frames(uint32_t site, const uintptr_t **frames);
+/* "function+offset" for a return address, by dladdr (fault handlers use it). */
+void fa_records_describe_frame(uintptr_t pc, char *out, size_t cap);
 
 /* Called at every frame end: recorded frame-scope blocks of recycled frames that are
  * still alive are escapes, attributed to their allocating stack. */

@@ -436,7 +436,8 @@ void fa_report_if_requested(void)
 
 void fa_report_at_exit(void)
 {
-    if (!fa_records_mode)
+    /* Records forced on by FRAMEALLOC_DEBUG alone print nothing at exit. */
+    if (!fa_records_mode || (!fa_option(FA_OPT_RECORDS) && !fa_option_string(FA_OPT_REPORT)))
         return;
     if (fa_option_string(FA_OPT_REPORT)) {
         fa_report(NULL);

@@ -104,6 +104,19 @@ static void set_function(fa_symbol_t *out, const char *name, size_t offset)
     free(demangled);
 }
 
+void fa_symbols_log_stack(const uintptr_t *frames, uint32_t depth, uint32_t max)
+{
+    fa_symbols_open();
+    for (uint32_t i = 0; i < depth && i < max; i++) {
+        fa_symbol_t sym;
+        fa_symbols_lookup(frames[i], &sym);
+        if (sym.file[0])
+            fa_log("  at %s (%s:%d)", sym.function, sym.file, sym.line);
+        else
+            fa_log("  at %s [%s]", sym.function, sym.module);
+    }
+}
+
 void fa_symbols_lookup(uintptr_t pc, fa_symbol_t *out)
 {
     memset(out, 0, sizeof *out);

@@ -19,4 +19,7 @@ void fa_symbols_open(void);
 void fa_symbols_lookup(uintptr_t pc, fa_symbol_t *out);
 void fa_symbols_close(void);
 
+/* One fa_log line per frame ("  at function (file:line)"), at most max frames. */
+void fa_symbols_log_stack(const uintptr_t *frames, uint32_t depth, uint32_t max);
+
 #endif

@@ -84,6 +84,20 @@ START_TEST(string_setting_is_kept_as_given)
 }
 END_TEST
 
+START_TEST(list_setting_takes_any_subset)
+{
+    setenv("FRAMEALLOC_DEBUG", "protect,poison", 1);
+    char err[512];
+    load_capturing_stderr(err, sizeof err);
+    ck_assert_str_eq(err, "");
+    ck_assert_int_eq(fa_option(FA_OPT_DEBUG), 1 | 4);
+    setenv("FRAMEALLOC_DEBUG", "poison,bogus", 1);
+    load_capturing_stderr(err, sizeof err);
+    ck_assert_ptr_nonnull(strstr(err, "FRAMEALLOC_DEBUG=poison,bogus is not valid (any of poison,guards,protect, comma-separated)"));
+    ck_assert_int_eq(fa_option(FA_OPT_DEBUG), 0);
+}
+END_TEST
+
 START_TEST(unknown_setting_is_reported)
 {
     setenv("FRAMEALLOC_FRAMES_IN_FLIGT", "2", 1);
@@ -123,6 +137,7 @@ Suite *fa_test_suite(void)
     tcase_add_test(tc, bad_value_names_setting_and_keeps_default);
     tcase_add_test(tc, out_of_range_and_bad_choice);
     tcase_add_test(tc, string_setting_is_kept_as_given);
+    tcase_add_test(tc, list_setting_takes_any_subset);
     tcase_add_test(tc, unknown_setting_is_reported);
     tcase_add_test(tc, help_lists_every_setting);
     suite_add_tcase(s, tc);

@@ -1,0 +1,107 @@
+/* Use-after-frame detection: a per-granule table of allocating sites for frame
+ * blocks (lazily touched), and a fault handler that finds the touched block in a
+ * quarantined chunk and prints where it was allocated. */
+#include "protect.h"
+
+#include <signal.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "debug.h"
+#include "frame.h"
+#include "framealloc.h"
+#include "log.h"
+#include "region.h"
+#include "symbols.h"
+
+static uint32_t *block_sites; /* site + 1 per 16-byte granule of the region; 0: unknown */
+static struct sigaction previous;
+
+void *fa_protect_alloc(fa_thread_t *t, size_t size, size_t alignment, fa_route_fn route)
+{
+    void *p = route(t, FA_FRAME, size, alignment);
+    if (p && block_sites && fa_region_owns(p) && fa_chunk_of(p)->kind == FA_CHUNK_FRAME) {
+        uint32_t site = fa_records_capture_site();
+        block_sites[((uintptr_t)p - fa_region.base) / FA_FRAME_GRANULE] = site == UINT32_MAX ? 0 : site + 1;
+    }
+    return p;
+}
+
+/* The start of the block holding addr in c: the nearest start bit at or before it. */
+static char *block_start(fa_frame_chunk_t *c, const char *addr)
+{
+    size_t g = (size_t)(addr - (char *)c) / FA_FRAME_GRANULE;
+    size_t first = FA_FRAME_DATA_OFFSET / FA_FRAME_GRANULE;
+    for (; g >= first; g--)
+        if (c->bits[g >> 6].starts & (1ULL << (g & 63)))
+            return (char *)c + g * FA_FRAME_GRANULE;
+    return NULL;
+}
+
+static void explain(const char *addr)
+{
+    fa_frame_chunk_t *c = (fa_frame_chunk_t *)fa_chunk_of(addr);
+    char *start = block_start(c, addr);
+    uint64_t now = __atomic_load_n(&fa_frame_number, __ATOMIC_RELAXED);
+    if (!start) {
+        fa_log("error: use after frame: the program touched %p, in frame memory recycled at frame %llu (now %llu)",
+               (const void *)addr, (unsigned long long)c->quarantined_at, (unsigned long long)now);
+        return;
+    }
+    fa_log("error: use after frame: the program touched %p, %zu bytes into a frame block at %p whose frame was "
+           "recycled at frame %llu (now %llu)",
+           (const void *)addr, (size_t)(addr - start), (void *)start, (unsigned long long)c->quarantined_at,
+           (unsigned long long)now);
+    uint32_t site = block_sites ? block_sites[((uintptr_t)start - fa_region.base) / FA_FRAME_GRANULE] : 0;
+    const uintptr_t *frames = NULL;
+    uint32_t depth = site ? fa_records_site_frames(site - 1, &frames) : 0;
+    if (!depth) {
+        fa_log("  (the allocating stack is unknown)");
+        return;
+    }
+    fa_log("  the block was allocated:");
+    /* The symbolizer may allocate; the program is about to die, and alarm() makes
+     * sure a lock held elsewhere cannot turn that into a hang. */
+    alarm(5);
+    fa_records_pause(1);
+    fa_symbols_log_stack(frames, depth, 16);
+}
+
+static void on_fault(int signo, siginfo_t *info, void *context)
+{
+    const char *addr = info->si_addr;
+    if (fa_region_owns(addr) && fa_chunk_of(addr)->kind == FA_CHUNK_FRAME &&
+        (size_t)(addr - (const char *)fa_chunk_of(addr)) >= FA_FRAME_DATA_OFFSET) {
+        explain(addr);
+        /* Die of the fault as the program would have: default action, fault again. */
+        signal(SIGSEGV, SIG_DFL);
+        return;
+    }
+    if (previous.sa_flags & SA_SIGINFO) {
+        previous.sa_sigaction(signo, info, context);
+    } else if (previous.sa_handler == SIG_IGN || previous.sa_handler == SIG_DFL) {
+        signal(SIGSEGV, SIG_DFL);
+    } else {
+        previous.sa_handler(signo);
+    }
+}
+
+void fa_protect_start(void)
+{
+    if (!(fa_debug_flags & FA_DEBUG_PROTECT) || !fa_region.size || block_sites)
+        return;
+    size_t bytes = fa_region.size / FA_FRAME_GRANULE * sizeof *block_sites;
+    void *table = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (table == MAP_FAILED)
+        fa_log("FRAMEALLOC_DEBUG=protect: no room for the site table; faults will be reported without stacks");
+    else
+        block_sites = table;
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    sigemptyset(&action.sa_mask);
+    action.sa_flags = SA_SIGINFO | SA_NODEFER;
+    action.sa_sigaction = on_fault;
+    if (sigaction(SIGSEGV, &action, &previous) != 0)
+        fa_log("FRAMEALLOC_DEBUG=protect: cannot install the SIGSEGV handler");
+}
