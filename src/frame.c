@@ -13,8 +13,9 @@
 _Atomic uint64_t fa_frame_number;
 size_t fa_frame_max = 65536;
 bool fa_frame_strict;
+bool fa_frame_rewind = true;
 static uint64_t frames_in_flight = 1;
-static uint32_t spare_retain = 4;
+static uint32_t spare_retain = 1;
 
 /* Chunks of exited threads that still held live blocks. */
 static pthread_mutex_t orphan_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -28,6 +29,8 @@ void fa_frame_configure(void)
     fa_frame_max = (size_t)fa_option(FA_OPT_FRAME_MAX);
     fa_frame_strict = fa_option(FA_OPT_FRAME_MODE) == 1;
     frames_in_flight = (uint64_t)fa_option(FA_OPT_FRAMES_IN_FLIGHT);
+    /* Giving freed bytes back early would hide a use after free from the protect mode. */
+    fa_frame_rewind = frames_in_flight == 1 && !(fa_debug_flags & FA_DEBUG_PROTECT);
     spare_retain = (uint32_t)fa_option(FA_OPT_FRAME_RETAIN);
 }
 

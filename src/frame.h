@@ -51,6 +51,7 @@ _Static_assert(FA_FRAME_DATA_OFFSET < FA_CHUNK_SIZE / 8, "frame chunk header too
 extern _Atomic uint64_t fa_frame_number; /* frames ended so far */
 extern size_t fa_frame_max;              /* FRAMEALLOC_FRAME_MAX */
 extern bool fa_frame_strict;             /* FRAMEALLOC_FRAME_MODE=strict */
+extern bool fa_frame_rewind;             /* freeing the newest block gives it back (one frame in flight) */
 
 void fa_frame_configure(void);
 
@@ -89,17 +90,31 @@ FA_INLINE void *fa_frame_alloc(fa_thread_t *t, size_t n)
 }
 
 /* The fast path alone: strict mode, or the owner freeing a live block. Returns false
- * (having done nothing) for every other case. */
+ * (having done nothing) for every other case.
+ * Freeing the newest block (its start is the last one, and the bump pointer lies in
+ * the same 1 KiB bitmap word) gives its bytes back: temporaries freed in stack order,
+ * as most are, then reuse warm memory instead of growing the frame's footprint. Not
+ * with more than one frame in flight, where frame memory must outlive the frame. */
 FA_INLINE bool fa_frame_try_free(fa_thread_t *t, fa_frame_chunk_t *c, void *p)
 {
     if (fa_frame_strict)
         return true;
     size_t off = (size_t)((char *)p - (char *)c);
     size_t w = off >> 10;
-    uint64_t bit = 1ULL << ((off >> 4) & 63);
+    unsigned shift = (unsigned)(off >> 4) & 63;
+    uint64_t bit = 1ULL << shift;
     if (FA_LIKELY(__atomic_load_n(&c->head.owner, __ATOMIC_RELAXED) == t->id && (off & 15) == 0)) {
+        uint64_t starts = c->bits[w].starts;
         uint64_t freed = c->bits[w].freed_local;
-        if (FA_LIKELY(c->bits[w].starts & ~freed & bit)) {
+        if (FA_LIKELY(starts & ~freed & bit)) {
+            fa_frame_arena_t *a = &t->frame;
+            if (c == a->chunk && (starts >> shift) == 1 && (size_t)(a->bump - 1 - (char *)c) >> 10 == w &&
+                fa_frame_rewind) {
+                __atomic_store_n(&c->bits[w].starts, starts & ~bit, __ATOMIC_RELAXED);
+                a->bump = p;
+                __atomic_store_n(&c->used_end, (char *)p, __ATOMIC_RELEASE);
+                return true;
+            }
             __atomic_store_n(&c->bits[w].freed_local, freed | bit, __ATOMIC_RELAXED);
             return true;
         }

@@ -116,6 +116,34 @@ START_TEST(freed_frame_memory_is_reused_next_frame)
 }
 END_TEST
 
+START_TEST(freeing_the_newest_block_gives_it_back)
+{
+    fa_scope_push(FA_FRAME);
+    char *a = fa_malloc(100);
+    char *b = fa_malloc(200);
+    fa_free(b); /* newest: its bytes go back */
+    char *c = fa_malloc(200);
+    ck_assert_ptr_eq(c, b);
+    fa_free(a); /* not newest: only marked free */
+    char *d = fa_malloc(16);
+    ck_assert_ptr_ne(d, a);
+    fa_free(d);
+    fa_free(c);
+    fa_scope_pop();
+    fa_frame_end();
+    ck_assert_uint_eq(stats().frame_escapes, 0);
+}
+END_TEST
+
+START_TEST(double_free_after_rewind_is_reported)
+{
+    fa_scope_push(FA_FRAME);
+    void *p = fa_malloc(48);
+    fa_free(p); /* rewinds: the start bit is cleared */
+    fa_free(p);
+}
+END_TEST
+
 START_TEST(escapes_stay_intact_and_are_counted)
 {
     fa_scope_push(FA_FRAME);
@@ -435,6 +463,8 @@ Suite *fa_test_suite(void)
     tcase_add_test(tc, alignment_is_honoured_in_frame_scope);
     tcase_add_test(tc, large_requests_go_to_heap_even_in_frame_scope);
     tcase_add_test(tc, freed_frame_memory_is_reused_next_frame);
+    tcase_add_test(tc, freeing_the_newest_block_gives_it_back);
+    tcase_add_test_raise_signal(tc, double_free_after_rewind_is_reported, SIGABRT);
     tcase_add_test(tc, escapes_stay_intact_and_are_counted);
     tcase_add_test(tc, escaped_chunk_is_reused_once_freed);
     tcase_add_test(tc, strict_mode_recycles_unconditionally);
