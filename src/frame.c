@@ -36,11 +36,18 @@ void fa_frame_configure(void)
 
 static char *data_start(fa_frame_chunk_t *c) { return (char *)c + FA_FRAME_DATA_OFFSET; }
 
+static char *chunk_end(fa_frame_chunk_t *c) { return (char *)c + FA_CHUNK_SIZE; }
+
+/* Bitmap words that can hold start bits: up to used_end, or all in a partial chunk. */
 static size_t used_words(fa_frame_chunk_t *c)
 {
+    if (c->partial)
+        return FA_FRAME_WORDS;
     size_t used = (size_t)(__atomic_load_n(&c->used_end, __ATOMIC_ACQUIRE) - (char *)c);
     return (used + 1023) >> 10;
 }
+
+static bool has_start(const fa_frame_chunk_t *c, size_t g) { return (c->bits[g >> 6].starts >> (g & 63)) & 1; }
 
 /* Branch-free popcount: __builtin_popcountll is a libgcc call without -mpopcnt. */
 static uint64_t popcount(uint64_t x)
@@ -77,12 +84,135 @@ static uint64_t count_live(fa_frame_chunk_t *c)
 static void reset_chunk(fa_frame_chunk_t *c)
 {
     size_t words = used_words(c);
-    if (fa_debug_flags & FA_DEBUG_POISON)
-        memset(data_start(c), FA_POISON_BYTE, (size_t)(__atomic_load_n(&c->used_end, __ATOMIC_RELAXED) - data_start(c)));
+    if (fa_debug_flags & FA_DEBUG_POISON) {
+        char *end = c->partial ? chunk_end(c) : __atomic_load_n(&c->used_end, __ATOMIC_RELAXED);
+        memset(data_start(c), FA_POISON_BYTE, (size_t)(end - data_start(c)));
+    }
     memset(c->bits, 0, words * sizeof c->bits[0]);
     for (size_t i = 0; i < words; i++)
         __atomic_store_n(&c->freed_remote[i], 0, __ATOMIC_RELAXED);
     __atomic_store_n(&c->used_end, data_start(c), __ATOMIC_RELAXED);
+    c->partial = 0;
+    c->carried_count = 0;
+    c->carried_total = 0;
+}
+
+/* ---- partial chunks: reusing the gaps around escaped blocks ---- */
+
+static bool granule_live(fa_frame_chunk_t *c, size_t g) { return (live_bits(c, g >> 6) >> (g & 63)) & 1; }
+
+/* Escapes already counted among the live blocks: the carried-over blocks still
+ * alive (exact when they were all listed, else at most as many as were carried). */
+static uint64_t carried_alive(fa_frame_chunk_t *c, uint64_t live)
+{
+    if (c->carried_total > c->carried_count)
+        return live < c->carried_total ? live : c->carried_total;
+    uint64_t alive = 0;
+    for (uint16_t i = 0; i < c->carried_count; i++)
+        alive += granule_live(c, c->carried[i]);
+    return alive;
+}
+
+/* Rewrites the bitmaps of a chunk whose live blocks stay: dead starts go, each gap
+ * gets a fence. Returns whether its gaps are worth refilling. Only the owner calls it. */
+static bool make_partial(fa_frame_chunk_t *c, uint64_t live)
+{
+    size_t words = used_words(c);
+    char *newest_end = __atomic_load_n(&c->used_end, __ATOMIC_ACQUIRE);
+    /* Built aside and published word by word: other threads freeing carried blocks
+     * read these words meanwhile, and a live block's bits are the same in both. */
+    uint64_t seen_remote[FA_FRAME_WORDS];
+    uint64_t starts[FA_FRAME_WORDS], live_mask[FA_FRAME_WORDS];
+    uint64_t new_starts[FA_FRAME_WORDS] = {0}, new_freed[FA_FRAME_WORDS] = {0};
+    for (size_t i = 0; i < words; i++) {
+        seen_remote[i] = __atomic_load_n(&c->freed_remote[i], __ATOMIC_ACQUIRE);
+        starts[i] = c->bits[i].starts;
+        live_mask[i] = starts[i] & ~(c->bits[i].freed_local | seen_remote[i]);
+    }
+    const size_t first = FA_FRAME_DATA_OFFSET / FA_FRAME_GRANULE, last = FA_CHUNK_SIZE / FA_FRAME_GRANULE;
+    size_t gap = first;   /* start of the current gap, or SIZE_MAX inside a live block */
+    size_t last_live = SIZE_MAX;
+    uint32_t largest = 0;
+    c->carried_count = 0;
+    c->carried_total = (uint32_t)live;
+    for (size_t i = 0; i < words; i++) {
+        for (uint64_t bits = starts[i]; bits; bits &= bits - 1) {
+            size_t g = i * 64 + (size_t)__builtin_ctzll(bits);
+            if (!((live_mask[i] >> (g & 63)) & 1)) {
+                if (gap == SIZE_MAX)
+                    gap = g; /* a dead block right after a live one: the live one ends here */
+                continue;
+            }
+            if (gap != SIZE_MAX && gap < g) {
+                new_starts[gap >> 6] |= 1ULL << (gap & 63);
+                new_freed[gap >> 6] |= 1ULL << (gap & 63);
+                if ((g - gap) * FA_FRAME_GRANULE > largest)
+                    largest = (uint32_t)((g - gap) * FA_FRAME_GRANULE);
+            }
+            new_starts[i] |= 1ULL << (g & 63);
+            if (c->carried_count < FA_FRAME_CARRIED_MAX)
+                c->carried[c->carried_count++] = (uint16_t)g;
+            gap = SIZE_MAX;
+            last_live = g;
+        }
+    }
+    /* The tail: after the newest live block ends (used_end bounds it when it was
+     * the chunk's newest), everything is a gap. */
+    if (gap == SIZE_MAX && last_live != SIZE_MAX) {
+        char *end = newest_end > (char *)c + last_live * FA_FRAME_GRANULE ? newest_end : chunk_end(c);
+        gap = (size_t)(end - (char *)c) / FA_FRAME_GRANULE;
+    }
+    if (gap < last) {
+        new_starts[gap >> 6] |= 1ULL << (gap & 63);
+        new_freed[gap >> 6] |= 1ULL << (gap & 63);
+        if ((last - gap) * FA_FRAME_GRANULE > largest)
+            largest = (uint32_t)((last - gap) * FA_FRAME_GRANULE);
+    }
+    size_t new_words = gap < last && (gap >> 6) >= words ? (gap >> 6) + 1 : words;
+    for (size_t i = 0; i < new_words; i++) {
+        __atomic_store_n(&c->bits[i].starts, new_starts[i], __ATOMIC_RELEASE);
+        __atomic_store_n(&c->bits[i].freed_local, new_freed[i], __ATOMIC_RELEASE);
+    }
+    /* Frees seen above are folded in; one racing with us stays set and counts later. */
+    for (size_t i = 0; i < words; i++)
+        if (seen_remote[i])
+            __atomic_fetch_and(&c->freed_remote[i], ~seen_remote[i], __ATOMIC_RELAXED);
+    c->partial = 1;
+    c->largest_gap = largest;
+    __atomic_store_n(&c->used_end, data_start(c), __ATOMIC_RELEASE);
+    return largest >= FA_FRAME_MIN_GAP;
+}
+
+/* Moves the arena's bump range to the next gap of the current partial chunk that
+ * holds need bytes, after the current range. */
+static bool enter_next_gap(fa_frame_arena_t *a, size_t need)
+{
+    fa_frame_chunk_t *c = a->chunk;
+    const size_t last = FA_CHUNK_SIZE / FA_FRAME_GRANULE;
+    size_t g = (size_t)(a->end - (char *)c) / FA_FRAME_GRANULE;
+    while (g < last) {
+        size_t w = g >> 6;
+        uint64_t fences = c->bits[w].starts & c->bits[w].freed_local & (~0ULL << (g & 63));
+        if (!fences) {
+            g = (w + 1) * 64;
+            continue;
+        }
+        size_t fence = w * 64 + (size_t)__builtin_ctzll(fences);
+        size_t end = fence + 1;
+        while (end < last && !has_start(c, end))
+            end++;
+        if ((end - fence) * FA_FRAME_GRANULE >= need) {
+            uint64_t keep = ~(1ULL << (fence & 63));
+            __atomic_store_n(&c->bits[fence >> 6].starts, c->bits[fence >> 6].starts & keep, __ATOMIC_RELAXED);
+            __atomic_store_n(&c->bits[fence >> 6].freed_local, c->bits[fence >> 6].freed_local & keep,
+                             __ATOMIC_RELAXED);
+            a->bump = (char *)c + fence * FA_FRAME_GRANULE;
+            a->end = (char *)c + end * FA_FRAME_GRANULE;
+            return true;
+        }
+        g = end;
+    }
+    return false;
 }
 
 static void release_chunk(fa_frame_chunk_t *c)
@@ -104,10 +234,32 @@ static void push_spare(fa_frame_arena_t *a, fa_frame_chunk_t *c)
     a->spare_count++;
 }
 
-static bool start_chunk(fa_thread_t *t)
+/* A partial chunk whose largest gap holds need bytes, taken off the list. */
+static fa_frame_chunk_t *take_partial(fa_frame_arena_t *a, size_t need)
+{
+    for (fa_frame_chunk_t **link = &a->partial; *link; link = &(*link)->next) {
+        fa_frame_chunk_t *c = *link;
+        if (c->largest_gap >= need) {
+            *link = c->next;
+            return c;
+        }
+    }
+    return NULL;
+}
+
+static bool start_chunk(fa_thread_t *t, size_t need)
 {
     fa_frame_arena_t *a = &t->frame;
-    fa_frame_chunk_t *c = a->spare;
+    fa_frame_chunk_t *c = take_partial(a, need);
+    if (c) {
+        /* An empty range at the start: the slow path moves into the first gap. */
+        c->next = NULL;
+        a->chunk = c;
+        a->bump = a->end = data_start(c);
+        a->taken_this_frame++;
+        return true;
+    }
+    c = a->spare;
     if (c) {
         a->spare = c->next;
         a->spare_count--;
@@ -135,7 +287,7 @@ static void retire_current(fa_frame_arena_t *a, uint64_t stamp)
     fa_frame_chunk_t *c = a->chunk;
     if (!c)
         return;
-    if (a->bump == data_start(c))
+    if (!c->partial && a->bump == data_start(c))
         return;
     c->stamp = stamp;
     c->next = NULL;
@@ -175,6 +327,8 @@ static void recycle(fa_thread_t *t, uint64_t now)
         if (!a->retired_head)
             a->retired_tail = NULL;
         uint64_t live = fa_frame_strict ? 0 : count_live(c);
+        if (live)
+            a->escapes += live - carried_alive(c, live);
         if (live == 0 && (fa_debug_flags & FA_DEBUG_PROTECT)) {
             /* Kept inaccessible for a few frames: a use after its frame faults. */
             set_data_access(c, false);
@@ -187,10 +341,20 @@ static void recycle(fa_thread_t *t, uint64_t now)
             a->quarantine_tail = c;
         } else if (live == 0) {
             push_spare(a, c);
+        } else if (make_partial(c, live)) {
+            c->next = a->partial;
+            a->partial = c;
         } else {
-            a->escapes += live;
-            c->next = a->escaped;
+            c->next = a->escaped; /* no gap worth refilling: kept until its blocks are freed */
             a->escaped = c;
+        }
+    }
+    for (fa_frame_chunk_t **link = &a->partial; (c = *link);) {
+        if (count_live(c) == 0) {
+            *link = c->next;
+            push_spare(a, c);
+        } else {
+            link = &c->next;
         }
     }
     while ((c = a->quarantine_head) && c->quarantined_at + FA_PROTECT_FRAMES <= now) {
@@ -264,9 +428,11 @@ void *fa_frame_alloc_slow(fa_thread_t *t, size_t n, size_t align)
                 fa_frame_mark_start(a->chunk, p, p + need);
                 return p;
             }
+            if (a->chunk->partial && enter_next_gap(a, need + align - 1))
+                continue;
             retire_current(a, now);
         }
-        if (!start_chunk(t))
+        if (!start_chunk(t, need + align - 1))
             return NULL;
     }
 }
@@ -276,7 +442,7 @@ static bool is_live_start(fa_frame_chunk_t *c, const void *p, size_t *word, uint
     size_t off = (size_t)((const char *)p - (const char *)c);
     *word = off >> 10;
     *bit = 1ULL << ((off >> 4) & 63);
-    if ((off & 15) || off < FA_FRAME_DATA_OFFSET || (const char *)p >= __atomic_load_n(&c->used_end, __ATOMIC_ACQUIRE))
+    if ((off & 15) || off < FA_FRAME_DATA_OFFSET || off >= FA_CHUNK_SIZE)
         return false;
     uint64_t freed = __atomic_load_n(&c->bits[*word].freed_local, __ATOMIC_RELAXED) |
                      __atomic_load_n(&c->freed_remote[*word], __ATOMIC_RELAXED);
@@ -319,10 +485,13 @@ static size_t next_start(fa_frame_chunk_t *c, size_t off, size_t limit)
     return limit;
 }
 
+/* To the next start bit; used_end bounds the newest block (blocks above it, in a
+ * partial chunk, are bounded by start bits and fences alone). */
 static size_t block_size(fa_frame_chunk_t *c, const void *p)
 {
     size_t off = (size_t)((const char *)p - (const char *)c);
-    size_t limit = (size_t)(__atomic_load_n(&c->used_end, __ATOMIC_ACQUIRE) - (char *)c);
+    const char *newest_end = __atomic_load_n(&c->used_end, __ATOMIC_ACQUIRE);
+    size_t limit = newest_end > (const char *)p ? (size_t)(newest_end - (char *)c) : FA_CHUNK_SIZE;
     return next_start(c, off, limit) - off;
 }
 
@@ -412,6 +581,10 @@ void fa_frame_thread_exit(fa_thread_t *t)
         orphan_or_release(c);
     }
     for (c = a->escaped; c; c = next) {
+        next = c->next;
+        orphan_or_release(c);
+    }
+    for (c = a->partial; c; c = next) {
         next = c->next;
         orphan_or_release(c);
     }

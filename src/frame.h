@@ -13,8 +13,14 @@
  *   reset only if no block in it is live; otherwise its live blocks are counted as
  *   escapes and the chunk waits until they are freed. In strict mode frees are
  *   no-ops and recycling is unconditional.
- * - `used_end` (release-stored after the start bit) bounds the last block, so any
- *   thread can compute a block's size from the bitmap. */
+ * - `used_end` (release-stored after the start bit) bounds the newest block, so any
+ *   thread can compute a block's size: the next start bit, or used_end when that is
+ *   above the block.
+ * - A chunk recycled with live blocks (escapes) keeps them and is rewritten so that
+ *   its dead space can be reused: dead starts are cleared, and each gap after a live
+ *   block begins with a "fence", a start bit that is also freed (so the live block
+ *   keeps its end). Such a partial chunk is filled again run by run, and remembers the
+ *   blocks it carried over, so they are not counted as escapes twice. */
 #ifndef FA_FRAME_H
 #define FA_FRAME_H
 
@@ -30,6 +36,11 @@
 #define FA_FRAME_WORDS (FA_CHUNK_SIZE / FA_FRAME_GRANULE / 64)
 /* Larger alignments in a frame scope are served by the heap. */
 #define FA_FRAME_MAX_ALIGN 4096
+/* A partial chunk lists up to this many carried-over blocks, so that its escapes
+ * are counted exactly; with more, new escapes are counted as a lower bound. */
+#define FA_FRAME_CARRIED_MAX 768
+/* A partial chunk whose largest gap is smaller than this is set aside, not refilled. */
+#define FA_FRAME_MIN_GAP 1024
 
 typedef struct fa_frame_chunk {
     fa_chunk_head_t head;
@@ -37,6 +48,11 @@ typedef struct fa_frame_chunk {
     uint64_t quarantined_at;   /* frame it became inaccessible (FRAMEALLOC_DEBUG=protect) */
     char *_Atomic used_end;    /* end of the newest block */
     struct fa_frame_chunk *next;
+    uint8_t partial;           /* holds blocks of earlier frames; new blocks go in its gaps */
+    uint16_t carried_count;    /* entries in carried[] */
+    uint32_t carried_total;    /* live blocks carried over at its last recycle */
+    uint32_t largest_gap;      /* bytes, for choosing a partial chunk */
+    uint16_t carried[FA_FRAME_CARRIED_MAX]; /* their granules */
     struct {
         uint64_t starts;
         uint64_t freed_local;
@@ -46,7 +62,7 @@ typedef struct fa_frame_chunk {
 
 /* Data starts on a page so that FRAMEALLOC_DEBUG=protect can make all of it inaccessible. */
 #define FA_FRAME_DATA_OFFSET ((sizeof(fa_frame_chunk_t) + 4095) & ~(size_t)4095)
-_Static_assert(FA_FRAME_DATA_OFFSET < FA_CHUNK_SIZE / 8, "frame chunk header too large");
+_Static_assert(FA_FRAME_DATA_OFFSET <= 8192, "frame chunk header larger than two pages");
 
 extern _Atomic uint64_t fa_frame_number; /* frames ended so far */
 extern size_t fa_frame_max;              /* FRAMEALLOC_FRAME_MAX */
@@ -91,8 +107,9 @@ FA_INLINE void *fa_frame_alloc(fa_thread_t *t, size_t n)
 
 /* The fast path alone: strict mode, or the owner freeing a live block. Returns false
  * (having done nothing) for every other case.
- * Freeing the newest block (its start is the last one, and the bump pointer lies in
- * the same 1 KiB bitmap word) gives its bytes back: temporaries freed in stack order,
+ * Freeing the newest block (below the bump pointer, with no start between them: its
+ * start is the last in its 1 KiB bitmap word and the bump pointer is in that word;
+ * a partial chunk can hold older blocks above the bump pointer) gives its bytes back: temporaries freed in stack order,
  * as most are, then reuse warm memory instead of growing the frame's footprint. Not
  * with more than one frame in flight, where frame memory must outlive the frame. */
 FA_INLINE bool fa_frame_try_free(fa_thread_t *t, fa_frame_chunk_t *c, void *p)
@@ -108,8 +125,8 @@ FA_INLINE bool fa_frame_try_free(fa_thread_t *t, fa_frame_chunk_t *c, void *p)
         uint64_t freed = c->bits[w].freed_local;
         if (FA_LIKELY(starts & ~freed & bit)) {
             fa_frame_arena_t *a = &t->frame;
-            if (c == a->chunk && (starts >> shift) == 1 && (size_t)(a->bump - 1 - (char *)c) >> 10 == w &&
-                fa_frame_rewind) {
+            if (c == a->chunk && (char *)p < a->bump && (starts >> shift) == 1 &&
+                (size_t)(a->bump - 1 - (char *)c) >> 10 == w && fa_frame_rewind) {
                 __atomic_store_n(&c->bits[w].starts, starts & ~bit, __ATOMIC_RELAXED);
                 a->bump = p;
                 __atomic_store_n(&c->used_end, (char *)p, __ATOMIC_RELEASE);

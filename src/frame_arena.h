@@ -15,7 +15,8 @@ typedef struct {
     uint64_t synced_frame;  /* global frame number at the last sync */
     uint64_t scope_end_frame; /* global frame when the last frame scope ended */
     struct fa_frame_chunk *retired_head, *retired_tail; /* waiting for frame + N, oldest first */
-    struct fa_frame_chunk *escaped; /* recycled with live allocations: kept until freed */
+    struct fa_frame_chunk *escaped; /* recycled with many live allocations: kept until freed */
+    struct fa_frame_chunk *partial; /* recycled with a few live allocations: gaps reusable */
     struct fa_frame_chunk *spare;   /* reset, ready for reuse */
     struct fa_frame_chunk *quarantine_head, *quarantine_tail; /* recycled, inaccessible (debug) */
     uint32_t spare_count;

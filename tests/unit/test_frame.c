@@ -173,6 +173,160 @@ START_TEST(escapes_stay_intact_and_are_counted)
 }
 END_TEST
 
+/* A persistent container that grows inside frame scopes: one block escapes every
+ * frame. The gaps around escaped blocks are reused, so memory stays bounded. */
+START_TEST(escapes_do_not_pin_a_chunk_per_frame)
+{
+    enum { FRAMES = 500 };
+    static unsigned char *kept[FRAMES];
+    for (int f = 0; f < FRAMES; f++) {
+        fa_scope_push(FA_FRAME);
+        for (int i = 0; i < 1000; i++) {
+            unsigned char *tmp = fa_malloc(48 + (size_t)(i % 7) * 16);
+            tmp[0] = (unsigned char)i;
+            fa_free(tmp);
+        }
+        kept[f] = fa_malloc(40);
+        memset(kept[f], f & 0xff, 40);
+        fa_scope_pop();
+        fa_frame_end();
+    }
+    fa_stats s = stats();
+    ck_assert_uint_eq(s.frame_escapes, FRAMES); /* each counted once, not once per recycle */
+    ck_assert_uint_le(s.frame_chunks, 12);
+    for (int f = 0; f < FRAMES; f++) {
+        ck_assert(all_bytes_are(kept[f], 40, (unsigned)(f & 0xff)));
+        ck_assert_uint_ge(fa_malloc_usable_size(kept[f]), 40);
+        ck_assert_uint_lt(fa_malloc_usable_size(kept[f]), 4096);
+        fa_free(kept[f]);
+    }
+    fa_frame_end();
+    fa_frame_end();
+    ck_assert_uint_le(stats().frame_chunks, 4);
+}
+END_TEST
+
+/* Random lifetimes across frames with gaps being refilled (several seeds, aligned
+ * blocks and in-place growth too): every payload survives and no two live blocks
+ * ever overlap. */
+enum { SLOTS = 256 };
+static unsigned char *slot[SLOTS];
+static size_t slot_size[SLOTS];
+
+static int by_address(const void *a, const void *b)
+{
+    uintptr_t x = (uintptr_t)slot[*(const int *)a], y = (uintptr_t)slot[*(const int *)b];
+    return x < y ? -1 : x > y;
+}
+
+static void assert_no_overlap(void)
+{
+    static int order[SLOTS];
+    int n = 0;
+    for (int k = 0; k < SLOTS; k++)
+        if (slot[k])
+            order[n++] = k;
+    qsort(order, (size_t)n, sizeof order[0], by_address);
+    for (int i = 0; i + 1 < n; i++)
+        ck_assert_msg(slot[order[i]] + slot_size[order[i]] <= slot[order[i + 1]], "blocks %d and %d overlap",
+                      order[i], order[i + 1]);
+}
+
+START_TEST(partial_chunks_keep_every_live_block_intact)
+{
+    const uint64_t seeds[] = {0x2545F4914F6CDD1DULL, 7, 0xdeadbeefcafeULL, 123456789};
+    for (size_t seed = 0; seed < 4; seed++) {
+        uint64_t x = seeds[seed];
+        for (int f = 0; f < 200; f++) {
+            fa_scope_push(FA_FRAME);
+            for (int i = 0; i < 400; i++) {
+                x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+                int k = (int)(x % SLOTS);
+                if (slot[k]) {
+                    ck_assert(all_bytes_are(slot[k], slot_size[k], (unsigned)k));
+                    ck_assert_uint_ge(fa_malloc_usable_size(slot[k]), slot_size[k]);
+                    if ((x >> 20) % 8 == 0) { /* grow, in place when it is the newest */
+                        size_t grown = slot_size[k] + 64;
+                        slot[k] = fa_realloc(slot[k], grown);
+                        memset(slot[k], k, grown);
+                        slot_size[k] = grown;
+                        continue;
+                    }
+                    fa_free(slot[k]);
+                }
+                slot_size[k] = 1 + (size_t)(x >> 40) % 2000;
+                slot[k] = (x >> 30) % 5 == 0 ? fa_malloc_aligned(256, slot_size[k]) : fa_malloc(slot_size[k]);
+                memset(slot[k], k, slot_size[k]);
+            }
+            assert_no_overlap();
+            fa_scope_pop();
+            fa_frame_end();
+        }
+    }
+    for (int k = 0; k < SLOTS; k++)
+        if (slot[k]) {
+            ck_assert(all_bytes_are(slot[k], slot_size[k], (unsigned)k));
+            fa_free(slot[k]);
+        }
+    ck_assert_uint_le(stats().region_peak_bytes, 64 * FA_CHUNK_SIZE);
+}
+END_TEST
+
+/* Escaped blocks freed by another thread while their chunk is being reused. */
+enum { HANDOFF = 4096 };
+static unsigned char *_Atomic handoff_ring[HANDOFF];
+static _Atomic unsigned ring_in, ring_out;
+static _Atomic int producer_done;
+
+static void *remote_freer(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        unsigned out = __atomic_load_n(&ring_out, __ATOMIC_RELAXED);
+        if (out == __atomic_load_n(&ring_in, __ATOMIC_ACQUIRE)) {
+            if (__atomic_load_n(&producer_done, __ATOMIC_ACQUIRE))
+                return NULL;
+            continue;
+        }
+        unsigned char *p = __atomic_load_n(&handoff_ring[out % HANDOFF], __ATOMIC_ACQUIRE);
+        if (!all_bytes_are(p, 64, p[0]) || p[0] != (unsigned char)(out & 0x7f))
+            abort();
+        fa_free(p);
+        __atomic_store_n(&ring_out, out + 1, __ATOMIC_RELEASE);
+    }
+}
+
+START_TEST(remote_frees_of_escaped_blocks_during_reuse)
+{
+    pthread_t th;
+    pthread_create(&th, NULL, remote_freer, NULL);
+    unsigned sent = 0;
+    for (int f = 0; f < 300; f++) {
+        fa_scope_push(FA_FRAME);
+        for (int i = 0; i < 200; i++) {
+            unsigned char *tmp = fa_malloc(32 + (size_t)(i % 5) * 48);
+            memset(tmp, 0x11, 32);
+            if (i % 4 == 0) { /* escapes: handed to the other thread, freed there later */
+                while (sent - __atomic_load_n(&ring_out, __ATOMIC_ACQUIRE) >= HANDOFF)
+                    ;
+                unsigned char *kept = fa_malloc(64);
+                memset(kept, (int)(sent & 0x7f), 64);
+                __atomic_store_n(&handoff_ring[sent % HANDOFF], kept, __ATOMIC_RELEASE);
+                __atomic_store_n(&ring_in, ++sent, __ATOMIC_RELEASE);
+            }
+            fa_free(tmp);
+        }
+        fa_scope_pop();
+        fa_frame_end();
+    }
+    __atomic_store_n(&producer_done, 1, __ATOMIC_RELEASE);
+    pthread_join(th, NULL);
+    for (int f = 0; f < 3; f++)
+        fa_frame_end();
+    ck_assert_uint_le(stats().frame_chunks, 8);
+}
+END_TEST
+
 START_TEST(escaped_chunk_is_reused_once_freed)
 {
     fa_scope_push(FA_FRAME);
@@ -466,6 +620,9 @@ Suite *fa_test_suite(void)
     tcase_add_test(tc, freeing_the_newest_block_gives_it_back);
     tcase_add_test_raise_signal(tc, double_free_after_rewind_is_reported, SIGABRT);
     tcase_add_test(tc, escapes_stay_intact_and_are_counted);
+    tcase_add_test(tc, escapes_do_not_pin_a_chunk_per_frame);
+    tcase_add_test(tc, partial_chunks_keep_every_live_block_intact);
+    tcase_add_test(tc, remote_frees_of_escaped_blocks_during_reuse);
     tcase_add_test(tc, escaped_chunk_is_reused_once_freed);
     tcase_add_test(tc, strict_mode_recycles_unconditionally);
     tcase_add_test(tc, frames_in_flight_delay_recycling);
