@@ -570,31 +570,33 @@ static void orphan_or_release(fa_frame_chunk_t *c)
     pthread_mutex_unlock(&orphan_lock);
 }
 
+static void orphan_or_release_list(fa_frame_chunk_t *c)
+{
+    for (fa_frame_chunk_t *next; c; c = next) {
+        next = c->next;
+        orphan_or_release(c);
+    }
+}
+
 void fa_frame_thread_exit(fa_thread_t *t)
 {
     fa_frame_arena_t *a = &t->frame;
     fa_frame_chunk_t *c, *next;
-    if (a->chunk)
-        orphan_or_release(a->chunk);
-    for (c = a->retired_head; c; c = next) {
-        next = c->next;
-        orphan_or_release(c);
+    if (a->chunk) {
+        a->chunk->next = NULL;
+        orphan_or_release_list(a->chunk);
     }
-    for (c = a->escaped; c; c = next) {
-        next = c->next;
-        orphan_or_release(c);
-    }
-    for (c = a->partial; c; c = next) {
-        next = c->next;
-        orphan_or_release(c);
-    }
-    for (c = a->spare; c; c = next) {
-        next = c->next;
-        release_chunk(c);
-    }
+    orphan_or_release_list(a->retired_head);
+    orphan_or_release_list(a->escaped);
+    orphan_or_release_list(a->partial);
+    /* Nothing is live in spare or quarantined chunks. */
     for (c = a->quarantine_head; c; c = next) {
         next = c->next;
         set_data_access(c, true);
+        release_chunk(c);
+    }
+    for (c = a->spare; c; c = next) {
+        next = c->next;
         release_chunk(c);
     }
     exited_allocs += a->allocs;
