@@ -255,6 +255,55 @@ static void run_frame_pairs(bench_t *b)
     measure(b, 4000, 400);
 }
 
+/* Small-object churn (issue 4's workload): 20 000 live blocks of 8-256 B, each
+ * operation frees a random one and allocates a replacement; every 10 000 operations
+ * a burst of 1000 blocks is allocated and freed. ns per malloc+free pair. */
+#define CHURN_LIVE 20000
+#define CHURN_OPS 100000
+static char **churn_live;
+static char *churn_burst[1000];
+
+static void churn_fill(void)
+{
+    churn_live = xcalloc(CHURN_LIVE, sizeof *churn_live);
+    for (int i = 0; i < CHURN_LIVE; i++) {
+        churn_live[i] = xmalloc(rng_range(8, 256));
+        churn_live[i][0] = (char)i;
+    }
+}
+
+static void round_churn(void)
+{
+    uint64_t acc = 0;
+    for (long op = 0; op < CHURN_OPS; op++) {
+        size_t k = (size_t)(rng() % CHURN_LIVE);
+        acc += (unsigned char)churn_live[k][0];
+        free(churn_live[k]);
+        churn_live[k] = xmalloc(rng_range(8, 256));
+        churn_live[k][0] = (char)op;
+        if (op % 10000 == 9999) {
+            for (int i = 0; i < 1000; i++) {
+                churn_burst[i] = xmalloc(rng_range(8, 256));
+                churn_burst[i][0] = (char)i;
+            }
+            for (int i = 0; i < 1000; i++)
+                free(churn_burst[i]);
+        }
+    }
+    sink += acc;
+}
+
+static void run_churn(bench_t *b)
+{
+    rng_seed(0xc4u);
+    churn_fill();
+    b->round = round_churn;
+    b->ops = CHURN_OPS + CHURN_OPS / 10000 * 1000;
+    b->unit = "ns/op";
+    b->scale = NS;
+    measure(b, 20, 3);
+}
+
 /* Cross-thread frees: the main thread allocates, a consumer thread frees, through a
  * bounded single-producer single-consumer ring. A round (one frame) ends when the
  * consumer has freed everything, so strict mode never recycles memory in use. */
@@ -806,6 +855,7 @@ static const workload_t workloads[] = {
     {"large", {0}, "ns/op", "malloc+free pair, 256 KiB-4 MiB"},
     {"frame", {0}, "ns/op", "malloc+free pair, 16-256 B, 1000 per frame (frame scope with --markers)"},
     {"xthread", {0}, "ns/op", "thread A allocates 16-256 B, thread B frees them, 4096-slot queue"},
+    {"churn", {0}, "ns/op", "small-object churn: 20000 live blocks of 8-256 B, random replace, bursts of 1000 (malloc+free pair)"},
     {"w1", {0}, "us/round", "W1 canonical: 1000 objects 32 B-4 KB, allocate all, free all"},
     {"w2", {1000, 5000, 10000}, "us/round", "W2 small: 64 B x N, then free all"},
     {"w3", {1000, 5000, 10000}, "us/round", "W3 medium: 1 KB x N, then free all"},
@@ -858,6 +908,8 @@ static void run(const char *id)
         run_frame_pairs(&b);
     else if (!strcmp(name, "xthread"))
         run_xthread(&b);
+    else if (!strcmp(name, "churn"))
+        run_churn(&b);
     else if (!strcmp(name, "w1"))
         run_alloc_all(&b, count ? count : 1000, 32, 4096, 0x1);
     else if (!strcmp(name, "w2") && count)

@@ -21,6 +21,7 @@ size_t fa_pool_max = 16384;
 static uint64_t decay_ms = 1000;
 uintptr_t fa_pool_secret;
 uint8_t fa_pool_class_of[FA_POOL_LARGEST / 16 + 1];
+uint32_t fa_pool_cache_limit[FA_POOL_CLASSES];
 
 /* 16-byte steps to 128, then four classes per doubling (at most 25% slack). */
 const uint32_t fa_pool_class_size[FA_POOL_CLASSES] = {
@@ -56,6 +57,11 @@ void fa_pool_configure(void)
     decay_ms = (uint64_t)fa_option(FA_OPT_POOL_DECAY_MS);
     if (!fa_pool_secret)
         fa_pool_secret = make_secret();
+    /* About 64 KiB of ready blocks per class, 16 to 512 of them (like a tcache). */
+    for (unsigned c = 0; c < FA_POOL_CLASSES; c++) {
+        uint32_t limit = 65536 / fa_pool_class_size[c];
+        fa_pool_cache_limit[c] = limit < 16 ? 16 : limit > 512 ? 512 : limit;
+    }
     unsigned cls = 0;
     for (size_t i = 0; i <= FA_POOL_LARGEST / 16; i++) {
         size_t size = i ? i * 16 : 1;
@@ -218,6 +224,7 @@ static bool fill_from(fa_thread_t *t, fa_pool_chunk_t *c)
         collect_remote(c);
     if (c->local_free) {
         t->pool.free[cls] = c->local_free;
+        t->pool.free_count[cls] = c->local_free_count;
         c->used += c->local_free_count;
         c->local_free = NULL;
         c->local_free_count = 0;
@@ -240,6 +247,7 @@ static bool fill_from(fa_thread_t *t, fa_pool_chunk_t *c)
     __atomic_store_n(&c->carve, carve + count * size, __ATOMIC_RELEASE);
     c->used += (uint32_t)count;
     t->pool.free[cls] = first;
+    t->pool.free_count[cls] = (uint32_t)count;
     return true;
 }
 
@@ -350,9 +358,43 @@ void fa_pool_check_pointer(const fa_pool_chunk_t *c, const void *p, const char *
  * like a cookie). */
 static bool owner_holds_free(fa_thread_t *t, fa_pool_chunk_t *c, fa_pool_block_t *b)
 {
-    return (c == t->pool.current[c->class_index] && list_contains(t->pool.free[c->class_index], b)) ||
-           list_contains(c->local_free, b) ||
+    return list_contains(t->pool.free[c->class_index], b) || list_contains(c->local_free, b) ||
            list_contains(__atomic_load_n(&c->thread_free, __ATOMIC_ACQUIRE), b);
+}
+
+/* Gives block b (whose cookie is set) back to its own chunk's list. */
+static void return_to_chunk(fa_thread_t *t, fa_pool_block_t *b)
+{
+    fa_pool_chunk_t *c = (fa_pool_chunk_t *)fa_chunk_of(b);
+    b->next = c->local_free;
+    c->local_free = b;
+    c->local_free_count++;
+    if (--c->used == 0 && c != t->pool.current[c->class_index]) {
+        retire_empty(t, c);
+        return;
+    }
+    if (c->list == FA_POOL_LIST_FULL) {
+        list_remove(t, c);
+        list_push(t, c, FA_POOL_LIST_AVAIL);
+    }
+}
+
+/* Keeps the newest `keep` blocks of the class's cache (the warm ones) and gives the
+ * older ones back to their chunks, where emptied chunks are noticed. */
+static void flush_cache(fa_thread_t *t, unsigned cls, uint32_t keep)
+{
+    fa_pool_cache_t *pc = &t->pool;
+    fa_pool_block_t **link = &pc->free[cls];
+    for (uint32_t i = 0; i < keep && *link; i++)
+        link = &(*link)->next;
+    fa_pool_block_t *old = *link;
+    *link = NULL;
+    pc->free_count[cls] = keep;
+    while (old) {
+        fa_pool_block_t *next = old->next;
+        return_to_chunk(t, old);
+        old = next;
+    }
 }
 
 static void free_remote(fa_pool_chunk_t *c, fa_pool_block_t *b, uintptr_t cookie)
@@ -383,24 +425,11 @@ void fa_pool_free_slow(fa_thread_t *t, fa_pool_chunk_t *c, void *p)
         free_remote(c, b, cookie);
         return;
     }
-    if (c == t->pool.current[cls]) {
-        b->cookie = cookie;
-        b->next = t->pool.free[cls];
-        t->pool.free[cls] = b;
-        return;
-    }
     b->cookie = cookie;
-    b->next = c->local_free;
-    c->local_free = b;
-    c->local_free_count++;
-    if (--c->used == 0) {
-        retire_empty(t, c);
-        return;
-    }
-    if (c->list == FA_POOL_LIST_FULL) {
-        list_remove(t, c);
-        list_push(t, c, FA_POOL_LIST_AVAIL);
-    }
+    b->next = t->pool.free[cls];
+    t->pool.free[cls] = b;
+    if (++t->pool.free_count[cls] > fa_pool_cache_limit[cls])
+        flush_cache(t, cls, t->pool.free_count[cls] / 2);
 }
 
 void fa_pool_release_cached(fa_thread_t *t)
@@ -433,18 +462,20 @@ void fa_pool_thread_exit(fa_thread_t *t)
 {
     fa_pool_cache_t *pc = &t->pool;
     for (unsigned cls = 0; cls < FA_POOL_CLASSES; cls++) {
+        /* The cached blocks go back to their chunks first; none is retired here,
+         * every chunk is orphaned or released below. */
         fa_pool_chunk_t *c = pc->current[cls];
-        if (c) {
-            /* The thread's ready blocks go back to their chunk. */
-            for (fa_pool_block_t *b = pc->free[cls], *next; b; b = next) {
-                next = b->next;
-                b->next = c->local_free;
-                c->local_free = b;
-                c->local_free_count++;
-                c->used--;
-            }
-            orphan_or_release(c);
+        for (fa_pool_block_t *b = pc->free[cls], *next; b; b = next) {
+            next = b->next;
+            fa_pool_chunk_t *owner_chunk = (fa_pool_chunk_t *)fa_chunk_of(b);
+            b->next = owner_chunk->local_free;
+            owner_chunk->local_free = b;
+            owner_chunk->local_free_count++;
+            owner_chunk->used--;
         }
+        pc->free[cls] = NULL;
+        if (c)
+            orphan_or_release(c);
         fa_pool_chunk_t *next;
         for (c = pc->avail[cls]; c; c = next) {
             next = c->next;

@@ -5,8 +5,9 @@
  * - A pool chunk holds blocks of one class. Only its owner thread touches its
  *   local_free list, `used` and `carve`; other threads only push onto thread_free.
  * - `used` counts the chunk's blocks that are out of the chunk's own lists: held by
- *   the program, sitting in the owner's TLS list, or freed by another thread and not
- *   yet collected. A non-current chunk whose `used` drops to 0 is empty and can go.
+ *   the program, sitting in the owner's TLS cache (any class list may hold blocks of
+ *   any of the owner's chunks of that class), or freed by another thread and not yet
+ *   collected. A non-current chunk whose `used` drops to 0 is empty and can go.
  * - A freed block carries a cookie (its address XOR a per-process secret) in its
  *   second word, cleared when it is handed out again: a free that finds the cookie is
  *   a double free (confirmed by a list scan when the owner frees). A pointer that is
@@ -50,6 +51,7 @@ extern size_t fa_pool_max;                 /* FRAMEALLOC_POOL_MAX */
 extern uintptr_t fa_pool_secret;
 extern uint8_t fa_pool_class_of[FA_POOL_LARGEST / 16 + 1]; /* by (size + 15) / 16 */
 extern const uint32_t fa_pool_class_size[FA_POOL_CLASSES];
+extern uint32_t fa_pool_cache_limit[FA_POOL_CLASSES]; /* blocks a thread caches per class */
 
 void fa_pool_configure(void);
 
@@ -66,6 +68,7 @@ FA_INLINE void *fa_pool_try_alloc(fa_thread_t *t, size_t size)
     if (FA_UNLIKELY(!b))
         return NULL;
     t->pool.free[cls] = b->next;
+    t->pool.free_count[cls]--;
     t->pool.allocs[cls]++;
     b->cookie = 0;
     return b;
@@ -85,18 +88,20 @@ FA_INLINE bool fa_pool_is_block_start(const fa_pool_chunk_t *c, const void *p)
     return (size_t)index * c->block_size == off && (const char *)p < __atomic_load_n(&c->carve, __ATOMIC_RELAXED);
 }
 
-/* The fast path alone: the owner freeing into its current chunk after the checks.
- * Returns false (having done nothing) for every other case. */
+/* The fast path alone: the owner freeing one of its blocks into its cache, after the
+ * checks, while the cache has room. Returns false (having done nothing) otherwise. */
 FA_INLINE bool fa_pool_try_free(fa_thread_t *t, fa_pool_chunk_t *c, void *p)
 {
     fa_pool_block_t *b = p;
     uintptr_t cookie = (uintptr_t)b ^ fa_pool_secret;
     unsigned cls = c->class_index;
-    if (FA_LIKELY(__atomic_load_n(&c->head.owner, __ATOMIC_RELAXED) == t->id && c == t->pool.current[cls] &&
-                  b->cookie != cookie && fa_pool_is_block_start(c, p))) {
+    if (FA_LIKELY(__atomic_load_n(&c->head.owner, __ATOMIC_RELAXED) == t->id &&
+                  t->pool.free_count[cls] < fa_pool_cache_limit[cls] && b->cookie != cookie &&
+                  fa_pool_is_block_start(c, p))) {
         b->cookie = cookie;
         b->next = t->pool.free[cls];
         t->pool.free[cls] = b;
+        t->pool.free_count[cls]++;
         t->pool.frees[cls]++;
         return true;
     }

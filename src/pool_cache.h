@@ -1,7 +1,8 @@
 /* The per-thread part of the size-class pools (lives inside fa_thread_t).
- * free[c] is the thread's list of ready blocks of class c, all from current[c]:
- * allocation pops it, a local free into current[c] pushes it, and an empty list
- * (as in a new thread's all-zero state) misses into the slow path. */
+ * free[c] is the thread's cache of ready blocks of class c, from any of its chunks:
+ * allocation pops it, a free by the owner pushes it, and an empty list (as in a new
+ * thread's all-zero state) misses into the slow path. free_count[c] bounds it: past
+ * fa_pool_cache_limit[c] the older half goes back to the blocks' chunks. */
 #ifndef FA_POOL_CACHE_H
 #define FA_POOL_CACHE_H
 
@@ -15,6 +16,7 @@ struct fa_pool_chunk;
 
 typedef struct {
     struct fa_pool_block *free[FA_POOL_CLASSES];
+    uint32_t free_count[FA_POOL_CLASSES];
     uint64_t allocs[FA_POOL_CLASSES]; /* blocks this thread allocated, cumulative */
     uint64_t frees[FA_POOL_CLASSES];  /* blocks this thread freed (any owner), cumulative */
     struct fa_pool_chunk *current[FA_POOL_CLASSES];
