@@ -1,0 +1,217 @@
+#!/usr/bin/env python3
+"""Tests of libframealloc_autoframe.so (suite 'autoframe'): test_autoframe.py SCENARIO.
+
+Each scenario runs a test program (tests/gl_program.c, tests/sdl_program.c) that
+presents N times by one route, under LD_AUDIT=libframealloc_autoframe.so and
+FRAMEALLOC_AUTOFRAME=1 with libframealloc.so (or the probe) preloaded, and checks
+that exactly N frames ended and that the real present function ran N times.
+Paths come from meson in FA_TEST_* variables. Exit 77 (skip) when something the
+scenario needs is not installed (SDL 2, xvfb-run).
+"""
+
+import csv
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+N = 50
+SKIP = 77
+HERE = os.path.dirname(os.path.abspath(__file__))
+SCRIPTS = os.path.join(HERE, "..", "scripts")
+
+LIB = os.environ["FA_TEST_LIB"]
+PROBE = os.environ["FA_TEST_PROBE"]
+AUDIT = os.environ["FA_TEST_AUTOFRAME"]
+FAKEGL = os.environ["FA_TEST_FAKEGL"]
+GL_DLOPEN = os.environ["FA_TEST_GL_DLOPEN"]
+GL_LINKED = os.environ["FA_TEST_GL_LINKED"]
+SDL2 = os.environ.get("FA_TEST_SDL2", "")
+BUILD = os.environ["FA_TEST_BUILD"]
+# With LD_AUDIT, glibc sizes static TLS before loading the preloads: their
+# initial-exec TLS needs this (as framealloc-run and framealloc-compare set it).
+TUNABLES = "glibc.rtld.optional_static_tls=16384"
+
+
+class Failed(Exception):
+    pass
+
+
+def check(condition, message):
+    if not condition:
+        raise Failed(message)
+
+
+def clean_env():
+    return {k: v for k, v in os.environ.items()
+            if not k.startswith("FRAMEALLOC_") and k not in ("LD_PRELOAD", "LD_AUDIT", "LD_BIND_NOW", "GLIBC_TUNABLES")}
+
+
+def run(command, preload=LIB, autoframe="1", extra=None):
+    """Runs command with the audit module; returns (fields of its stdout, stderr)."""
+    env = clean_env()
+    env["LD_AUDIT"] = AUDIT
+    env["GLIBC_TUNABLES"] = TUNABLES
+    if preload:
+        env["LD_PRELOAD"] = preload
+    if autoframe is not None:
+        env["FRAMEALLOC_AUTOFRAME"] = autoframe
+    env.update(extra or {})
+    r = subprocess.run(command, env=env, capture_output=True, text=True, timeout=100)
+    shown = "$ %s\n%s%s" % (" ".join(command), r.stdout, r.stderr)
+    print(shown)
+    check(r.returncode == 0, "exit status %d" % r.returncode)
+    fields = {}
+    for line in r.stdout.splitlines():
+        key, _, value = line.partition(":")
+        fields[key.strip()] = value.strip()
+    return fields, r.stderr
+
+
+def expect(fields, swaps=N, frames=N):
+    check(fields.get("checksum") in ("swaps %d" % swaps, "presents %d" % swaps),
+          "the real present function ran %s times, expected %d" % (fields.get("checksum"), swaps))
+    check(fields.get("frames") == str(frames), "frames: %s, expected %d" % (fields.get("frames"), frames))
+
+
+def gl_dlopen(route):
+    return [GL_DLOPEN, route, str(N), FAKEGL]
+
+
+def gl_linked(route):
+    return [GL_LINKED, route, str(N)]
+
+
+def need_sdl2():
+    if not SDL2:
+        print("SKIP: SDL 2 was not found when configuring (scripts/install-deps installs libsdl2-dev)")
+        sys.exit(SKIP)
+
+
+def need_xvfb():
+    need_sdl2()
+    if not shutil.which("xvfb-run") or not shutil.which("xauth"):
+        print("SKIP: xvfb-run not installed (scripts/install-deps installs xvfb and xauth)")
+        sys.exit(SKIP)
+
+
+def xvfb(command):
+    # Xvfb itself runs without our variables: they go to the program through env.
+    # -a looks for a free display from -n on; starting at one of our own makes two
+    # tests (or other users of xvfb-run) unlikely to race for the same display.
+    first = str(100 + os.getpid() % 5000)
+    return ["xvfb-run", "-a", "-n", first, "-s", "-screen 0 640x480x24", "env", "LIBGL_ALWAYS_SOFTWARE=1"] + command
+
+
+def run_in_xvfb(command, extra=None):
+    settings = ["LD_AUDIT=" + AUDIT, "LD_PRELOAD=" + LIB, "FRAMEALLOC_AUTOFRAME=1", "GLIBC_TUNABLES=" + TUNABLES]
+    settings += ["%s=%s" % kv for kv in (extra or {}).items()]
+    env = clean_env()
+    r = subprocess.run(xvfb(settings + command), env=env, capture_output=True, text=True, timeout=100)
+    print("$ %s\n%s%s" % (" ".join(command), r.stdout, r.stderr))
+    check(r.returncode == 0, "exit status %d" % r.returncode)
+    return dict((k.strip(), v.strip()) for k, _, v in (l.partition(":") for l in r.stdout.splitlines()))
+
+
+def scenario(name):
+    if name == "dlsym":
+        fields, _ = run(gl_dlopen("dlsym"))
+        expect(fields)
+        check(fields["audit module loaded"] == "yes", "the audit module is not loaded")
+    elif name == "getproc":
+        expect(run(gl_dlopen("getproc"))[0])
+    elif name == "plt":
+        expect(run(gl_linked("plt"))[0])
+    elif name == "bind_now":
+        expect(run(gl_linked("plt"), extra={"LD_BIND_NOW": "1"})[0])
+    elif name == "nested":
+        expect(run(gl_linked("nested"))[0])
+    elif name == "nested_bind_now":
+        expect(run(gl_linked("nested"), extra={"LD_BIND_NOW": "1"})[0])
+    elif name == "thread":
+        expect(run(gl_dlopen("thread"))[0])
+        expect(run(gl_linked("nested-thread"))[0])
+    elif name == "off":
+        # Without FRAMEALLOC_AUTOFRAME=1 la_version returns 0: the loader drops the
+        # module, and the program runs as without LD_AUDIT.
+        for value in (None, "0", "2"):
+            for command in (gl_dlopen("dlsym"), gl_dlopen("getproc"), gl_linked("nested")):
+                fields, _ = run(command, autoframe=value)
+                expect(fields, frames=0)
+                check(fields["audit module loaded"] == "no", "the audit module stayed loaded")
+    elif name == "probe":
+        # The probe has no counters; its frame log has the frames.
+        with tempfile.TemporaryDirectory() as tmp:
+            log = os.path.join(tmp, "frames.csv")
+            fields, _ = run(gl_linked("nested"), preload=PROBE, extra={"FRAMEALLOC_FRAMELOG": log})
+            expect(fields, frames=-1)
+            with open(log, newline="") as f:
+                rows = list(csv.DictReader(f))
+            check(len(rows) == N, "the probe's frame log has %d rows, expected %d" % (len(rows), N))
+            timed = [r for r in rows if r["frametime"]]
+            # The first frame has no start (it began before the first present).
+            check(len(timed) == N - 1, "%d rows have a frame time, expected %d" % (len(timed), N - 1))
+    elif name == "no_library":
+        fields, err = run(gl_dlopen("dlsym"), preload=None)
+        expect(fields, frames=-1)
+        check(err.count("no fa_api_v1") == 1, "expected one warning about the missing library")
+    elif name == "sdl2_render":
+        need_sdl2()
+        expect(run([SDL2, "render", str(N)], extra={"SDL_VIDEODRIVER": "dummy"})[0])
+    elif name == "sdl2_surface":
+        need_sdl2()
+        expect(run([SDL2, "surface", str(N)], extra={"SDL_VIDEODRIVER": "dummy"})[0])
+    elif name == "sdl2_gl_xvfb":
+        # SDL loads libGL with dlopen and glXSwapBuffers through glXGetProcAddressARB;
+        # SDL_GL_SwapWindow around it must still end one frame per present.
+        need_xvfb()
+        fields = run_in_xvfb([SDL2, "gl", str(N)])
+        expect(fields)
+        check(fields["libEGL loaded"] == "no", "SDL used EGL, not GLX")
+    elif name == "sdl2_egl_xvfb":
+        need_xvfb()
+        fields = run_in_xvfb([SDL2, "gl", str(N)], extra={"SDL_VIDEO_X11_FORCE_EGL": "1"})
+        expect(fields)
+        check(fields["libEGL loaded"] == "yes", "SDL did not use EGL")
+    elif name == "sdl2_gl_renderer_xvfb":
+        need_xvfb()
+        expect(run_in_xvfb([SDL2, "gl-render", str(N)]))
+    elif name == "framealloc_run":
+        command = [sys.executable, os.path.join(SCRIPTS, "framealloc-run"), "--lib", LIB, "--autoframe", "--"]
+        env = clean_env()
+        r = subprocess.run(command + gl_linked("nested"), env=env, capture_output=True, text=True, timeout=100)
+        print(r.stdout + r.stderr)
+        check(r.returncode == 0, "framealloc-run: exit status %d" % r.returncode)
+        expect(dict((k.strip(), v.strip()) for k, _, v in (l.partition(":") for l in r.stdout.splitlines())))
+    elif name == "framealloc_compare":
+        # Every allocator's run gets the audit module, the probe runs included.
+        with tempfile.TemporaryDirectory() as tmp:
+            command = [sys.executable, os.path.join(SCRIPTS, "framealloc-compare"), "--autoframe",
+                       "--rounds", "1", "--allocators", "glibc,jemalloc,framealloc", "--no-install",
+                       "--no-chart", "--build", BUILD, "--out", tmp, "--"] + gl_linked("nested")
+            r = subprocess.run(command, env=clean_env(), capture_output=True, text=True, timeout=100)
+            print(r.stdout + r.stderr)
+            check(r.returncode == 0, "framealloc-compare: exit status %d" % r.returncode)
+            with open(os.path.join(tmp, "summary.csv"), newline="") as f:
+                frames = {row["allocator"]: row["frames"] for row in csv.DictReader(f)}
+            for allocator in ("glibc", "framealloc") + (("jemalloc",) if "jemalloc" in frames else ()):
+                check(frames.get(allocator) == str(N - 1),
+                      "%s: %s timed frames, expected %d" % (allocator, frames.get(allocator), N - 1))
+    else:
+        raise Failed("unknown scenario " + name)
+
+
+def main():
+    name = sys.argv[1]
+    try:
+        scenario(name)
+    except Failed as e:
+        print("FAIL %s: %s" % (name, e))
+        return 1
+    print("ok %s" % name)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
