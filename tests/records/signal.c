@@ -1,0 +1,84 @@
+/* FRAMEALLOC_REPORT_SIGNAL: the program raises the report signal and checks, while
+ * it still runs, that the report appears in FRAMEALLOC_REPORT at the next
+ * fa_frame_end() and not before. After each report it moves summary.txt aside
+ * (to DIR.1.txt, DIR.2.txt) so the checker can read what each report said.
+ * Usage: signal SIGNO (the same number as FRAMEALLOC_REPORT_SIGNAL). */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <framealloc.h>
+
+enum { BATCH = 25, SIZE = 640 };
+
+static void *kept[2 * BATCH];
+
+__attribute__((noinline)) static void signal_site(int i)
+{
+    kept[i] = malloc(SIZE); /* @site:signal */
+    memset(kept[i], 4, SIZE);
+}
+
+static const char *files[] = {"summary.txt", "report.json", "allocations.folded", "live.folded", "escapes.folded"};
+
+/* 1 if every report file exists, 0 if none does, -1 otherwise. */
+static int report_state(const char *dir)
+{
+    int present = 0;
+    for (int i = 0; i < 5; i++) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+        present += access(path, F_OK) == 0;
+    }
+    return present == 5 ? 1 : present == 0 ? 0 : -1;
+}
+
+static int round_trip(const char *dir, int signo, int round)
+{
+    for (int i = 0; i < BATCH; i++)
+        signal_site((round - 1) * BATCH + i);
+    raise(signo);
+    if (report_state(dir) != 0) {
+        fprintf(stderr, "signal: round %d: report files in %s before fa_frame_end\n", round, dir);
+        return 1;
+    }
+    fa_frame_end();
+    if (report_state(dir) != 1) {
+        fprintf(stderr, "signal: round %d: fa_frame_end after the signal did not write every report file into %s\n",
+                round, dir);
+        return 1;
+    }
+    char from[4096], to[4200];
+    snprintf(from, sizeof from, "%s/summary.txt", dir);
+    snprintf(to, sizeof to, "%s.%d.txt", dir, round);
+    for (int i = 0; i < 5; i++) { /* empty the directory for the next round */
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+        if (i == 0 ? rename(from, to) != 0 : unlink(path) != 0) {
+            perror(path);
+            return 1;
+        }
+    }
+    printf("round %d: report written at fa_frame_end, not before\n", round);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    const char *dir = getenv("FRAMEALLOC_REPORT");
+    if (argc != 2 || !dir) {
+        fprintf(stderr, "usage: FRAMEALLOC_REPORT=DIR signal SIGNO\n");
+        return 2;
+    }
+    int signo = atoi(argv[1]);
+    fa_frame_end();
+    if (report_state(dir) != 0) {
+        fprintf(stderr, "signal: report files in %s before any signal\n", dir);
+        return 1;
+    }
+    if (round_trip(dir, signo, 1) || round_trip(dir, signo, 2))
+        return 1;
+    return 0;
+}
