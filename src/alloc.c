@@ -10,6 +10,7 @@
 #include "alloc.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -48,34 +49,56 @@ static void *route(fa_thread_t *t, uint8_t intent, size_t size, size_t alignment
     return fa_heap_aligned(alignment, size);
 }
 
-/* Every allocation that is not a fast-path hit: records (when on), then route. */
-static void *allocate(fa_thread_t *t, size_t size, size_t alignment)
+/* An allocation that used up the thread's sample_left: recorded when sampling is on.
+ * In a thread's first slow path (sample_left 0) this also sets sample_left. */
+static FA_NOINLINE void *allocate_due(fa_thread_t *t, uint8_t intent, size_t size, size_t alignment)
+{
+    void *p = fa_records_mode == FA_RECORDS_SAMPLE ? fa_records_alloc(t, intent, size, alignment, route)
+                                                   : route(t, intent, size, alignment);
+    fa_records_rearm(t, size);
+    return p;
+}
+
+/* Every allocation that is not a fast-path hit. counted: its size was already taken
+ * off sample_left (the fast path does that before it tries an arena). */
+static void *allocate(fa_thread_t *t, size_t size, size_t alignment, bool counted)
 {
     uint8_t intent = fa_thread_intent(t);
     if (FA_UNLIKELY(fa_records_diverting)) {
         if (intent == FA_FRAME && (fa_debug_flags & FA_DEBUG_PROTECT))
             return fa_protect_alloc(t, size, alignment, route);
-        if (fa_records_mode)
+        if (fa_records_mode == FA_RECORDS_FULL)
             return fa_records_alloc(t, intent, size, alignment, route);
+    }
+    if (!counted) {
+        if (FA_UNLIKELY(size >= t->sample_left))
+            return allocate_due(t, intent, size, alignment);
+        t->sample_left -= size;
     }
     return route(t, intent, size, alignment);
 }
 
-static FA_NOINLINE void *malloc_slow(fa_thread_t *t, size_t size) { return allocate(t, size, FA_MIN_ALIGN); }
+static FA_NOINLINE void *malloc_slow(fa_thread_t *t, size_t size, bool counted)
+{
+    return allocate(t, size, FA_MIN_ALIGN, counted);
+}
 
-/* Only the two commonest cases inline, with no calls, so this needs no stack frame:
- * a pool pop under FA_DEFAULT, a frame bump under FA_FRAME. */
+/* Only the commonest cases inline, with no calls, so this needs no stack frame: the
+ * sampling countdown, then a pool pop under FA_DEFAULT or a frame bump under FA_FRAME. */
 void *fa_malloc(size_t size)
 {
     fa_thread_t *t = fa_thread();
     void *p;
+    if (FA_UNLIKELY(size >= t->sample_left))
+        return malloc_slow(t, size, false);
+    t->sample_left -= size;
     if (FA_LIKELY(t->intent == FA_DEFAULT)) {
         if (FA_LIKELY(size <= fa_pool_max) && (p = fa_pool_try_alloc(t, size)))
             return p;
     } else if (t->intent == FA_FRAME && (p = fa_frame_try_alloc(t, size))) {
         return p;
     }
-    return malloc_slow(t, size);
+    return malloc_slow(t, size, true);
 }
 
 void *fa_calloc(size_t count, size_t size)
@@ -87,10 +110,12 @@ void *fa_calloc(size_t count, size_t size)
     }
     fa_thread_t *t = fa_thread();
     uint8_t intent = fa_thread_intent(t);
-    if (!fa_records_mode && (intent == FA_DEFAULT ? total > fa_pool_max : intent == FA_HEAP))
+    if (!fa_records_mode && total < t->sample_left && (intent == FA_DEFAULT ? total > fa_pool_max : intent == FA_HEAP)) {
+        t->sample_left -= total;
         return fa_heap_calloc(count, size); /* jemalloc knows which pages are already zero */
+    }
     /* Arena memory is reused without being cleared. */
-    void *p = allocate(t, total, FA_MIN_ALIGN);
+    void *p = allocate(t, total, FA_MIN_ALIGN, false);
     return p ? memset(p, 0, total) : NULL;
 }
 
@@ -99,7 +124,7 @@ void *fa_malloc_aligned(size_t alignment, size_t size)
 {
     if (alignment <= FA_MIN_ALIGN)
         return fa_malloc(size);
-    return allocate(fa_thread(), size, alignment);
+    return allocate(fa_thread(), size, alignment, false);
 }
 
 FA_COLD static void report_foreign_pointer(const char *what, const void *p)

@@ -4,6 +4,7 @@
 #include "records.h"
 
 #include <dlfcn.h>
+#include <link.h>
 #include <math.h>
 #include <pthread.h>
 #include <string.h>
@@ -29,9 +30,7 @@ static unw_backtrace_fn unwind;
 /* ---- per-thread state ---- */
 
 static __thread uint8_t in_records __attribute__((tls_model("initial-exec")));
-static __thread int64_t until_sample __attribute__((tls_model("initial-exec")));
 static __thread uint64_t rng __attribute__((tls_model("initial-exec")));
-static __thread uint8_t sampler_ready __attribute__((tls_model("initial-exec")));
 
 static uint64_t next_random(void)
 {
@@ -44,10 +43,35 @@ static uint64_t next_random(void)
 
 /* Bytes to the next sample: exponential with mean sample_rate (a Poisson process
  * over allocated bytes, so every byte has the same chance). */
-static int64_t draw_interval(void)
+static uint64_t draw_interval(void)
 {
+    if (!rng)
+        rng = (uint64_t)(uintptr_t)&in_records ^ (uint64_t)time(NULL) * 0x9e3779b97f4a7c15ULL;
     double u = ((double)(next_random() >> 11) + 0.5) / 9007199254740992.0;
-    return (int64_t)(-log(u) * (double)sample_rate) + 1;
+    return (uint64_t)(-log(u) * (double)sample_rate) + 1;
+}
+
+void fa_records_rearm(fa_thread_t *t, size_t size)
+{
+    if (fa_records_mode != FA_RECORDS_SAMPLE) {
+        t->sample_left = UINT64_MAX;
+        return;
+    }
+    /* Allocations made while recording this one may have re-armed it already. */
+    if (t->sample_left > size)
+        return;
+    /* The sample point fell inside this allocation; the next one is an exponential
+     * distance further on (several may fall inside one large block; for a huge one
+     * only the remainder matters). */
+    uint64_t over = size - t->sample_left;
+    if (over > sample_rate * 64)
+        over %= sample_rate;
+    uint64_t next = draw_interval();
+    while (next <= over) {
+        over -= next;
+        next = draw_interval();
+    }
+    t->sample_left = next - over;
 }
 
 /* ---- mappings ---- */
@@ -313,7 +337,16 @@ static pthread_mutex_t pending_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* ---- accounting ---- */
 
-static uint64_t count_weight(const record_t *r) { return r->size ? (r->weight + r->size / 2) / r->size : 0; }
+/* Sampled counts are kept in thousandths of an allocation: a sample of a block near
+ * the sampling rate stands for, say, 1.42 allocations, and rounding each sample to a
+ * whole number would bias the totals. */
+#define COUNT_UNIT 1000
+static uint64_t count_weight(const record_t *r)
+{
+    return r->size ? (r->weight * COUNT_UNIT + r->size / 2) / r->size : 0;
+}
+
+static uint64_t whole_count(uint64_t thousandths) { return (thousandths + COUNT_UNIT / 2) / COUNT_UNIT; }
 
 static void account(const record_t *r, int sign)
 {
@@ -369,23 +402,36 @@ static void check_budget(const record_t *r, const uintptr_t *frames, int depth)
 
 /* ---- the recording path ---- */
 
+/* This library's code: frames inside it are the allocator's own. Found once at
+ * start-up, so capture() skips them with two compares instead of dladdr (which scans
+ * symbol tables and dominated the cost of full recording). */
+static uintptr_t self_start, self_end;
+
+static int find_self(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    (void)size;
+    (void)arg;
+    uintptr_t here = (uintptr_t)find_self;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        uintptr_t start = info->dlpi_addr + ph->p_vaddr;
+        if (ph->p_type == PT_LOAD && (ph->p_flags & PF_X) && here >= start && here < start + ph->p_memsz) {
+            self_start = start;
+            self_end = start + ph->p_memsz;
+            return 1;
+        }
+    }
+    return 0;
+}
+
 /* The stack above the allocator's own frames (malloc, fa_malloc, the slow paths). */
 static int capture(uintptr_t *frames)
 {
     void *raw[FA_RECORDS_MAX_DEPTH + 8];
     int n = unwind(raw, stack_depth + 8);
     int skip = 0;
-    Dl_info self;
-    static void *self_base;
-    if (!self_base && dladdr((void *)capture, &self))
-        self_base = self.dli_fbase;
-    /* Skip leading frames inside this library; keep the first caller outside it. */
-    while (skip < n) {
-        Dl_info info;
-        if (!dladdr(raw[skip], &info) || info.dli_fbase != self_base)
-            break;
+    while (skip < n && (uintptr_t)raw[skip] - self_start < self_end - self_start)
         skip++;
-    }
     int depth = n - skip < stack_depth ? n - skip : stack_depth;
     for (int i = 0; i < depth; i++)
         frames[i] = (uintptr_t)raw[skip + i];
@@ -398,16 +444,6 @@ void *fa_records_alloc(fa_thread_t *t, uint8_t intent, size_t size, size_t align
         return route(t, intent, size, alignment);
     uint64_t weight = size ? size : 1;
     if (fa_records_mode == FA_RECORDS_SAMPLE) {
-        if (!sampler_ready) {
-            rng = (uint64_t)(uintptr_t)&in_records ^ (uint64_t)time(NULL) * 0x9e3779b97f4a7c15ULL;
-            until_sample = draw_interval();
-            sampler_ready = 1;
-        }
-        until_sample -= (int64_t)weight;
-        if (until_sample > 0)
-            return route(t, intent, size, alignment);
-        while (until_sample <= 0)
-            until_sample += draw_interval();
         /* A block of s bytes is sampled with probability 1 - exp(-s / rate). */
         double p = 1.0 - exp(-(double)weight / (double)sample_rate);
         weight = (uint64_t)((double)weight / p + 0.5);
@@ -590,17 +626,23 @@ void fa_records_start(void)
     if ((mode == FA_RECORDS_OFF && !protect) || fa_records_diverting)
         return;
     in_records = 1; /* allocations made while loading libunwind are not recorded */
+    dl_iterate_phdr(find_self, NULL);
     bool ok = map_tables() && load_unwinder();
     in_records = 0;
     if (!ok)
         return;
     __atomic_store_n(&fa_records_mode, mode, __ATOMIC_RELEASE);
-    __atomic_store_n(&fa_records_diverting, 1, __ATOMIC_RELEASE);
-    /* Threads attached from now on get the flag at attach; the constructor's own
-     * thread (usually the only one so far) may have attached already. */
+    /* Sampling needs no detour: the fast paths count down sample_left. Full records
+     * and protect see every allocation, so those send every allocation to the slow path. */
+    if (mode == FA_RECORDS_FULL || protect)
+        __atomic_store_n(&fa_records_diverting, 1, __ATOMIC_RELEASE);
+    /* Threads attached from now on get the flag at attach and sample_left at their
+     * first slow path; the constructor's own thread (usually the only one so far) may
+     * already have both. */
     fa_thread_t *self = fa_thread();
     if (self->state == FA_THREAD_LIVE)
-        self->intent |= FA_INTENT_RECORDS;
+        self->intent |= fa_records_intent_flag();
+    self->sample_left = 0;
 }
 
 /* ---- reports ---- */
@@ -611,11 +653,11 @@ static void fill_site(uint32_t id, fa_site_t *out)
     out->id = id;
     out->depth = s->depth;
     out->frames = &frame_pool[s->first_frame];
-    out->alloc_count = s->alloc_count;
+    out->alloc_count = whole_count(s->alloc_count);
     out->alloc_bytes = s->alloc_bytes;
-    out->live_count = s->live_count;
+    out->live_count = whole_count(s->live_count);
     out->live_bytes = s->live_bytes;
-    out->escape_count = s->escape_count;
+    out->escape_count = whole_count(s->escape_count);
     out->escape_bytes = s->escape_bytes;
     out->samples = s->samples;
     out->intent = s->intent;

@@ -38,9 +38,14 @@ void fa_records_start(void);
 uint8_t fa_records_intent_flag(void);
 
 /* Allocates size bytes aligned to alignment for thread t under intent (flag bit
- * removed), recording it if it is sampled. route() is the normal allocation path. */
+ * removed) and records it: every allocation in full mode, the sampled ones (those
+ * that used up t->sample_left) in sample mode. route() is the normal allocation path. */
 typedef void *(*fa_route_fn)(fa_thread_t *t, uint8_t intent, size_t size, size_t alignment);
 void *fa_records_alloc(fa_thread_t *t, uint8_t intent, size_t size, size_t alignment, fa_route_fn route);
+
+/* Sets t->sample_left after an allocation of size bytes used it up: the distance to
+ * the next sample, or all ones when sampling is off. */
+void fa_records_rearm(fa_thread_t *t, size_t size);
 
 /* For a heap pointer being freed or resized: forgets its record if it has one,
  * checking its guard bytes and poisoning it under FRAMEALLOC_DEBUG. Returns true if

@@ -7,6 +7,7 @@
 #include <elfutils/libdwfl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -34,12 +35,29 @@ typedef int (*find_elf_fn)(Dwfl_Module *, void **, const char *, Dwarf_Addr, cha
 typedef int (*find_debuginfo_fn)(Dwfl_Module *, void **, const char *, Dwarf_Addr, const char *, const char *,
                                  GElf_Word, char **);
 
+/* Lookups of one report, by address: stacks share most of their frames. */
+#define CACHE_SLOTS (1u << 16)
+typedef struct {
+    uintptr_t pc; /* 0: empty */
+    fa_symbol_t symbol;
+} cached_t;
+static cached_t *cache;
+
+static void reset_cache(void)
+{
+    if (cache)
+        munmap(cache, CACHE_SLOTS * sizeof *cache);
+    void *mem = mmap(NULL, CACHE_SLOTS * sizeof *cache, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    cache = mem == MAP_FAILED ? NULL : mem;
+}
+
 void fa_symbols_open(void)
 {
     if (!demangle)
         demangle = (demangle_fn)dlsym(RTLD_DEFAULT, "__cxa_demangle");
-    if (dw.dwfl)
-        return;
+    reset_cache();
+    fa_symbols_close(); /* modules may have come and gone since the last report */
     if (!dw.lib)
         dw.lib = dlopen("libdw.so.1", RTLD_NOW | RTLD_LOCAL);
     if (!dw.lib)
@@ -117,7 +135,31 @@ void fa_symbols_log_stack(const uintptr_t *frames, uint32_t depth, uint32_t max)
     }
 }
 
+static void lookup(uintptr_t pc, fa_symbol_t *out);
+
 void fa_symbols_lookup(uintptr_t pc, fa_symbol_t *out)
+{
+    if (!cache || !pc) {
+        lookup(pc, out);
+        return;
+    }
+    size_t slot = (size_t)((pc * 0x9e3779b97f4a7c15ULL) >> 48) & (CACHE_SLOTS - 1);
+    for (size_t probes = 0; probes < 16; probes++, slot = (slot + 1) & (CACHE_SLOTS - 1)) {
+        if (cache[slot].pc == pc) {
+            *out = cache[slot].symbol;
+            return;
+        }
+        if (!cache[slot].pc) {
+            lookup(pc, out);
+            cache[slot].pc = pc;
+            cache[slot].symbol = *out;
+            return;
+        }
+    }
+    lookup(pc, out); /* a crowded neighbourhood: not cached */
+}
+
+static void lookup(uintptr_t pc, fa_symbol_t *out)
 {
     memset(out, 0, sizeof *out);
     uintptr_t call = pc ? pc - 1 : pc; /* the call instruction, not the one after it */
@@ -146,7 +188,10 @@ void fa_symbols_lookup(uintptr_t pc, fa_symbol_t *out)
                 return;
         }
     }
-    if (found && info.dli_sname) {
+    /* dladdr's symbol name points into the module's own mapping, which another
+     * thread may dlclose right now; with libdw loaded (which reads the files itself)
+     * a module it does not know is shown as module+offset instead. */
+    if (found && info.dli_sname && !dw.dwfl) {
         set_function(out, info.dli_sname, (size_t)(pc - (uintptr_t)info.dli_saddr));
         return;
     }

@@ -13,7 +13,9 @@ typedef struct {
     char module[128];   /* the shared object or executable (base name) */
 } fa_symbol_t;
 
-/* Opens the symbolizer (libdw when it can be loaded, else dladdr alone). */
+/* Opens the symbolizer (libdw when it can be loaded, else dladdr alone), reading the
+ * process's current modules: call it once per report, so that libraries loaded since
+ * the last one are known. Lookups are cached by address until the next open. */
 void fa_symbols_open(void);
 /* Describes pc, a return address: the call instruction just before it is looked up. */
 void fa_symbols_lookup(uintptr_t pc, fa_symbol_t *out);

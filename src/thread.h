@@ -31,6 +31,10 @@ typedef struct fa_thread {
     uint8_t in_init; /* set while this thread runs global init: route to the heap */
     uint8_t depth;
     uint32_t scope_overflow; /* pushes beyond FA_SCOPE_MAX, ignored but balanced */
+    /* Bytes the thread may still allocate before the next sample (FRAMEALLOC_RECORDS=
+     * sample); all ones when sampling is off. 0 in a new thread, so its first
+     * allocation reaches the slow path, which sets it. */
+    uint64_t sample_left;
     uint64_t id;             /* unique, from 1; 0 until attached (owns no chunk) */
     fa_frame_arena_t frame;
     fa_pool_cache_t pool;
