@@ -162,8 +162,14 @@ void fa_free(void *p)
         if (FA_LIKELY(c->kind == FA_CHUNK_POOL)) {
             if (FA_LIKELY(fa_pool_try_free(t, (fa_pool_chunk_t *)c, p)))
                 return;
-        } else if (c->kind == FA_CHUNK_FRAME && fa_frame_try_free(t, (fa_frame_chunk_t *)c, p)) {
-            return;
+        } else if (c->kind == FA_CHUNK_FRAME) {
+            int result = fa_frame_try_free(t, (fa_frame_chunk_t *)c, p);
+            if (FA_LIKELY(result == FA_FRAME_FREE_DONE))
+                return;
+            if (result == FA_FRAME_FREE_LAST_IN_WORD) {
+                fa_frame_free_last_in_word(t, (fa_frame_chunk_t *)c, p);
+                return;
+            }
         }
     }
     free_slow(p);

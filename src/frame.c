@@ -454,6 +454,24 @@ FA_COLD static void report_bad_pointer(const char *what, const void *p)
     fa_fatal("%s(%p): not a live frame allocation (double free, or a pointer into the middle of a block)", what, p);
 }
 
+void fa_frame_free_last_in_word(fa_thread_t *t, fa_frame_chunk_t *c, void *p)
+{
+    size_t off = (size_t)((char *)p - (char *)c);
+    size_t w = off >> 10;
+    uint64_t bit = 1ULL << ((off >> 4) & 63);
+    fa_frame_arena_t *a = &t->frame;
+    /* The newest block: below the bump pointer with no start between them (a partial
+     * chunk can hold older blocks above it), and not with more than one frame in
+     * flight, where frame memory must outlive the frame. */
+    if (fa_frame_rewind && c == a->chunk && (char *)p < a->bump && (size_t)(a->bump - 1 - (char *)c) >> 10 == w) {
+        __atomic_store_n(&c->bits[w].starts, c->bits[w].starts & ~bit, __ATOMIC_RELAXED);
+        a->bump = p;
+        __atomic_store_n(&c->used_end, (char *)p, __ATOMIC_RELEASE);
+        return;
+    }
+    __atomic_store_n(&c->bits[w].freed_local, c->bits[w].freed_local | bit, __ATOMIC_RELAXED);
+}
+
 void fa_frame_free_slow(fa_thread_t *t, fa_frame_chunk_t *c, void *p)
 {
     size_t w;

@@ -105,17 +105,22 @@ FA_INLINE void *fa_frame_alloc(fa_thread_t *t, size_t n)
     return FA_LIKELY(p != NULL) ? p : fa_frame_alloc_slow(t, n, FA_MIN_ALIGN);
 }
 
-/* The fast path alone: strict mode, or the owner freeing a live block. Returns false
- * (having done nothing) for every other case.
- * Freeing the newest block (below the bump pointer, with no start between them: its
- * start is the last in its 1 KiB bitmap word and the bump pointer is in that word;
- * a partial chunk can hold older blocks above the bump pointer) gives its bytes back: temporaries freed in stack order,
- * as most are, then reuse warm memory instead of growing the frame's footprint. Not
- * with more than one frame in flight, where frame memory must outlive the frame. */
-FA_INLINE bool fa_frame_try_free(fa_thread_t *t, fa_frame_chunk_t *c, void *p)
+enum { FA_FRAME_FREE_SLOW, FA_FRAME_FREE_DONE, FA_FRAME_FREE_LAST_IN_WORD };
+
+/* Frees a live block of the owner whose start is the last in its bitmap word: gives
+ * its bytes back when it is the newest block (see fa_frame_try_free), else marks it. */
+void fa_frame_free_last_in_word(fa_thread_t *t, fa_frame_chunk_t *c, void *p);
+
+/* The fast path alone: strict mode, or the owner freeing a live block. Returns
+ * FA_FRAME_FREE_SLOW (having done nothing) for every other case.
+ * Freeing the newest block gives its bytes back: temporaries freed in stack order,
+ * as most are, then reuse warm memory instead of growing the frame's footprint. That
+ * test needs the arena's state, so the rare candidates (start last in its word)
+ * return FA_FRAME_FREE_LAST_IN_WORD for the caller to finish out of line. */
+FA_INLINE int fa_frame_try_free(fa_thread_t *t, fa_frame_chunk_t *c, void *p)
 {
     if (fa_frame_strict)
-        return true;
+        return FA_FRAME_FREE_DONE;
     size_t off = (size_t)((char *)p - (char *)c);
     size_t w = off >> 10;
     unsigned shift = (unsigned)(off >> 4) & 63;
@@ -124,24 +129,21 @@ FA_INLINE bool fa_frame_try_free(fa_thread_t *t, fa_frame_chunk_t *c, void *p)
         uint64_t starts = c->bits[w].starts;
         uint64_t freed = c->bits[w].freed_local;
         if (FA_LIKELY(starts & ~freed & bit)) {
-            fa_frame_arena_t *a = &t->frame;
-            if (c == a->chunk && (char *)p < a->bump && (starts >> shift) == 1 &&
-                (size_t)(a->bump - 1 - (char *)c) >> 10 == w && fa_frame_rewind) {
-                __atomic_store_n(&c->bits[w].starts, starts & ~bit, __ATOMIC_RELAXED);
-                a->bump = p;
-                __atomic_store_n(&c->used_end, (char *)p, __ATOMIC_RELEASE);
-                return true;
-            }
+            if (FA_UNLIKELY((starts >> shift) == 1))
+                return FA_FRAME_FREE_LAST_IN_WORD;
             __atomic_store_n(&c->bits[w].freed_local, freed | bit, __ATOMIC_RELAXED);
-            return true;
+            return FA_FRAME_FREE_DONE;
         }
     }
-    return false;
+    return FA_FRAME_FREE_SLOW;
 }
 
 FA_INLINE void fa_frame_free(fa_thread_t *t, fa_frame_chunk_t *c, void *p)
 {
-    if (FA_UNLIKELY(!fa_frame_try_free(t, c, p)))
+    int result = fa_frame_try_free(t, c, p);
+    if (result == FA_FRAME_FREE_LAST_IN_WORD)
+        fa_frame_free_last_in_word(t, c, p);
+    else if (FA_UNLIKELY(result == FA_FRAME_FREE_SLOW))
         fa_frame_free_slow(t, c, p);
 }
 
