@@ -378,17 +378,6 @@ static void account(const record_t *r, int sign)
     }
 }
 
-void fa_records_describe_frame(uintptr_t pc, char *out, size_t cap)
-{
-    Dl_info info;
-    if (dladdr((void *)(pc - 1), &info) && info.dli_sname)
-        fa_format(out, cap, "%s+%zu", info.dli_sname, (size_t)(pc - (uintptr_t)info.dli_saddr));
-    else if (info.dli_fname)
-        fa_format(out, cap, "%s+%p", info.dli_fname, (void *)(pc - (uintptr_t)info.dli_fbase));
-    else
-        fa_format(out, cap, "%p", (void *)pc);
-}
-
 static void check_budget(const record_t *r, const uintptr_t *frames, int depth)
 {
     tag_t *t = &tags[r->tag];

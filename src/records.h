@@ -61,8 +61,7 @@ bool fa_records_requested_size(void *p, size_t *size);
 uint32_t fa_records_capture_site(void);
 /* The frames of a site (innermost first); returns the depth. */
 uint32_t fa_records_site_frames(uint32_t site, const uintptr_t **frames);
-/* "function+offset" for a return address, by dladdr (fault handlers use it). */
-void fa_records_describe_frame(uintptr_t pc, char *out, size_t cap);
+
 
 /* Called at every frame end: recorded frame-scope blocks of recycled frames that are
  * still alive are escapes, attributed to their allocating stack. */
