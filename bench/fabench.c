@@ -389,20 +389,23 @@ static void free_logged(void)
 }
 
 /* W1-W4: allocate every size in the table, then free all; one frame. */
-static void round_alloc_all(void)
+/* One frame: allocate n blocks of the given sizes, then free them in order. */
+static uint64_t one_frame(const size_t *s, size_t n)
 {
     uint64_t acc = 0;
     scope_begin();
-    for (size_t i = 0; i < sizes_len; i++) {
-        void *p = xmalloc(sizes[i]);
+    for (size_t i = 0; i < n; i++) {
+        void *p = xmalloc(s[i]);
         acc += (uintptr_t)p;
         logged(p);
     }
     free_logged();
     scope_end();
     frame_end();
-    sink += acc;
+    return acc;
 }
+
+static void round_alloc_all(void) { sink += one_frame(sizes, sizes_len); }
 
 /* W7: 60 frames, each a different slice of the size table. */
 #define W7_FRAMES 60
@@ -410,20 +413,8 @@ static size_t w7_per_frame;
 
 static void round_sustained(void)
 {
-    uint64_t acc = 0;
-    for (int f = 0; f < W7_FRAMES; f++) {
-        const size_t *s = sizes + (size_t)f * w7_per_frame;
-        scope_begin();
-        for (size_t i = 0; i < w7_per_frame; i++) {
-            void *p = xmalloc(s[i]);
-            acc += (uintptr_t)p;
-            logged(p);
-        }
-        free_logged();
-        scope_end();
-        frame_end();
-    }
-    sink += acc;
+    for (int f = 0; f < W7_FRAMES; f++)
+        sink += one_frame(sizes + (size_t)f * w7_per_frame, w7_per_frame);
 }
 
 /* Draw packets (W5, W6, W8): 5 + n allocations: a header, an array of item pointers,

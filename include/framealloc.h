@@ -140,8 +140,8 @@ static inline int fa_stats_get(fa_stats *out)
     return -1;
 }
 
-/* True when the loaded library's table includes the member at offset. */
-#define fa__has(api, member) ((api)->size >= offsetof(fa_api, member) + sizeof((api)->member))
+/* True when the loaded library's table has the member (an older library's is shorter). */
+#define fa__has(api, member) ((api)->size >= offsetof(fa_api, member) + sizeof((api)->member) && (api)->member)
 
 /* Writes the allocation-records report (summary.txt, report.json, *.folded) into dir,
  * or into FRAMEALLOC_REPORT when dir is NULL. 0 on success; -1 without the library,

@@ -21,6 +21,19 @@ static int probe_stats_get(fa_stats *out, size_t size)
     return -1; /* as the header does without the library: no counters */
 }
 
+/* No records here: as without the library, reports fail and budgets are ignored. */
+static int probe_report(const char *dir)
+{
+    (void)dir;
+    return -1;
+}
+
+static void probe_budget_set(const char *tag, uint64_t bytes)
+{
+    (void)tag;
+    (void)bytes;
+}
+
 __attribute__((visibility("default"))) const fa_api fa_api_v1 = {
     .version = 1,
     .size = sizeof(fa_api),
@@ -31,6 +44,8 @@ __attribute__((visibility("default"))) const fa_api fa_api_v1 = {
     .tag_push = probe_tag_push,
     .tag_pop = probe_nothing,
     .stats_get = probe_stats_get,
+    .report = probe_report,
+    .budget_set = probe_budget_set,
 };
 
 /* FRAMEALLOC_FRAMELOG and the other settings, read as libframealloc reads them. */

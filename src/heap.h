@@ -12,7 +12,6 @@ void *fa_je_malloc(size_t size);
 void *fa_je_calloc(size_t count, size_t size);
 void *fa_je_realloc(void *p, size_t size);
 void fa_je_free(void *p);
-void fa_je_sdallocx(void *p, size_t size, int flags);
 void *fa_je_mallocx(size_t size, int flags);
 size_t fa_je_malloc_usable_size(void *p);
 
