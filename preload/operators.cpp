@@ -1,6 +1,6 @@
-// The twenty C++ operator new/delete forms. The throwing forms run the
-// new_handler loop and throw std::bad_alloc as the standard requires; the nothrow
-// forms return nullptr instead.
+// The C++ side of operator new (the names themselves are in operators.c): what the
+// standard requires when no memory is left. The throwing forms run the new_handler
+// loop and throw std::bad_alloc; the nothrow forms return nullptr instead.
 #include <cstddef>
 #include <new>
 
@@ -8,23 +8,17 @@ extern "C" {
 #include "alloc.h"
 }
 
-namespace {
-
-// Returns nullptr only when there is no new_handler (or it threw and nothrow is set).
-template <bool Nothrow>
-void *allocate(std::size_t size, std::size_t alignment)
+// Called after the fast path and the core's slow path both failed for size bytes.
+extern "C" void *fa_cxx_new_failed(std::size_t size, std::size_t alignment, int nothrow)
 {
     for (;;) {
-        void *p = alignment ? fa_malloc_aligned(alignment, size) : fa_malloc(size);
-        if (p)
-            return p;
         std::new_handler handler = std::get_new_handler();
         if (!handler) {
-            if (Nothrow)
+            if (nothrow)
                 return nullptr;
             throw std::bad_alloc();
         }
-        if (Nothrow) {
+        if (nothrow) {
             try {
                 handler();
             } catch (...) {
@@ -33,37 +27,8 @@ void *allocate(std::size_t size, std::size_t alignment)
         } else {
             handler();
         }
+        void *p = alignment ? fa_malloc_aligned(alignment, size) : fa_malloc(size);
+        if (p)
+            return p;
     }
 }
-
-} // namespace
-
-#define FA_CXX_EXPORT __attribute__((visibility("default")))
-
-FA_CXX_EXPORT void *operator new(std::size_t n) { return allocate<false>(n, 0); }
-FA_CXX_EXPORT void *operator new[](std::size_t n) { return allocate<false>(n, 0); }
-FA_CXX_EXPORT void *operator new(std::size_t n, const std::nothrow_t &) noexcept { return allocate<true>(n, 0); }
-FA_CXX_EXPORT void *operator new[](std::size_t n, const std::nothrow_t &) noexcept { return allocate<true>(n, 0); }
-FA_CXX_EXPORT void *operator new(std::size_t n, std::align_val_t a) { return allocate<false>(n, static_cast<std::size_t>(a)); }
-FA_CXX_EXPORT void *operator new[](std::size_t n, std::align_val_t a) { return allocate<false>(n, static_cast<std::size_t>(a)); }
-FA_CXX_EXPORT void *operator new(std::size_t n, std::align_val_t a, const std::nothrow_t &) noexcept
-{
-    return allocate<true>(n, static_cast<std::size_t>(a));
-}
-FA_CXX_EXPORT void *operator new[](std::size_t n, std::align_val_t a, const std::nothrow_t &) noexcept
-{
-    return allocate<true>(n, static_cast<std::size_t>(a));
-}
-
-FA_CXX_EXPORT void operator delete(void *p) noexcept { fa_free(p); }
-FA_CXX_EXPORT void operator delete[](void *p) noexcept { fa_free(p); }
-FA_CXX_EXPORT void operator delete(void *p, const std::nothrow_t &) noexcept { fa_free(p); }
-FA_CXX_EXPORT void operator delete[](void *p, const std::nothrow_t &) noexcept { fa_free(p); }
-FA_CXX_EXPORT void operator delete(void *p, std::size_t) noexcept { fa_free(p); }
-FA_CXX_EXPORT void operator delete[](void *p, std::size_t) noexcept { fa_free(p); }
-FA_CXX_EXPORT void operator delete(void *p, std::align_val_t) noexcept { fa_free(p); }
-FA_CXX_EXPORT void operator delete[](void *p, std::align_val_t) noexcept { fa_free(p); }
-FA_CXX_EXPORT void operator delete(void *p, std::align_val_t, const std::nothrow_t &) noexcept { fa_free(p); }
-FA_CXX_EXPORT void operator delete[](void *p, std::align_val_t, const std::nothrow_t &) noexcept { fa_free(p); }
-FA_CXX_EXPORT void operator delete(void *p, std::size_t, std::align_val_t) noexcept { fa_free(p); }
-FA_CXX_EXPORT void operator delete[](void *p, std::size_t, std::align_val_t) noexcept { fa_free(p); }

@@ -1,13 +1,13 @@
-/* Entry points and intent routing. The fast paths are inlined here: one TLS load
- * of the intent, one compare, then a pool pop or a frame bump; everything rare is in
- * a slow path. Ownership on free is one range compare (region.h); the chunk header
- * says which arena made the block.
+/* The core's entry points and their slow paths: intent routing (which arena serves
+ * a request), frees that miss the fast path, sizes, realloc and the aligned family.
+ * The fast paths themselves are inline in alloc_fast.h.
  *
  * Routing: FA_DEFAULT sends sizes up to FRAMEALLOC_POOL_MAX to the pools, FA_POOL
  * sends sizes up to the largest class there, FA_FRAME sends sizes up to
  * FRAMEALLOC_FRAME_MAX to the frame arena, and everything else (and anything an
  * arena cannot serve) goes to the heap. */
 #include "alloc.h"
+#include "alloc_fast.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -37,7 +37,7 @@ static void *route(fa_thread_t *t, uint8_t intent, size_t size, size_t alignment
             if (size <= fa_pool_max)
                 p = fa_pool_alloc(t, size);
         } else if (intent == FA_FRAME) {
-            p = fa_frame_alloc(t, size);
+            p = fa_frame_alloc_slow(t, size, FA_MIN_ALIGN);
         } else if (intent == FA_POOL && size <= FA_POOL_LARGEST) {
             p = fa_pool_alloc(t, size);
         }
@@ -78,28 +78,16 @@ static void *allocate(fa_thread_t *t, size_t size, size_t alignment, bool counte
     return route(t, intent, size, alignment);
 }
 
-static FA_NOINLINE void *malloc_slow(fa_thread_t *t, size_t size, bool counted)
+FA_NOINLINE void *fa_malloc_slow(fa_thread_t *t, size_t size, int counted)
 {
+    if (!counted)
+        t->sample_left += size; /* undoes the fast path's borrow */
+    if (fa_thread_intent(t) != FA_FRAME)
+        fa_frame_idle_sync(t);
     return allocate(t, size, FA_MIN_ALIGN, counted);
 }
 
-/* Only the commonest cases inline, with no calls, so this needs no stack frame: the
- * sampling countdown, then a pool pop under FA_DEFAULT or a frame bump under FA_FRAME. */
-void *fa_malloc(size_t size)
-{
-    fa_thread_t *t = fa_thread();
-    void *p;
-    if (FA_UNLIKELY(size >= t->sample_left))
-        return malloc_slow(t, size, false);
-    t->sample_left -= size;
-    if (FA_LIKELY(t->intent == FA_DEFAULT)) {
-        if (FA_LIKELY(size <= fa_pool_max) && (p = fa_pool_try_alloc(t, size)))
-            return p;
-    } else if (t->intent == FA_FRAME && (p = fa_frame_try_alloc(t, size))) {
-        return p;
-    }
-    return malloc_slow(t, size, true);
-}
+void *fa_malloc(size_t size) { return fa_malloc_fast(size); }
 
 void *fa_calloc(size_t count, size_t size)
 {
@@ -132,18 +120,20 @@ FA_COLD static void report_foreign_pointer(const char *what, const void *p)
     fa_fatal("%s(%p): pointer was not returned by malloc (it lies in framealloc's region but in no arena)", what, p);
 }
 
-/* Everything free's fast path does not handle: other threads' blocks, emptied
- * chunks, misuse, the heap. */
-static FA_NOINLINE void free_slow(void *p)
+/* Everything free's fast path does not handle: other generations and threads,
+ * full caches, misuse, the heap. */
+FA_NOINLINE void fa_free_slow(void *p)
 {
-    if (fa_region_owns(p)) {
+    size_t off = fa_region_offset(p);
+    if (off < fa_region.frame_size) {
+        fa_frame_free_slow(fa_thread(), p);
+        return;
+    }
+    if (off < fa_region.size) {
         fa_chunk_head_t *c = fa_chunk_of(p);
-        if (c->kind == FA_CHUNK_POOL)
-            fa_pool_free(fa_thread(), (fa_pool_chunk_t *)c, p);
-        else if (c->kind == FA_CHUNK_FRAME)
-            fa_frame_free(fa_thread(), (fa_frame_chunk_t *)c, p);
-        else
+        if (c->kind != FA_CHUNK_POOL)
             report_foreign_pointer("free", p);
+        fa_pool_free(fa_thread(), (fa_pool_chunk_t *)c, p);
         return;
     }
     if (!p)
@@ -153,42 +143,26 @@ static FA_NOINLINE void free_slow(void *p)
     fa_heap_free(p);
 }
 
-/* Inline only the owner's own frees into a pool or frame chunk, with no calls. */
-void fa_free(void *p)
+void fa_free(void *p) { fa_free_fast(p); }
+
+/* A pool block of the region's pool part, checked; aborts on a foreign pointer. */
+static fa_pool_chunk_t *pool_chunk_checked(void *p, const char *what)
 {
-    if (FA_LIKELY(fa_region_owns(p))) {
-        fa_chunk_head_t *c = fa_chunk_of(p);
-        fa_thread_t *t = fa_thread();
-        if (FA_LIKELY(c->kind == FA_CHUNK_POOL)) {
-            if (FA_LIKELY(fa_pool_try_free(t, (fa_pool_chunk_t *)c, p)))
-                return;
-        } else if (c->kind == FA_CHUNK_FRAME) {
-            int result = fa_frame_try_free(t, (fa_frame_chunk_t *)c, p);
-            if (FA_LIKELY(result == FA_FRAME_FREE_DONE))
-                return;
-            if (result == FA_FRAME_FREE_LAST_IN_WORD) {
-                fa_frame_free_last_in_word(t, (fa_frame_chunk_t *)c, p);
-                return;
-            }
-        }
-    }
-    free_slow(p);
+    fa_chunk_head_t *c = fa_chunk_of(p);
+    if (c->kind != FA_CHUNK_POOL)
+        report_foreign_pointer(what, p);
+    fa_pool_check_pointer((fa_pool_chunk_t *)c, p, what);
+    return (fa_pool_chunk_t *)c;
 }
 
 size_t fa_malloc_usable_size(void *p)
 {
     if (!p)
         return 0;
-    if (fa_region_owns(p)) {
-        fa_chunk_head_t *c = fa_chunk_of(p);
-        if (c->kind == FA_CHUNK_POOL) {
-            fa_pool_check_pointer((fa_pool_chunk_t *)c, p, "malloc_usable_size");
-            return fa_pool_usable_size((fa_pool_chunk_t *)c);
-        }
-        if (c->kind == FA_CHUNK_FRAME)
-            return fa_frame_usable_size((fa_frame_chunk_t *)c, p);
-        report_foreign_pointer("malloc_usable_size", p);
-    }
+    if (fa_region_is_frame(p))
+        return fa_frame_usable_size(p);
+    if (fa_region_owns(p))
+        return fa_pool_usable_size(pool_chunk_checked(p, "malloc_usable_size"));
     size_t requested;
     if (FA_UNLIKELY(fa_records_mode) && (fa_debug_flags & FA_DEBUG_GUARDS) && fa_records_requested_size(p, &requested))
         return requested; /* the guard bytes are not the program's */
@@ -210,22 +184,16 @@ static void *realloc_moving(void *p, size_t old, size_t size)
 /* realloc of a block in the region: in place when the arena allows, else move. */
 static void *realloc_owned(void *p, size_t size)
 {
-    fa_chunk_head_t *c = fa_chunk_of(p);
     size_t old;
-    if (c->kind == FA_CHUNK_POOL) {
-        fa_pool_chunk_t *pc = (fa_pool_chunk_t *)c;
-        fa_pool_check_pointer(pc, p, "realloc");
-        old = fa_pool_usable_size(pc);
+    if (fa_region_is_frame(p)) {
+        if (fa_frame_resize_in_place(fa_thread(), p, size))
+            return p;
+        old = fa_frame_usable_size(p);
+    } else {
+        old = fa_pool_usable_size(pool_chunk_checked(p, "realloc"));
         /* Keep the block unless it would waste more than half of it. */
         if (size <= old && size > old / 2)
             return p;
-    } else if (c->kind == FA_CHUNK_FRAME) {
-        fa_frame_chunk_t *fc = (fa_frame_chunk_t *)c;
-        if (fa_frame_resize_in_place(fa_thread(), fc, p, size))
-            return p;
-        old = fa_frame_usable_size(fc, p);
-    } else {
-        report_foreign_pointer("realloc", p);
     }
     return realloc_moving(p, old, size);
 }

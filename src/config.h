@@ -27,5 +27,8 @@
 #define FA_NOINLINE __attribute__((noinline))
 #define FA_INLINE static inline __attribute__((always_inline))
 #define FA_COLD __attribute__((cold, noinline))
+/* On the core's globals: accessed directly, not through the GOT (-fvisibility=hidden
+ * covers definitions only, not extern declarations seen by other files). */
+#define FA_HIDDEN __attribute__((visibility("hidden")))
 
 #endif

@@ -1,23 +1,32 @@
-/* Frame arena slow paths: chunk hand-out, frame sync and recycling, escapes,
- * orphaned chunks of exited threads, and the checks behind free. */
+/* Frame arena slow paths: generations and their recycling, bump ranges in fresh
+ * chunks and in the gaps around escaped blocks, frees that are not the fast path's
+ * (other generations, other threads, misuse), orphaned chunks of exited threads.
+ * The block header format and the invariants are in frame.h. */
 #include "frame.h"
 
 #include <pthread.h>
 #include <string.h>
 
 #include "debug.h"
+#include "framealloc.h"
 #include "log.h"
 #include "options.h"
 #include "os.h"
 
 _Atomic uint64_t fa_frame_number;
-size_t fa_frame_max = 65536;
-bool fa_frame_strict;
-bool fa_frame_rewind = true;
+uint64_t fa_frame_secret;
+size_t fa_frame_noop_free_end;
+
+static size_t frame_max = 65536;
+static bool strict;
+static bool rewind_allowed = true;
 static uint64_t frames_in_flight = 1;
 static uint32_t spare_retain = 1;
+/* Generation sequence numbers, never reused; 0 means "no generation". */
+static _Atomic uint64_t next_seq = 1;
 
-/* Chunks of exited threads that still held live blocks. */
+/* Chunks of exited threads, kept until their frames are recycled and nothing in
+ * them is alive. */
 static pthread_mutex_t orphan_lock = PTHREAD_MUTEX_INITIALIZER;
 static fa_frame_chunk_t *orphans;
 static _Atomic uint64_t orphan_count;
@@ -26,194 +35,64 @@ static _Atomic uint64_t exited_allocs, exited_bytes, exited_escapes;
 
 void fa_frame_configure(void)
 {
-    fa_frame_max = (size_t)fa_option(FA_OPT_FRAME_MAX);
-    fa_frame_strict = fa_option(FA_OPT_FRAME_MODE) == 1;
+    frame_max = (size_t)fa_option(FA_OPT_FRAME_MAX);
+    strict = fa_option(FA_OPT_FRAME_MODE) == 1;
     frames_in_flight = (uint64_t)fa_option(FA_OPT_FRAMES_IN_FLIGHT);
-    /* Giving freed bytes back early would hide a use after free from the protect mode. */
-    fa_frame_rewind = frames_in_flight == 1 && !(fa_debug_flags & FA_DEBUG_PROTECT);
+    /* Giving freed bytes back early would hide a use after free from the protect
+     * mode, and with frames in flight frame memory must outlive its frame. */
+    rewind_allowed = frames_in_flight == 1 && !(fa_debug_flags & FA_DEBUG_PROTECT);
     spare_retain = (uint32_t)fa_option(FA_OPT_FRAME_RETAIN);
+    if (!fa_frame_secret)
+        fa_frame_secret = fa_os_random64();
+    fa_frame_noop_free_end = strict ? fa_region.frame_size : 0;
 }
 
-static char *data_start(fa_frame_chunk_t *c) { return (char *)c + FA_FRAME_DATA_OFFSET; }
-
-static char *chunk_end(fa_frame_chunk_t *c) { return (char *)c + FA_CHUNK_SIZE; }
-
-/* Bitmap words that can hold start bits: up to used_end, or all in a partial chunk. */
-static size_t used_words(fa_frame_chunk_t *c)
+void fa_frame_attach(fa_thread_t *t)
 {
-    if (c->partial)
-        return FA_FRAME_WORDS;
-    size_t used = (size_t)(__atomic_load_n(&c->used_end, __ATOMIC_ACQUIRE) - (char *)c);
-    return (used + 1023) >> 10;
+    t->frame.rewind = rewind_allowed;
 }
 
-static bool has_start(const fa_frame_chunk_t *c, size_t g) { return (c->bits[g >> 6].starts >> (g & 63)) & 1; }
+/* ---- headers ---- */
 
-/* Branch-free popcount: __builtin_popcountll is a libgcc call without -mpopcnt. */
-static uint64_t popcount(uint64_t x)
+#define SPAN_MASK ((uint64_t)0xffff0)
+/* Bits that are zero in every well-formed decoded header. */
+#define RESERVED_MASK ((uint64_t)0xf | (uint64_t)0xc << 20)
+
+static uint64_t key_of(uint64_t seq) { return fa_frame_secret ^ (seq << FA_FRAME_SEQ_SHIFT); }
+
+static char *first_slot(fa_frame_chunk_t *c) { return (char *)c + FA_FRAME_DATA_OFFSET + FA_FRAME_HEADER; }
+
+/* The last 8 bytes of a chunk hold no block: headers sit 8 bytes below a multiple of 16. */
+static char *slot_limit(fa_frame_chunk_t *c) { return (char *)c + FA_CHUNK_SIZE - FA_FRAME_HEADER; }
+
+static uint64_t *header_at(char *slot) { return (uint64_t *)slot; }
+
+/* The header decoded with the secret alone: span | state | seq << 24. */
+static uint64_t decode(char *slot)
 {
-    x = x - ((x >> 1) & 0x5555555555555555ULL);
-    x = (x & 0x3333333333333333ULL) + ((x >> 2) & 0x3333333333333333ULL);
-    x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0fULL;
-    return (x * 0x0101010101010101ULL) >> 56;
+    uint64_t h = __atomic_load_n(header_at(slot), __ATOMIC_RELAXED);
+    return h ^ (uintptr_t)(slot + FA_FRAME_HEADER) ^ fa_frame_secret;
 }
 
-static uint64_t live_bits(fa_frame_chunk_t *c, size_t i)
+static uint64_t span_of(uint64_t decoded) { return decoded & SPAN_MASK; }
+static uint64_t state_of(uint64_t decoded) { return decoded & (FA_FRAME_FREED | FA_FRAME_PENDING); }
+static uint64_t seq_of(uint64_t decoded) { return decoded >> FA_FRAME_SEQ_SHIFT; }
+
+static void write_header(char *slot, uint64_t span, uint64_t state, uint64_t seq)
 {
-    uint64_t freed = __atomic_load_n(&c->bits[i].freed_local, __ATOMIC_RELAXED) |
-                     __atomic_load_n(&c->freed_remote[i], __ATOMIC_ACQUIRE);
-    return __atomic_load_n(&c->bits[i].starts, __ATOMIC_RELAXED) & ~freed;
+    __atomic_store_n(header_at(slot), (uintptr_t)(slot + FA_FRAME_HEADER) ^ span ^ state ^ key_of(seq),
+                     __ATOMIC_RELAXED);
 }
 
-/* Live blocks in c. The usual answer is 0, found without counting. */
-static uint64_t count_live(fa_frame_chunk_t *c)
+/* A header that a walk can step over: a plausible span inside the chunk. */
+static bool well_formed(fa_frame_chunk_t *c, char *slot, uint64_t decoded)
 {
-    size_t words = used_words(c);
-    uint64_t any = 0;
-    for (size_t i = 0; i < words; i++)
-        any |= live_bits(c, i);
-    if (!any)
-        return 0;
-    uint64_t live = 0;
-    for (size_t i = 0; i < words; i++)
-        live += popcount(live_bits(c, i));
-    return live;
+    uint64_t span = span_of(decoded);
+    return !(decoded & RESERVED_MASK) && span >= 16 && span <= (uint64_t)(slot_limit(c) - slot) &&
+           seq_of(decoded) != 0 && seq_of(decoded) < __atomic_load_n(&next_seq, __ATOMIC_RELAXED);
 }
 
-/* Makes a recycled chunk empty again; only called when nothing in it is live. */
-static void reset_chunk(fa_frame_chunk_t *c)
-{
-    size_t words = used_words(c);
-    if (fa_debug_flags & FA_DEBUG_POISON) {
-        char *end = c->partial ? chunk_end(c) : __atomic_load_n(&c->used_end, __ATOMIC_RELAXED);
-        memset(data_start(c), FA_POISON_BYTE, (size_t)(end - data_start(c)));
-    }
-    memset(c->bits, 0, words * sizeof c->bits[0]);
-    for (size_t i = 0; i < words; i++)
-        __atomic_store_n(&c->freed_remote[i], 0, __ATOMIC_RELAXED);
-    __atomic_store_n(&c->used_end, data_start(c), __ATOMIC_RELAXED);
-    c->partial = 0;
-    c->carried_count = 0;
-    c->carried_total = 0;
-}
-
-/* ---- partial chunks: reusing the gaps around escaped blocks ---- */
-
-static bool granule_live(fa_frame_chunk_t *c, size_t g) { return (live_bits(c, g >> 6) >> (g & 63)) & 1; }
-
-/* Escapes already counted among the live blocks: the carried-over blocks still
- * alive (exact when they were all listed, else at most as many as were carried). */
-static uint64_t carried_alive(fa_frame_chunk_t *c, uint64_t live)
-{
-    if (c->carried_total > c->carried_count)
-        return live < c->carried_total ? live : c->carried_total;
-    uint64_t alive = 0;
-    for (uint16_t i = 0; i < c->carried_count; i++)
-        alive += granule_live(c, c->carried[i]);
-    return alive;
-}
-
-/* Rewrites the bitmaps of a chunk whose live blocks stay: dead starts go, each gap
- * gets a fence. Returns whether its gaps are worth refilling. Only the owner calls it. */
-static bool make_partial(fa_frame_chunk_t *c, uint64_t live)
-{
-    size_t words = used_words(c);
-    char *newest_end = __atomic_load_n(&c->used_end, __ATOMIC_ACQUIRE);
-    /* Built aside and published word by word: other threads freeing carried blocks
-     * read these words meanwhile, and a live block's bits are the same in both. */
-    uint64_t seen_remote[FA_FRAME_WORDS];
-    uint64_t starts[FA_FRAME_WORDS], live_mask[FA_FRAME_WORDS];
-    uint64_t new_starts[FA_FRAME_WORDS] = {0}, new_freed[FA_FRAME_WORDS] = {0};
-    for (size_t i = 0; i < words; i++) {
-        seen_remote[i] = __atomic_load_n(&c->freed_remote[i], __ATOMIC_ACQUIRE);
-        starts[i] = c->bits[i].starts;
-        live_mask[i] = starts[i] & ~(c->bits[i].freed_local | seen_remote[i]);
-    }
-    const size_t first = FA_FRAME_DATA_OFFSET / FA_FRAME_GRANULE, last = FA_CHUNK_SIZE / FA_FRAME_GRANULE;
-    size_t gap = first;   /* start of the current gap, or SIZE_MAX inside a live block */
-    size_t last_live = SIZE_MAX;
-    uint32_t largest = 0;
-    c->carried_count = 0;
-    c->carried_total = (uint32_t)live;
-    for (size_t i = 0; i < words; i++) {
-        for (uint64_t bits = starts[i]; bits; bits &= bits - 1) {
-            size_t g = i * 64 + (size_t)__builtin_ctzll(bits);
-            if (!((live_mask[i] >> (g & 63)) & 1)) {
-                if (gap == SIZE_MAX)
-                    gap = g; /* a dead block right after a live one: the live one ends here */
-                continue;
-            }
-            if (gap != SIZE_MAX && gap < g) {
-                new_starts[gap >> 6] |= 1ULL << (gap & 63);
-                new_freed[gap >> 6] |= 1ULL << (gap & 63);
-                if ((g - gap) * FA_FRAME_GRANULE > largest)
-                    largest = (uint32_t)((g - gap) * FA_FRAME_GRANULE);
-            }
-            new_starts[i] |= 1ULL << (g & 63);
-            if (c->carried_count < FA_FRAME_CARRIED_MAX)
-                c->carried[c->carried_count++] = (uint16_t)g;
-            gap = SIZE_MAX;
-            last_live = g;
-        }
-    }
-    /* The tail: after the newest live block ends (used_end bounds it when it was
-     * the chunk's newest), everything is a gap. */
-    if (gap == SIZE_MAX && last_live != SIZE_MAX) {
-        char *end = newest_end > (char *)c + last_live * FA_FRAME_GRANULE ? newest_end : chunk_end(c);
-        gap = (size_t)(end - (char *)c) / FA_FRAME_GRANULE;
-    }
-    if (gap < last) {
-        new_starts[gap >> 6] |= 1ULL << (gap & 63);
-        new_freed[gap >> 6] |= 1ULL << (gap & 63);
-        if ((last - gap) * FA_FRAME_GRANULE > largest)
-            largest = (uint32_t)((last - gap) * FA_FRAME_GRANULE);
-    }
-    size_t new_words = gap < last && (gap >> 6) >= words ? (gap >> 6) + 1 : words;
-    for (size_t i = 0; i < new_words; i++) {
-        __atomic_store_n(&c->bits[i].starts, new_starts[i], __ATOMIC_RELEASE);
-        __atomic_store_n(&c->bits[i].freed_local, new_freed[i], __ATOMIC_RELEASE);
-    }
-    /* Frees seen above are folded in; one racing with us stays set and counts later. */
-    for (size_t i = 0; i < words; i++)
-        if (seen_remote[i])
-            __atomic_fetch_and(&c->freed_remote[i], ~seen_remote[i], __ATOMIC_RELAXED);
-    c->partial = 1;
-    c->largest_gap = largest;
-    __atomic_store_n(&c->used_end, data_start(c), __ATOMIC_RELEASE);
-    return largest >= FA_FRAME_MIN_GAP;
-}
-
-/* Moves the arena's bump range to the next gap of the current partial chunk that
- * holds need bytes, after the current range. */
-static bool enter_next_gap(fa_frame_arena_t *a, size_t need)
-{
-    fa_frame_chunk_t *c = a->chunk;
-    const size_t last = FA_CHUNK_SIZE / FA_FRAME_GRANULE;
-    size_t g = (size_t)(a->end - (char *)c) / FA_FRAME_GRANULE;
-    while (g < last) {
-        size_t w = g >> 6;
-        uint64_t fences = c->bits[w].starts & c->bits[w].freed_local & (~0ULL << (g & 63));
-        if (!fences) {
-            g = (w + 1) * 64;
-            continue;
-        }
-        size_t fence = w * 64 + (size_t)__builtin_ctzll(fences);
-        size_t end = fence + 1;
-        while (end < last && !has_start(c, end))
-            end++;
-        if ((end - fence) * FA_FRAME_GRANULE >= need) {
-            uint64_t keep = ~(1ULL << (fence & 63));
-            __atomic_store_n(&c->bits[fence >> 6].starts, c->bits[fence >> 6].starts & keep, __ATOMIC_RELAXED);
-            __atomic_store_n(&c->bits[fence >> 6].freed_local, c->bits[fence >> 6].freed_local & keep,
-                             __ATOMIC_RELAXED);
-            a->bump = (char *)c + fence * FA_FRAME_GRANULE;
-            a->end = (char *)c + end * FA_FRAME_GRANULE;
-            return true;
-        }
-        g = end;
-    }
-    return false;
-}
+/* ---- chunks ---- */
 
 static void release_chunk(fa_frame_chunk_t *c)
 {
@@ -223,140 +102,286 @@ static void release_chunk(fa_frame_chunk_t *c)
 
 static void set_data_access(fa_frame_chunk_t *c, bool accessible)
 {
-    fa_os_protect(data_start(c), FA_CHUNK_SIZE - FA_FRAME_DATA_OFFSET, accessible);
+    fa_os_protect((char *)c + FA_FRAME_DATA_OFFSET, FA_CHUNK_SIZE - FA_FRAME_DATA_OFFSET, accessible);
 }
 
 static void push_spare(fa_frame_arena_t *a, fa_frame_chunk_t *c)
 {
-    reset_chunk(c);
+    if (fa_debug_flags & FA_DEBUG_POISON)
+        memset(first_slot(c), FA_POISON_BYTE, (size_t)(slot_limit(c) - first_slot(c)));
+    c->live = 0;
     c->next = a->spare;
     a->spare = c;
     a->spare_count++;
 }
 
-/* A partial chunk whose largest gap holds need bytes, taken off the list. */
-static fa_frame_chunk_t *take_partial(fa_frame_arena_t *a, size_t need)
+/* A chunk whose blocks are all dead: a spare, or inaccessible for a few frames
+ * under FRAMEALLOC_DEBUG=protect, so that a use after its frame faults. */
+static void retire_empty(fa_frame_arena_t *a, fa_frame_chunk_t *c, uint64_t now)
 {
-    for (fa_frame_chunk_t **link = &a->partial; *link; link = &(*link)->next) {
-        fa_frame_chunk_t *c = *link;
-        if (c->largest_gap >= need) {
-            *link = c->next;
-            return c;
-        }
+    if (!(fa_debug_flags & FA_DEBUG_PROTECT)) {
+        push_spare(a, c);
+        return;
     }
-    return NULL;
+    set_data_access(c, false);
+    c->quarantined_at = now;
+    c->next = NULL;
+    if (a->quarantine_tail)
+        a->quarantine_tail->next = c;
+    else
+        a->quarantine_head = c;
+    a->quarantine_tail = c;
 }
 
-static bool start_chunk(fa_thread_t *t, size_t need)
+static fa_frame_chunk_t *new_chunk(fa_thread_t *t)
 {
     fa_frame_arena_t *a = &t->frame;
-    fa_frame_chunk_t *c = take_partial(a, need);
-    if (c) {
-        /* An empty range at the start: the slow path moves into the first gap. */
-        c->next = NULL;
-        a->chunk = c;
-        a->bump = a->end = data_start(c);
-        a->taken_this_frame++;
-        return true;
-    }
-    c = a->spare;
+    fa_frame_chunk_t *c = a->spare;
     if (c) {
         a->spare = c->next;
         a->spare_count--;
     } else {
-        c = fa_thread_chunk_alloc(t);
+        c = fa_thread_chunk_alloc(t, FA_CHUNK_FRAME);
         if (!c)
-            return false;
+            return NULL;
         chunks_held++;
         c->head.kind = FA_CHUNK_FRAME;
-        __atomic_store_n(&c->used_end, data_start(c), __ATOMIC_RELAXED);
+        __atomic_store_n(&c->head.owner, t->id, __ATOMIC_RELAXED);
     }
-    __atomic_store_n(&c->head.owner, t->id, __ATOMIC_RELAXED);
-    c->next = NULL;
-    a->chunk = c;
-    a->bump = data_start(c);
-    a->end = (char *)c + FA_CHUNK_SIZE;
+    c->live = 0;
     a->taken_this_frame++;
-    return true;
+    return c;
 }
 
-/* Moves the current chunk to the retired list, stamped with the last frame its
- * allocations can belong to. An unused current chunk stays current. */
+/* ---- walks ---- */
+
+FA_COLD static void report_overwritten(fa_frame_chunk_t *c, char *slot)
+{
+    static int reported;
+    if (__atomic_exchange_n(&reported, 1, __ATOMIC_RELAXED))
+        return;
+    fa_log("error: the frame block header at %p was overwritten (a write past the end of the block before "
+           "it); its chunk %p is kept and never reused (reported once)",
+           (void *)slot, (void *)c);
+}
+
+/* Steps over the dead runs before a live block: each becomes one FREED block. */
+static void close_run(char *run, char *end, uint64_t seq, uint32_t *largest)
+{
+    uint64_t span = (uint64_t)(end - run);
+    write_header(run, span, FA_FRAME_FREED, seq);
+    if (span > *largest)
+        *largest = (uint32_t)span;
+}
+
+/* Counts the chunk's live blocks (pending remote frees count as live until applied)
+ * into c->live, and makes each dead run one FREED block (a gap). Returns how many
+ * live blocks belong to generation seq. A header that does not decode stops the
+ * walk: the chunk is then kept forever. */
+static uint64_t walk_chunk(fa_frame_chunk_t *c, uint64_t seq)
+{
+    uint64_t live = 0, own = 0;
+    uint32_t largest = 0;
+    char *run = NULL;
+    for (char *slot = first_slot(c), *limit = slot_limit(c); slot < limit;) {
+        uint64_t d = decode(slot);
+        if (!well_formed(c, slot, d)) {
+            report_overwritten(c, slot);
+            c->live = UINT64_MAX / 2; /* never reaches 0 again */
+            c->largest_gap = 0;
+            return own;
+        }
+        if (state_of(d) == FA_FRAME_FREED) {
+            if (!run)
+                run = slot;
+        } else {
+            if (run)
+                close_run(run, slot, seq, &largest);
+            run = NULL;
+            live++;
+            own += seq_of(d) == seq;
+        }
+        slot += span_of(d);
+    }
+    if (run && live)
+        close_run(run, slot_limit(c), seq, &largest);
+    c->live = live;
+    c->largest_gap = largest;
+    return own;
+}
+
+/* The first gap at or after slot that holds need bytes, or NULL. */
+static char *find_gap(fa_frame_chunk_t *c, char *slot, uint64_t need)
+{
+    for (char *limit = slot_limit(c); slot < limit;) {
+        uint64_t d = decode(slot);
+        if (!well_formed(c, slot, d))
+            return NULL;
+        if (state_of(d) == FA_FRAME_FREED && span_of(d) >= need)
+            return slot;
+        slot += span_of(d);
+    }
+    return NULL;
+}
+
+char *fa_frame_block_at(fa_frame_chunk_t *c, const char *addr)
+{
+    for (char *slot = first_slot(c), *limit = slot_limit(c); slot < limit;) {
+        uint64_t d = decode(slot);
+        if (!well_formed(c, slot, d))
+            return NULL;
+        if (addr < slot + span_of(d))
+            return addr >= slot + FA_FRAME_HEADER ? slot + FA_FRAME_HEADER : NULL;
+        slot += span_of(d);
+    }
+    return NULL;
+}
+
+/* ---- generations ---- */
+
+static fa_frame_gen_t *gen_at(fa_frame_arena_t *a, uint32_t i) { return &a->gens[(a->gen_first + i) % FA_FRAME_GENS]; }
+
+static fa_frame_gen_t *find_gen(fa_frame_arena_t *a, uint64_t seq)
+{
+    for (uint32_t i = 0; i < a->gen_count; i++)
+        if (gen_at(a, i)->seq == seq)
+            return gen_at(a, i);
+    return NULL;
+}
+
+/* Counts a free the owner applies to a block of generation seq in chunk c. */
+static void count_free(fa_frame_arena_t *a, fa_frame_chunk_t *c, uint64_t seq)
+{
+    fa_frame_gen_t *g;
+    if (a->key && seq == a->seq)
+        a->freed++;
+    else if ((g = find_gen(a, seq)))
+        g->freed++;
+    else
+        c->live--; /* an escaped block of a recycled generation */
+}
+
+/* Applies the frees other threads pushed on c's list. */
+static void apply_remote(fa_frame_arena_t *a, fa_frame_chunk_t *c)
+{
+    uint64_t *p = __atomic_exchange_n(&c->remote, NULL, __ATOMIC_ACQUIRE);
+    while (p) {
+        uint64_t *next = *(uint64_t **)p;
+        char *slot = (char *)(p - 1);
+        uint64_t d = decode(slot);
+        __atomic_fetch_xor(header_at(slot), FA_FRAME_PENDING | FA_FRAME_FREED, __ATOMIC_RELAXED);
+        if (a)
+            count_free(a, c, seq_of(d));
+        p = next;
+    }
+}
+
+static void apply_remote_list(fa_frame_arena_t *a, fa_frame_chunk_t *c)
+{
+    for (; c; c = c->next)
+        if (__atomic_load_n(&c->remote, __ATOMIC_RELAXED))
+            apply_remote(a, c);
+}
+
+/* Ends the current bump range: the rest of it becomes one FREED block, so the
+ * chunk stays walkable. */
+static void leave_range(fa_frame_arena_t *a)
+{
+    if (!a->bump)
+        return;
+    if (a->bump < a->end)
+        write_header(a->bump - FA_FRAME_HEADER, (uint64_t)(a->end - a->bump), FA_FRAME_FREED, a->seq);
+    a->bytes += (uint64_t)(a->bump - a->range_start);
+    a->bump = a->end = a->range_start = NULL;
+    a->chunk = NULL;
+}
+
+static void enter_range(fa_frame_arena_t *a, fa_frame_chunk_t *c, char *slot, char *end)
+{
+    a->chunk = c;
+    a->bump = a->range_start = slot + FA_FRAME_HEADER;
+    a->end = end + FA_FRAME_HEADER;
+}
+
+static void start_generation(fa_frame_arena_t *a)
+{
+    a->seq = __atomic_fetch_add(&next_seq, 1, __ATOMIC_RELAXED);
+    a->key = key_of(a->seq);
+    a->made = a->freed = 0;
+    a->chunks = NULL;
+}
+
+/* Moves the current generation to the ring, stamped with the last frame its blocks
+ * can belong to. */
 static void retire_current(fa_frame_arena_t *a, uint64_t stamp)
 {
-    fa_frame_chunk_t *c = a->chunk;
-    if (!c)
+    if (!a->key)
         return;
-    if (!c->partial && a->bump == data_start(c))
-        return;
-    c->stamp = stamp;
-    c->next = NULL;
-    if (a->retired_tail)
-        a->retired_tail->next = c;
-    else
-        a->retired_head = c;
-    a->retired_tail = c;
-    a->chunk = NULL;
-    a->bump = a->end = NULL;
+    leave_range(a);
+    /* The ring holds generations whose frame is not yet recycled: at most one per
+     * sync of the last frames_in_flight frames, and a sync happens once per frame
+     * number, plus one whose scope ended in such a frame: never more than
+     * 2 * 16 + 1 < FA_FRAME_GENS. */
+    fa_frame_gen_t *g = gen_at(a, a->gen_count++);
+    *g = (fa_frame_gen_t){.seq = a->seq, .stamp = stamp, .made = a->made, .freed = a->freed, .chunks = a->chunks};
+    __atomic_store_n(&a->allocs, a->allocs + a->made, __ATOMIC_RELAXED);
+    a->key = a->seq = a->made = a->freed = 0;
+    a->chunks = NULL;
 }
 
-static void reclaim_orphans(void)
+static void keep_escaped(fa_frame_arena_t *a, fa_frame_chunk_t *c)
 {
-    if (!orphan_count || pthread_mutex_trylock(&orphan_lock) != 0)
-        return;
-    fa_frame_chunk_t **link = &orphans;
-    while (*link) {
-        fa_frame_chunk_t *c = *link;
-        if (count_live(c) == 0) {
+    c->next = a->escaped;
+    a->escaped = c;
+}
+
+/* A generation whose frame is recycled: equal counts reset its chunks; otherwise
+ * its live blocks stay and the space around them becomes gaps. */
+static void recycle_generation(fa_frame_arena_t *a, fa_frame_gen_t *g, uint64_t now)
+{
+    bool all_freed = g->made == g->freed;
+    uint64_t escapes = 0;
+    for (fa_frame_chunk_t *c = g->chunks, *next; c; c = next) {
+        next = c->next;
+        if (strict || (all_freed && c->live == 0)) {
+            retire_empty(a, c, now);
+            continue;
+        }
+        escapes += walk_chunk(c, g->seq);
+        if (c->live == 0)
+            retire_empty(a, c, now);
+        else
+            keep_escaped(a, c);
+    }
+    __atomic_store_n(&a->escapes, a->escapes + escapes, __ATOMIC_RELAXED);
+}
+
+static void recycle_due(fa_frame_arena_t *a, uint64_t now)
+{
+    while (a->gen_count && gen_at(a, 0)->stamp + frames_in_flight <= now) {
+        fa_frame_gen_t g = *gen_at(a, 0);
+        a->gen_first = (a->gen_first + 1) % FA_FRAME_GENS;
+        a->gen_count--;
+        recycle_generation(a, &g, now);
+    }
+}
+
+/* Escaped chunks whose blocks have all been freed become spares. */
+static void sweep_escaped(fa_frame_arena_t *a, uint64_t now)
+{
+    for (fa_frame_chunk_t **link = &a->escaped, *c; (c = *link);) {
+        if (c->live == 0) {
             *link = c->next;
-            orphan_count--;
-            release_chunk(c);
+            retire_empty(a, c, now);
         } else {
             link = &c->next;
         }
     }
-    pthread_mutex_unlock(&orphan_lock);
 }
 
-static void recycle(fa_thread_t *t, uint64_t now)
+static void expire_quarantine(fa_frame_arena_t *a, uint64_t now)
 {
-    fa_frame_arena_t *a = &t->frame;
     fa_frame_chunk_t *c;
-    while ((c = a->retired_head) && c->stamp + frames_in_flight <= now) {
-        a->retired_head = c->next;
-        if (!a->retired_head)
-            a->retired_tail = NULL;
-        uint64_t live = fa_frame_strict ? 0 : count_live(c);
-        if (live)
-            a->escapes += live - carried_alive(c, live);
-        if (live == 0 && (fa_debug_flags & FA_DEBUG_PROTECT)) {
-            /* Kept inaccessible for a few frames: a use after its frame faults. */
-            set_data_access(c, false);
-            c->quarantined_at = now;
-            c->next = NULL;
-            if (a->quarantine_tail)
-                a->quarantine_tail->next = c;
-            else
-                a->quarantine_head = c;
-            a->quarantine_tail = c;
-        } else if (live == 0) {
-            push_spare(a, c);
-        } else if (make_partial(c, live)) {
-            c->next = a->partial;
-            a->partial = c;
-        } else {
-            c->next = a->escaped; /* no gap worth refilling: kept until its blocks are freed */
-            a->escaped = c;
-        }
-    }
-    for (fa_frame_chunk_t **link = &a->partial; (c = *link);) {
-        if (count_live(c) == 0) {
-            *link = c->next;
-            push_spare(a, c);
-        } else {
-            link = &c->next;
-        }
-    }
     while ((c = a->quarantine_head) && c->quarantined_at + FA_PROTECT_FRAMES <= now) {
         a->quarantine_head = c->next;
         if (!a->quarantine_head)
@@ -364,26 +389,18 @@ static void recycle(fa_thread_t *t, uint64_t now)
         set_data_access(c, true);
         push_spare(a, c);
     }
-    for (fa_frame_chunk_t **link = &a->escaped; (c = *link);) {
-        if (count_live(c) == 0) {
-            *link = c->next;
-            push_spare(a, c);
-        } else {
-            link = &c->next;
-        }
-    }
-    reclaim_orphans();
 }
 
 /* Keeps as many spare chunks as the recent frames needed, plus FRAME_RETAIN, and
  * gives the rest back to the OS: a loading spike's memory returns within a few frames. */
 static void trim_spares(fa_frame_arena_t *a)
 {
+    const size_t slots = sizeof a->recent_need / sizeof a->recent_need[0];
     a->recent_need[a->need_slot] = a->taken_this_frame;
-    a->need_slot = (a->need_slot + 1) % (sizeof a->recent_need / sizeof a->recent_need[0]);
+    a->need_slot = (a->need_slot + 1) % slots;
     a->taken_this_frame = 0;
     uint32_t need = 0;
-    for (size_t i = 0; i < sizeof a->recent_need / sizeof a->recent_need[0]; i++)
+    for (size_t i = 0; i < slots; i++)
         if (a->recent_need[i] > need)
             need = a->recent_need[i];
     while (a->spare_count > need + spare_retain) {
@@ -394,165 +411,237 @@ static void trim_spares(fa_frame_arena_t *a)
     }
 }
 
+/* ---- orphans ---- */
+
+/* An orphan goes back to the region once its frame is recycled and nothing in it
+ * is alive; it is walked again only when another thread freed something in it. */
+static bool orphan_done(fa_frame_chunk_t *c, uint64_t now)
+{
+    if (c->stamp + frames_in_flight > now)
+        return false;
+    if (strict)
+        return true;
+    if (c->live && !__atomic_load_n(&c->remote, __ATOMIC_ACQUIRE))
+        return false;
+    apply_remote(NULL, c);
+    walk_chunk(c, 0);
+    return c->live == 0;
+}
+
+static void reclaim_orphans(uint64_t now)
+{
+    if (!orphan_count || pthread_mutex_trylock(&orphan_lock) != 0)
+        return;
+    for (fa_frame_chunk_t **link = &orphans, *c; (c = *link);) {
+        if (orphan_done(c, now)) {
+            *link = c->next;
+            orphan_count--;
+            release_chunk(c);
+        } else {
+            link = &c->next;
+        }
+    }
+    pthread_mutex_unlock(&orphan_lock);
+}
+
+static void orphan(fa_frame_chunk_t *c, uint64_t stamp)
+{
+    c->stamp = stamp;
+    c->live = UINT64_MAX / 2; /* unknown until walked */
+    __atomic_store_n(&c->head.owner, FA_OWNER_NONE, __ATOMIC_RELEASE);
+    pthread_mutex_lock(&orphan_lock);
+    c->next = orphans;
+    orphans = c;
+    orphan_count++;
+    pthread_mutex_unlock(&orphan_lock);
+}
+
+static void orphan_list(fa_frame_chunk_t *c, uint64_t stamp)
+{
+    for (fa_frame_chunk_t *next; c; c = next) {
+        next = c->next;
+        orphan(c, stamp);
+    }
+}
+
+static void release_list(fa_frame_chunk_t *c)
+{
+    for (fa_frame_chunk_t *next; c; c = next) {
+        next = c->next;
+        release_chunk(c);
+    }
+}
+
+/* ---- sync ---- */
+
 static void sync_frame(fa_thread_t *t, uint64_t now, uint64_t stamp)
 {
     fa_frame_arena_t *a = &t->frame;
     if (now == a->synced_frame)
         return;
     retire_current(a, stamp);
-    recycle(t, now);
+    for (uint32_t i = 0; i < a->gen_count; i++)
+        apply_remote_list(a, gen_at(a, i)->chunks);
+    apply_remote_list(a, a->escaped);
+    recycle_due(a, now);
+    sweep_escaped(a, now);
+    expire_quarantine(a, now);
     trim_spares(a);
+    reclaim_orphans(now);
     a->synced_frame = now;
+}
+
+void fa_frame_idle_sync(fa_thread_t *t)
+{
+    fa_frame_arena_t *a = &t->frame;
+    uint64_t now = __atomic_load_n(&fa_frame_number, __ATOMIC_ACQUIRE);
+    if (now == a->synced_frame || t->state != FA_THREAD_LIVE)
+        return;
+    if (!a->key && !a->gen_count && !a->escaped && !a->spare && !a->quarantine_head)
+        return;
+    sync_frame(t, now, fa_thread_intent(t) == FA_FRAME ? now : a->scope_end_frame);
+}
+
+/* ---- allocation ---- */
+
+/* Moves the bump range to where need bytes fit: the next gap of the current chunk,
+ * a gap of an escaped chunk, or a fresh chunk. */
+static bool next_range(fa_thread_t *t, uint64_t need)
+{
+    fa_frame_arena_t *a = &t->frame;
+    fa_frame_chunk_t *c = a->chunk;
+    char *end = c ? a->end - FA_FRAME_HEADER : NULL;
+    leave_range(a);
+    char *gap;
+    if (c && end < slot_limit(c) && (gap = find_gap(c, end, need))) {
+        enter_range(a, c, gap, gap + span_of(decode(gap)));
+        return true;
+    }
+    for (fa_frame_chunk_t **link = &a->escaped; (c = *link); link = &c->next) {
+        if (c->largest_gap < need || c->largest_gap < FA_FRAME_MIN_GAP)
+            continue;
+        if (!(gap = find_gap(c, first_slot(c), need))) {
+            c->largest_gap = 0; /* stale: its gaps were used; found again at its next walk */
+            continue;
+        }
+        *link = c->next;
+        c->next = a->chunks;
+        a->chunks = c;
+        enter_range(a, c, gap, gap + span_of(decode(gap)));
+        return true;
+    }
+    if (!(c = new_chunk(t)))
+        return false;
+    c->next = a->chunks;
+    a->chunks = c;
+    enter_range(a, c, first_slot(c), slot_limit(c));
+    return true;
 }
 
 void *fa_frame_alloc_slow(fa_thread_t *t, size_t n, size_t align)
 {
-    if (n == 0)
-        n = 1;
-    if (n > fa_frame_max || align > FA_FRAME_MAX_ALIGN)
+    if (n > frame_max || align > FA_FRAME_MAX_ALIGN)
         return NULL;
     if (t->state != FA_THREAD_LIVE && !fa_thread_attach(t))
         return NULL;
     fa_frame_arena_t *a = &t->frame;
     uint64_t now = __atomic_load_n(&fa_frame_number, __ATOMIC_ACQUIRE);
-    /* Still inside a frame scope: what is in the current chunk may be from now. */
+    /* Still inside a frame scope: what the current generation holds may be from now. */
     sync_frame(t, now, now);
-    size_t need = (n + FA_FRAME_GRANULE - 1) & ~(size_t)(FA_FRAME_GRANULE - 1);
+    if (!a->key)
+        start_generation(a);
+    uint64_t span = fa_frame_span(n);
     for (;;) {
-        if (a->chunk) {
+        if (a->bump) {
             char *p = (char *)(((uintptr_t)a->bump + align - 1) & ~(uintptr_t)(align - 1));
-            if (p <= a->end && need <= (size_t)(a->end - p)) {
-                a->bump = p + need;
-                a->allocs++;
-                a->bytes += need;
-                fa_frame_mark_start(a->chunk, p, p + need);
+            if (p + span <= a->end) {
+                if (p > a->bump) /* alignment padding: a dead block of its own */
+                    write_header(a->bump - FA_FRAME_HEADER, (uint64_t)(p - a->bump), FA_FRAME_FREED, a->seq);
+                write_header(p - FA_FRAME_HEADER, span, 0, a->seq);
+                a->bump = p + span;
+                a->made++;
                 return p;
             }
-            if (a->chunk->partial && enter_next_gap(a, need + align - 1))
-                continue;
-            retire_current(a, now);
         }
-        if (!start_chunk(t, need + align - 1))
+        if (!next_range(t, span + (align > FA_MIN_ALIGN ? align : 0)))
             return NULL;
     }
 }
 
-static bool is_live_start(fa_frame_chunk_t *c, const void *p, size_t *word, uint64_t *bit)
+/* ---- frees, sizes, resizing ---- */
+
+FA_COLD static void report_bad_pointer(const char *what, const void *p, const char *why)
 {
-    size_t off = (size_t)((const char *)p - (const char *)c);
-    *word = off >> 10;
-    *bit = 1ULL << ((off >> 4) & 63);
-    if ((off & 15) || off < FA_FRAME_DATA_OFFSET || off >= FA_CHUNK_SIZE)
-        return false;
-    uint64_t freed = __atomic_load_n(&c->bits[*word].freed_local, __ATOMIC_RELAXED) |
-                     __atomic_load_n(&c->freed_remote[*word], __ATOMIC_RELAXED);
-    return (__atomic_load_n(&c->bits[*word].starts, __ATOMIC_RELAXED) & ~freed & *bit) != 0;
+    fa_fatal("%s(%p): %s (frame arena)", what, p, why);
 }
 
-FA_COLD static void report_bad_pointer(const char *what, const void *p)
+/* The decoded header of the live block at p, or an abort naming the misuse. */
+static uint64_t live_header(const char *what, void *p)
 {
-    fa_fatal("%s(%p): not a live frame allocation (double free, or a pointer into the middle of a block)", what, p);
+    fa_frame_chunk_t *c = (fa_frame_chunk_t *)fa_chunk_of(p);
+    char *slot = (char *)p - FA_FRAME_HEADER;
+    if (((uintptr_t)p & 15) || slot < first_slot(c) || slot >= slot_limit(c))
+        report_bad_pointer(what, p, "not a pointer returned by malloc");
+    uint64_t d = decode(slot);
+    if (!well_formed(c, slot, d))
+        report_bad_pointer(what, p, "not a pointer returned by malloc (a pointer into the middle of a block?)");
+    if (state_of(d))
+        report_bad_pointer(what, p, "double free (the block was already freed)");
+    return d;
 }
 
-void fa_frame_free_last_in_word(fa_thread_t *t, fa_frame_chunk_t *c, void *p)
+void fa_frame_free_slow(fa_thread_t *t, void *p)
 {
-    size_t off = (size_t)((char *)p - (char *)c);
-    size_t w = off >> 10;
-    uint64_t bit = 1ULL << ((off >> 4) & 63);
-    fa_frame_arena_t *a = &t->frame;
-    /* The newest block: below the bump pointer with no start between them (a partial
-     * chunk can hold older blocks above it), and not with more than one frame in
-     * flight, where frame memory must outlive the frame. */
-    if (fa_frame_rewind && c == a->chunk && (char *)p < a->bump && (size_t)(a->bump - 1 - (char *)c) >> 10 == w) {
-        __atomic_store_n(&c->bits[w].starts, c->bits[w].starts & ~bit, __ATOMIC_RELAXED);
-        a->bump = p;
-        __atomic_store_n(&c->used_end, (char *)p, __ATOMIC_RELEASE);
+    fa_frame_chunk_t *c = (fa_frame_chunk_t *)fa_chunk_of(p);
+    uint64_t d = live_header("free", p);
+    uint64_t *header = (uint64_t *)p - 1;
+    uint64_t h = d ^ (uintptr_t)p ^ fa_frame_secret;
+    bool own = __atomic_load_n(&c->head.owner, __ATOMIC_ACQUIRE) == t->id;
+    /* Only a second free can race with this one, and it must lose. */
+    if (!__atomic_compare_exchange_n(header, &h, h ^ (own ? FA_FRAME_FREED : FA_FRAME_PENDING), false,
+                                     __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+        report_bad_pointer("free", p, "double free (the block was already freed)");
+    if (own) {
+        count_free(&t->frame, c, seq_of(d));
         return;
     }
-    __atomic_store_n(&c->bits[w].freed_local, c->bits[w].freed_local | bit, __ATOMIC_RELAXED);
+    uint64_t *head = __atomic_load_n(&c->remote, __ATOMIC_RELAXED);
+    do
+        *(uint64_t **)p = head;
+    while (!__atomic_compare_exchange_n(&c->remote, &head, (uint64_t *)p, true, __ATOMIC_RELEASE,
+                                        __ATOMIC_RELAXED));
 }
 
-void fa_frame_free_slow(fa_thread_t *t, fa_frame_chunk_t *c, void *p)
+size_t fa_frame_usable_size(const void *p)
 {
-    size_t w;
-    uint64_t bit;
-    if (!is_live_start(c, p, &w, &bit))
-        report_bad_pointer("free", p);
-    if (__atomic_load_n(&c->head.owner, __ATOMIC_RELAXED) == t->id) {
-        __atomic_store_n(&c->bits[w].freed_local, c->bits[w].freed_local | bit, __ATOMIC_RELAXED);
-        return;
-    }
-    uint64_t before = __atomic_fetch_or(&c->freed_remote[w], bit, __ATOMIC_RELEASE);
-    if (before & bit)
-        report_bad_pointer("free", p);
+    return span_of(live_header("malloc_usable_size", (void *)p)) - FA_FRAME_HEADER;
 }
 
-/* Offset of the first block start after the granule at off, or limit. */
-static size_t next_start(fa_frame_chunk_t *c, size_t off, size_t limit)
+bool fa_frame_resize_in_place(fa_thread_t *t, void *p, size_t n)
 {
-    size_t g = (off >> 4) + 1;
-    size_t last = limit >> 4;
-    while (g < last) {
-        uint64_t bits = __atomic_load_n(&c->bits[g >> 6].starts, __ATOMIC_RELAXED) >> (g & 63);
-        if (bits) {
-            size_t found = g + (size_t)__builtin_ctzll(bits);
-            return found < last ? found << 4 : limit;
-        }
-        g = (g | 63) + 1;
-    }
-    return limit;
-}
-
-/* To the next start bit; used_end bounds the newest block (blocks above it, in a
- * partial chunk, are bounded by start bits and fences alone). */
-static size_t block_size(fa_frame_chunk_t *c, const void *p)
-{
-    size_t off = (size_t)((const char *)p - (const char *)c);
-    const char *newest_end = __atomic_load_n(&c->used_end, __ATOMIC_ACQUIRE);
-    size_t limit = newest_end > (const char *)p ? (size_t)(newest_end - (char *)c) : FA_CHUNK_SIZE;
-    return next_start(c, off, limit) - off;
-}
-
-size_t fa_frame_usable_size(fa_frame_chunk_t *c, const void *p)
-{
-    size_t w;
-    uint64_t bit;
-    if (!fa_frame_strict && !is_live_start(c, p, &w, &bit))
-        report_bad_pointer("malloc_usable_size", p);
-    return block_size(c, p);
-}
-
-bool fa_frame_resize_in_place(fa_thread_t *t, fa_frame_chunk_t *c, void *p, size_t n)
-{
-    size_t w;
-    uint64_t bit;
-    if (!fa_frame_strict && !is_live_start(c, p, &w, &bit))
-        report_bad_pointer("realloc", p);
-    size_t have = block_size(c, p);
+    uint64_t d = live_header("realloc", p);
+    uint64_t span = span_of(d);
     fa_frame_arena_t *a = &t->frame;
-    bool newest = c == a->chunk && (char *)p + have == a->bump;
-    if (!newest)
-        return n <= have;
-    if (n == 0 || n > fa_frame_max)
+    char *slot = (char *)p - FA_FRAME_HEADER;
+    bool newest = a->key && seq_of(d) == a->seq && (char *)p + span == a->bump;
+    if (!newest || n > frame_max)
+        return n <= span - FA_FRAME_HEADER;
+    uint64_t want = fa_frame_span(n);
+    if (want > (uint64_t)(a->end - (char *)p))
         return false;
-    size_t need = (n + FA_FRAME_GRANULE - 1) & ~(size_t)(FA_FRAME_GRANULE - 1);
-    if (need > (size_t)(a->end - (char *)p))
-        return false;
-    a->bump = (char *)p + need;
-    a->bytes += need - have;
-    __atomic_store_n(&c->used_end, a->bump, __ATOMIC_RELEASE);
+    write_header(slot, want, 0, a->seq);
+    a->bump = (char *)p + want;
     return true;
 }
+
+/* ---- markers, thread life ---- */
 
 void fa_frame_release_spares(fa_thread_t *t)
 {
     fa_frame_arena_t *a = &t->frame;
-    while (a->spare) {
-        fa_frame_chunk_t *c = a->spare;
-        a->spare = c->next;
-        a->spare_count--;
-        release_chunk(c);
-    }
+    release_list(a->spare);
+    a->spare = NULL;
+    a->spare_count = 0;
 }
 
 void fa_frame_end_now(fa_thread_t *t)
@@ -574,49 +663,21 @@ void fa_frame_on_intent_change(fa_thread_t *t, bool from_frame, bool to_frame)
         sync_frame(t, now, from_frame ? now : t->frame.scope_end_frame);
 }
 
-static void orphan_or_release(fa_frame_chunk_t *c)
-{
-    if (fa_frame_strict || count_live(c) == 0) {
-        release_chunk(c);
-        return;
-    }
-    __atomic_store_n(&c->head.owner, FA_OWNER_NONE, __ATOMIC_RELEASE);
-    pthread_mutex_lock(&orphan_lock);
-    c->next = orphans;
-    orphans = c;
-    orphan_count++;
-    pthread_mutex_unlock(&orphan_lock);
-}
-
-static void orphan_or_release_list(fa_frame_chunk_t *c)
-{
-    for (fa_frame_chunk_t *next; c; c = next) {
-        next = c->next;
-        orphan_or_release(c);
-    }
-}
-
+/* Every chunk that may still hold a live block waits among the orphans until its
+ * frame is recycled: a worker's result stays readable for the rest of the frame,
+ * in strict mode too. */
 void fa_frame_thread_exit(fa_thread_t *t)
 {
     fa_frame_arena_t *a = &t->frame;
-    fa_frame_chunk_t *c, *next;
-    if (a->chunk) {
-        a->chunk->next = NULL;
-        orphan_or_release_list(a->chunk);
-    }
-    orphan_or_release_list(a->retired_head);
-    orphan_or_release_list(a->escaped);
-    orphan_or_release_list(a->partial);
-    /* Nothing is live in spare or quarantined chunks. */
-    for (c = a->quarantine_head; c; c = next) {
-        next = c->next;
+    uint64_t now = __atomic_load_n(&fa_frame_number, __ATOMIC_ACQUIRE);
+    retire_current(a, now);
+    for (uint32_t i = 0; i < a->gen_count; i++)
+        orphan_list(gen_at(a, i)->chunks, gen_at(a, i)->stamp);
+    orphan_list(a->escaped, 0);
+    for (fa_frame_chunk_t *c = a->quarantine_head; c; c = c->next)
         set_data_access(c, true);
-        release_chunk(c);
-    }
-    for (c = a->spare; c; c = next) {
-        next = c->next;
-        release_chunk(c);
-    }
+    release_list(a->quarantine_head);
+    release_list(a->spare);
     exited_allocs += a->allocs;
     exited_bytes += a->bytes;
     exited_escapes += a->escapes;

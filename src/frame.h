@@ -1,26 +1,35 @@
 /* Frame arenas: per-thread bump allocation recycled by frame number.
  *
+ * Blocks carry their own proof of life. Each block is [8-byte header][data]; the
+ * program's pointer p is 16-aligned, the header sits at p - 8 and the next block's
+ * header at p - 8 + span (span = round_up(n + 8, 16)). A header holds
+ *     p ^ span ^ state ^ key,   key = secret ^ (seq << 24)
+ * where seq numbers the generation that made the block (the blocks one thread makes
+ * between two frame syncs; every generation of every thread has its own seq) and
+ * the secret is per process. Decoding with the right key gives span | state:
+ * below 2^20 exactly when the block is live (state 0). So free checks "a live block
+ * of my current generation" with one load, one xor and one compare: an older
+ * generation's block, another thread's, a freed one, or a pointer into the middle
+ * of a block decodes to a large number and takes the slow path, which decodes with
+ * the secret alone (span, state and seq) and reports misuse exactly.
+ *
  * Invariants
- * - A chunk's `starts` bitmap has one bit per 16-byte granule that begins a block;
- *   only the owner thread sets bits, and only while the chunk is its current chunk.
- * - A block is live when its start bit is set and neither freed bit is: the owner
- *   frees into `freed_local`, any other thread into `freed_remote` (atomic OR).
- *   The bits are masks, not counts, so even a double free that slips past the checks
- *   cannot make a live block look free. `starts` and `freed_local` are interleaved
- *   word by word so that a free by the owner reads one cache line.
- * - A chunk retired with stamp s holds only blocks made in frames <= s; it is
- *   recycled when the global frame reaches s + FRAMES_IN_FLIGHT. In safe mode it is
- *   reset only if no block in it is live; otherwise its live blocks are counted as
- *   escapes and the chunk waits until they are freed. In strict mode frees are
- *   no-ops and recycling is unconditional.
- * - `used_end` (release-stored after the start bit) bounds the newest block, so any
- *   thread can compute a block's size: the next start bit, or used_end when that is
- *   above the block.
- * - A chunk recycled with live blocks (escapes) keeps them and is rewritten so that
- *   its dead space can be reused: dead starts are cleared, and each gap after a live
- *   block begins with a "fence", a start bit that is also freed (so the live block
- *   keeps its end). Such a partial chunk is filled again run by run, and remembers the
- *   blocks it carried over, so they are not counted as escapes twice. */
+ * - Blocks tile a chunk from its data start: walking span by span from the first
+ *   header reaches every block up to `top`. Dead runs that are kept (gaps between
+ *   escaped blocks) are single FREED blocks, so the walk always works.
+ * - A chunk belongs to exactly one place: the current generation, one finished
+ *   generation, the escaped list, the spares, the quarantine, or the orphans.
+ * - Only the owner changes a header from LIVE to FREED. Another thread changes it
+ *   from LIVE to PENDING with a compare-and-swap (so a second remote free fails
+ *   there) and pushes the block on the chunk's `remote` list; the owner applies the
+ *   list at its next sync (PENDING -> FREED) and counts it. So "made == freed"
+ *   proves that nothing in a generation is alive, and recycling it is a few pointer
+ *   writes per chunk.
+ * - A generation whose counts differ when its frame is recycled is walked: its live
+ *   blocks stay (escapes, counted in their chunk's `live`), the dead runs around
+ *   them become gaps that later generations bump into.
+ * - Frame chunks live in the frame part of the region, so a stale frame pointer
+ *   can never reach a pool block. */
 #ifndef FA_FRAME_H
 #define FA_FRAME_H
 
@@ -32,139 +41,113 @@
 #include "region.h"
 #include "thread.h"
 
-#define FA_FRAME_GRANULE 16
-#define FA_FRAME_WORDS (FA_CHUNK_SIZE / FA_FRAME_GRANULE / 64)
+#define FA_FRAME_HEADER 8
+/* Decoded header fields: span in bits 4..19, state in bits 20..21, seq from bit 24. */
+#define FA_FRAME_LIVE_LIMIT ((uint64_t)1 << 20)
+#define FA_FRAME_FREED ((uint64_t)1 << 20)
+#define FA_FRAME_PENDING ((uint64_t)1 << 21)
+#define FA_FRAME_SEQ_SHIFT 24
 /* Larger alignments in a frame scope are served by the heap. */
 #define FA_FRAME_MAX_ALIGN 4096
-/* A partial chunk lists up to this many carried-over blocks, so that its escapes
- * are counted exactly; with more, new escapes are counted as a lower bound. */
-#define FA_FRAME_CARRIED_MAX 768
-/* A partial chunk whose largest gap is smaller than this is set aside, not refilled. */
+/* A gap smaller than this is not worth moving a bump range into. */
 #define FA_FRAME_MIN_GAP 1024
 
 typedef struct fa_frame_chunk {
     fa_chunk_head_t head;
-    uint64_t stamp;            /* last frame whose allocations it may hold */
-    uint64_t quarantined_at;   /* frame it became inaccessible (FRAMEALLOC_DEBUG=protect) */
-    char *_Atomic used_end;    /* end of the newest block */
     struct fa_frame_chunk *next;
-    uint8_t partial;           /* holds blocks of earlier frames; new blocks go in its gaps */
-    uint16_t carried_count;    /* entries in carried[] */
-    uint32_t carried_total;    /* live blocks carried over at its last recycle */
-    uint32_t largest_gap;      /* bytes, for choosing a partial chunk */
-    uint16_t carried[FA_FRAME_CARRIED_MAX]; /* their granules */
-    struct {
-        uint64_t starts;
-        uint64_t freed_local;
-    } bits[FA_FRAME_WORDS];
-    _Atomic uint64_t freed_remote[FA_FRAME_WORDS];
+    char *top;                /* blocks tile [first header, top) */
+    uint64_t live;            /* escaped blocks still alive (counted by a walk) */
+    uint64_t stamp;           /* orphans: last frame their blocks can belong to */
+    uint64_t quarantined_at;  /* frame it became inaccessible (FRAMEALLOC_DEBUG=protect) */
+    uint32_t largest_gap;     /* bytes, in a chunk with escapes */
+    _Atomic(uint64_t *) remote; /* blocks freed by other threads, not yet applied */
 } fa_frame_chunk_t;
 
 /* Data starts on a page so that FRAMEALLOC_DEBUG=protect can make all of it inaccessible. */
-#define FA_FRAME_DATA_OFFSET ((sizeof(fa_frame_chunk_t) + 4095) & ~(size_t)4095)
-_Static_assert(FA_FRAME_DATA_OFFSET <= 8192, "frame chunk header larger than two pages");
+#define FA_FRAME_DATA_OFFSET ((size_t)4096)
+_Static_assert(sizeof(fa_frame_chunk_t) <= FA_FRAME_DATA_OFFSET, "frame chunk header too large");
 
-extern _Atomic uint64_t fa_frame_number; /* frames ended so far */
-extern size_t fa_frame_max;              /* FRAMEALLOC_FRAME_MAX */
-extern bool fa_frame_strict;             /* FRAMEALLOC_FRAME_MODE=strict */
-extern bool fa_frame_rewind;             /* freeing the newest block gives it back (one frame in flight) */
+extern _Atomic uint64_t fa_frame_number FA_HIDDEN; /* frames ended so far */
+extern uint64_t fa_frame_secret FA_HIDDEN;
+/* Frame-part offsets below this are freed by doing nothing: the whole frame part in
+ * strict mode (FRAMEALLOC_FRAME_MODE=strict), nothing in safe mode. */
+extern size_t fa_frame_noop_free_end FA_HIDDEN;
 
 void fa_frame_configure(void);
+/* Sets up a newly attached thread's arena. */
+void fa_frame_attach(fa_thread_t *t);
+
+FA_INLINE size_t fa_frame_span(size_t n) { return (n + FA_FRAME_HEADER + 15) & ~(size_t)15; }
+
+/* The fast path alone: a bump in the current range, or NULL (never calls out).
+ * n < 2^62 (see FA_SAMPLE_NEVER). No size limit here: FRAMEALLOC_FRAME_MAX keeps a
+ * large request from starting a chunk, and one that fits where the range already
+ * is costs nothing extra. */
+FA_INLINE void *fa_frame_try_alloc(fa_thread_t *t, size_t n)
+{
+    fa_frame_arena_t *a = &t->frame;
+    char *p = a->bump;
+    size_t span = fa_frame_span(n);
+    if (FA_UNLIKELY(span > (size_t)(a->end - p)))
+        return NULL;
+    ((uint64_t *)p)[-1] = (uintptr_t)p ^ span ^ a->key;
+    a->bump = p + span;
+    a->made++;
+    return p;
+}
 
 /* Serves n bytes aligned to align (any power of two), or NULL when the frame arena
  * cannot (too large, alignment too large, thread dead, region exhausted). */
 void *fa_frame_alloc_slow(fa_thread_t *t, size_t n, size_t align);
-void fa_frame_free_slow(fa_thread_t *t, fa_frame_chunk_t *c, void *p);
 
-FA_INLINE void fa_frame_mark_start(fa_frame_chunk_t *c, char *p, char *end)
-{
-    size_t off = (size_t)(p - (char *)c);
-    uint64_t *word = &c->bits[off >> 10].starts;
-    __atomic_store_n(word, __atomic_load_n(word, __ATOMIC_RELAXED) | (1ULL << ((off >> 4) & 63)), __ATOMIC_RELAXED);
-    __atomic_store_n(&c->used_end, end, __ATOMIC_RELEASE);
-}
-
-/* The fast path alone: a bump in the current chunk, or NULL (never calls out). */
-FA_INLINE void *fa_frame_try_alloc(fa_thread_t *t, size_t n)
+/* The fast path alone: the owner freeing a live block of its current generation;
+ * the newest block gives its bytes back. Returns false (having done nothing) for
+ * everything else. */
+FA_INLINE bool fa_frame_try_free(fa_thread_t *t, void *p)
 {
     fa_frame_arena_t *a = &t->frame;
-    size_t need = (n + FA_FRAME_GRANULE - 1) & ~(size_t)(FA_FRAME_GRANULE - 1);
-    char *p = a->bump;
-    if (FA_UNLIKELY(n - 1 >= fa_frame_max || need > (size_t)(a->end - p)))
-        return NULL;
-    a->bump = p + need;
-    a->allocs++;
-    a->bytes += need;
-    fa_frame_mark_start(a->chunk, p, p + need);
-    return p;
+    uint64_t *header = (uint64_t *)p - 1;
+    uint64_t h = *header;
+    uint64_t span = h ^ (uintptr_t)p ^ a->key;
+    if (FA_UNLIKELY(span >= FA_FRAME_LIVE_LIMIT))
+        return false;
+    *header = h ^ FA_FRAME_FREED; /* a second free now fails the test above */
+    a->freed++;
+    if ((char *)p + span == a->bump && a->rewind)
+        a->bump = p;
+    return true;
 }
 
-FA_INLINE void *fa_frame_alloc(fa_thread_t *t, size_t n)
-{
-    void *p = fa_frame_try_alloc(t, n);
-    return FA_LIKELY(p != NULL) ? p : fa_frame_alloc_slow(t, n, FA_MIN_ALIGN);
-}
+/* Every other free of a pointer in the frame part: other generations, other
+ * threads, misuse (reported, never absorbed). */
+void fa_frame_free_slow(fa_thread_t *t, void *p);
 
-enum { FA_FRAME_FREE_SLOW, FA_FRAME_FREE_DONE, FA_FRAME_FREE_LAST_IN_WORD };
-
-/* Frees a live block of the owner whose start is the last in its bitmap word: gives
- * its bytes back when it is the newest block (see fa_frame_try_free), else marks it. */
-void fa_frame_free_last_in_word(fa_thread_t *t, fa_frame_chunk_t *c, void *p);
-
-/* The fast path alone: strict mode, or the owner freeing a live block. Returns
- * FA_FRAME_FREE_SLOW (having done nothing) for every other case.
- * Freeing the newest block gives its bytes back: temporaries freed in stack order,
- * as most are, then reuse warm memory instead of growing the frame's footprint. That
- * test needs the arena's state, so the rare candidates (start last in its word)
- * return FA_FRAME_FREE_LAST_IN_WORD for the caller to finish out of line. */
-FA_INLINE int fa_frame_try_free(fa_thread_t *t, fa_frame_chunk_t *c, void *p)
-{
-    if (fa_frame_strict)
-        return FA_FRAME_FREE_DONE;
-    size_t off = (size_t)((char *)p - (char *)c);
-    size_t w = off >> 10;
-    unsigned shift = (unsigned)(off >> 4) & 63;
-    uint64_t bit = 1ULL << shift;
-    if (FA_LIKELY(__atomic_load_n(&c->head.owner, __ATOMIC_RELAXED) == t->id && (off & 15) == 0)) {
-        uint64_t starts = c->bits[w].starts;
-        uint64_t freed = c->bits[w].freed_local;
-        if (FA_LIKELY(starts & ~freed & bit)) {
-            if (FA_UNLIKELY((starts >> shift) == 1))
-                return FA_FRAME_FREE_LAST_IN_WORD;
-            __atomic_store_n(&c->bits[w].freed_local, freed | bit, __ATOMIC_RELAXED);
-            return FA_FRAME_FREE_DONE;
-        }
-    }
-    return FA_FRAME_FREE_SLOW;
-}
-
-FA_INLINE void fa_frame_free(fa_thread_t *t, fa_frame_chunk_t *c, void *p)
-{
-    int result = fa_frame_try_free(t, c, p);
-    if (result == FA_FRAME_FREE_LAST_IN_WORD)
-        fa_frame_free_last_in_word(t, c, p);
-    else if (FA_UNLIKELY(result == FA_FRAME_FREE_SLOW))
-        fa_frame_free_slow(t, c, p);
-}
-
-/* Bytes usable at p (a live frame block), from p to the next block or the end. */
-size_t fa_frame_usable_size(fa_frame_chunk_t *c, const void *p);
+/* Bytes usable at p (a live frame block). */
+size_t fa_frame_usable_size(const void *p);
 
 /* Resizes p in place when it is the calling thread's newest block, or when n fits
  * in the block already. Returns true on success. */
-bool fa_frame_resize_in_place(fa_thread_t *t, fa_frame_chunk_t *c, void *p, size_t n);
+bool fa_frame_resize_in_place(fa_thread_t *t, void *p, size_t n);
 
 /* Frame markers (public API) for the calling thread. */
 void fa_frame_end_now(fa_thread_t *t);
 /* Called when the thread's intent changes: from_frame says it was FA_FRAME, to_frame
  * that it becomes FA_FRAME. Syncs with the global frame where needed. */
 void fa_frame_on_intent_change(fa_thread_t *t, bool from_frame, bool to_frame);
+/* A thread's other slow paths call this: a thread that stopped using frame scopes
+ * still recycles its frames and gives a spike's memory back. */
+void fa_frame_idle_sync(fa_thread_t *t);
 
 /* Gives the thread's spare chunks back to the region (memory pressure). */
 void fa_frame_release_spares(fa_thread_t *t);
 
-/* Thread exit: frees what it can, orphans chunks that still hold live blocks. */
+/* Thread exit: chunks go to the orphans until their frames are recycled and
+ * nothing in them is alive. */
 void fa_frame_thread_exit(fa_thread_t *t);
+
+/* For FRAMEALLOC_DEBUG=protect's fault handler: the block holding addr in a
+ * quarantined chunk, or NULL. */
+char *fa_frame_block_at(fa_frame_chunk_t *c, const char *addr);
 
 /* Chunks held by frame arenas, all threads, and the totals of exited threads (statistics). */
 uint64_t fa_frame_chunks_held(void);

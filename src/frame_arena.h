@@ -1,4 +1,5 @@
-/* The per-thread part of a frame arena (lives inside fa_thread_t). */
+/* The per-thread part of a frame arena (lives inside fa_thread_t). The fields the
+ * fast paths touch come first and share one cache line. */
 #ifndef FA_FRAME_ARENA_H
 #define FA_FRAME_ARENA_H
 
@@ -6,23 +7,44 @@
 
 struct fa_frame_chunk;
 
+/* A finished generation waiting for its frame to be recycled. */
 typedef struct {
-    char *bump; /* next free byte in the current chunk */
-    char *end;  /* end of the current chunk; bump == end == NULL means no chunk */
-    struct fa_frame_chunk *chunk;
-    uint64_t allocs, bytes; /* served by this thread, cumulative */
-    uint64_t escapes;       /* allocations found alive when their frame was recycled */
-    uint64_t synced_frame;  /* global frame number at the last sync */
-    uint64_t scope_end_frame; /* global frame when the last frame scope ended */
-    struct fa_frame_chunk *retired_head, *retired_tail; /* waiting for frame + N, oldest first */
-    struct fa_frame_chunk *escaped; /* recycled with many live allocations: kept until freed */
-    struct fa_frame_chunk *partial; /* recycled with a few live allocations: gaps reusable */
-    struct fa_frame_chunk *spare;   /* reset, ready for reuse */
+    uint64_t seq;                 /* its key's sequence number */
+    uint64_t stamp;               /* last frame its blocks can belong to */
+    uint64_t made, freed;         /* blocks made, and frees applied by the owner */
+    struct fa_frame_chunk *chunks; /* linked by next */
+} fa_frame_gen_t;
+
+/* Generations waiting at once: at most two per frame in flight (see frame.c). */
+#define FA_FRAME_GENS 40
+
+typedef struct {
+    /* ---- fast path ---- */
+    /* The range is kept as the pointers the program sees (each 8 bytes past its
+     * header slot), so the fast paths need no offset arithmetic. */
+    char *bump;            /* where the next block's data starts; NULL: no range */
+    char *end;             /* end of the current bump range, plus 8 */
+    uint64_t key;          /* the current generation's header key; 0: none */
+    uint64_t made, freed;  /* the current generation's blocks made and freed */
+    uint8_t rewind;        /* freeing the newest block gives its bytes back */
+    /* ---- slow path ---- */
+    uint64_t seq;                   /* the current generation's sequence number */
+    char *range_start;              /* where the current bump range began (statistics) */
+    struct fa_frame_chunk *chunk;   /* the chunk the range is in */
+    struct fa_frame_chunk *chunks;  /* the current generation's chunks, newest first */
+    fa_frame_gen_t gens[FA_FRAME_GENS]; /* ring of finished generations, oldest first */
+    uint32_t gen_first, gen_count;
+    struct fa_frame_chunk *escaped; /* recycled with live blocks: kept, gaps reusable */
+    struct fa_frame_chunk *spare;   /* empty, ready for reuse */
     struct fa_frame_chunk *quarantine_head, *quarantine_tail; /* recycled, inaccessible (debug) */
     uint32_t spare_count;
     uint32_t taken_this_frame;      /* chunks started since the last frame sync */
     uint32_t recent_need[4];        /* taken_this_frame of the last few frames */
     uint32_t need_slot;
+    uint64_t synced_frame;          /* global frame number at the last sync */
+    uint64_t scope_end_frame;       /* global frame when the last frame scope ended */
+    /* Statistics, read by other threads: finished generations only (plus made, above). */
+    uint64_t allocs, bytes, escapes;
 } fa_frame_arena_t;
 
 #endif

@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <stdint.h>
 #include <sys/mman.h>
+#include <sys/random.h>
+#include <time.h>
 #include <unistd.h>
 
 void *fa_os_reserve(size_t size, size_t align)
@@ -48,4 +50,15 @@ size_t fa_os_page_size(void)
     if (!page)
         page = (size_t)sysconf(_SC_PAGESIZE);
     return page;
+}
+
+uint64_t fa_os_random64(void)
+{
+    uint64_t value = 0;
+    if (getrandom(&value, sizeof value, GRND_NONBLOCK) != sizeof value) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        value = (uint64_t)ts.tv_nsec * 0x9e3779b97f4a7c15ULL ^ (uintptr_t)&ts;
+    }
+    return value | 1;
 }

@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* Reserves size bytes of address space aligned to align, inaccessible and not
  * charged against commit. align must be a power of two and a page multiple. */
@@ -16,5 +17,7 @@ void fa_os_release(void *p, size_t size);
 /* Makes [p, p+size) inaccessible (debug modes) or accessible again. */
 bool fa_os_protect(void *p, size_t size, bool accessible);
 size_t fa_os_page_size(void);
+/* 64 random bits from the kernel (a clock-based mix if it cannot give them), never 0. */
+uint64_t fa_os_random64(void);
 
 #endif

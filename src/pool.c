@@ -171,7 +171,7 @@ static fa_pool_chunk_t *new_chunk(fa_thread_t *t, unsigned cls)
 {
     fa_pool_chunk_t *c = take_empty(&t->pool);
     if (!c) {
-        c = fa_thread_chunk_alloc(t);
+        c = fa_thread_chunk_alloc(t, FA_CHUNK_POOL);
         if (!c)
             return NULL;
         chunks_held++;

@@ -12,8 +12,12 @@
 #include "frame.h"
 #include "framealloc.h"
 #include "log.h"
+#include "os.h"
 #include "region.h"
 #include "symbols.h"
+
+/* One site entry per 16 bytes of the frame part (blocks are 16-aligned). */
+#define SITE_GRANULE 16
 
 static uint32_t *block_sites; /* site + 1 per 16-byte granule of the region; 0: unknown */
 static struct sigaction previous;
@@ -21,22 +25,22 @@ static struct sigaction previous;
 void *fa_protect_alloc(fa_thread_t *t, size_t size, size_t alignment, fa_route_fn route)
 {
     void *p = route(t, FA_FRAME, size, alignment);
-    if (p && block_sites && fa_region_owns(p) && fa_chunk_of(p)->kind == FA_CHUNK_FRAME) {
+    if (p && block_sites && fa_region_is_frame(p)) {
         uint32_t site = fa_records_capture_site();
-        block_sites[((uintptr_t)p - fa_region.base) / FA_FRAME_GRANULE] = site == UINT32_MAX ? 0 : site + 1;
+        block_sites[((uintptr_t)p - fa_region.base) / SITE_GRANULE] = site == UINT32_MAX ? 0 : site + 1;
     }
     return p;
 }
 
-/* The start of the block holding addr in c: the nearest start bit at or before it. */
+/* The start of the block holding addr in c, a quarantined chunk: its data is
+ * readable only for the walk, so the faulting access still faults afterwards. */
 static char *block_start(fa_frame_chunk_t *c, const char *addr)
 {
-    size_t g = (size_t)(addr - (char *)c) / FA_FRAME_GRANULE;
-    size_t first = FA_FRAME_DATA_OFFSET / FA_FRAME_GRANULE;
-    for (; g >= first; g--)
-        if (c->bits[g >> 6].starts & (1ULL << (g & 63)))
-            return (char *)c + g * FA_FRAME_GRANULE;
-    return NULL;
+    char *data = (char *)c + FA_FRAME_DATA_OFFSET;
+    fa_os_protect(data, FA_CHUNK_SIZE - FA_FRAME_DATA_OFFSET, true);
+    char *start = fa_frame_block_at(c, addr);
+    fa_os_protect(data, FA_CHUNK_SIZE - FA_FRAME_DATA_OFFSET, false);
+    return start;
 }
 
 static void explain(const char *addr)
@@ -53,7 +57,7 @@ static void explain(const char *addr)
            "recycled at frame %llu (now %llu)",
            (const void *)addr, (size_t)(addr - start), (void *)start, (unsigned long long)c->quarantined_at,
            (unsigned long long)now);
-    uint32_t site = block_sites ? block_sites[((uintptr_t)start - fa_region.base) / FA_FRAME_GRANULE] : 0;
+    uint32_t site = block_sites ? block_sites[((uintptr_t)start - fa_region.base) / SITE_GRANULE] : 0;
     const uintptr_t *frames = NULL;
     uint32_t depth = site ? fa_records_site_frames(site - 1, &frames) : 0;
     if (!depth) {
@@ -71,7 +75,7 @@ static void explain(const char *addr)
 static void on_fault(int signo, siginfo_t *info, void *context)
 {
     const char *addr = info->si_addr;
-    if (fa_region_owns(addr) && fa_chunk_of(addr)->kind == FA_CHUNK_FRAME &&
+    if (fa_region_is_frame(addr) && fa_chunk_of(addr)->kind == FA_CHUNK_FRAME &&
         (size_t)(addr - (const char *)fa_chunk_of(addr)) >= FA_FRAME_DATA_OFFSET) {
         explain(addr);
         /* Die of the fault as the program would have: default action, fault again. */
@@ -91,7 +95,7 @@ void fa_protect_start(void)
 {
     if (!(fa_debug_flags & FA_DEBUG_PROTECT) || !fa_region.size || block_sites)
         return;
-    size_t bytes = fa_region.size / FA_FRAME_GRANULE * sizeof *block_sites;
+    size_t bytes = fa_region.frame_size / SITE_GRANULE * sizeof *block_sites;
     void *table = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (table == MAP_FAILED)
         fa_log("FRAMEALLOC_DEBUG=protect: no room for the site table; faults will be reported without stacks");

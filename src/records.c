@@ -54,7 +54,7 @@ static uint64_t draw_interval(void)
 void fa_records_rearm(fa_thread_t *t, size_t size)
 {
     if (fa_records_mode != FA_RECORDS_SAMPLE) {
-        t->sample_left = UINT64_MAX;
+        t->sample_left = FA_SAMPLE_NEVER;
         return;
     }
     /* Allocations made while recording this one may have re-armed it already. */

@@ -1,6 +1,6 @@
-/* The reserved range: a bump pointer over never-used chunks, a stack of released
- * chunk indices (kept in the range's first chunks, so no metadata is malloc'd),
- * and a committed read-write prefix grown in FA_COMMIT_STEP steps. */
+/* The reserved range, in two parts (frame chunks, pool chunks), each with a bump
+ * pointer over never-used chunks, a stack of released chunk indices and a
+ * committed read-write prefix grown in FA_COMMIT_STEP steps. */
 #include "region.h"
 
 #include <fcntl.h>
@@ -13,14 +13,31 @@
 
 fa_region_t fa_region;
 
+/* One part of the region: a bump over never-used chunks, a stack of released ones
+ * and a committed (read-write) prefix. */
+typedef struct {
+    size_t end;            /* chunk index past the part */
+    size_t next_fresh;     /* lowest never-used chunk index */
+    size_t committed_end;  /* chunk index up to which the part is read-write */
+    uint32_t *free_stack;  /* indices of released chunks */
+    size_t free_count;
+} region_part_t;
+
 static pthread_mutex_t region_lock = PTHREAD_MUTEX_INITIALIZER;
-static uint32_t *free_stack;   /* indices of released chunks */
-static size_t free_count;
-static size_t first_chunk;     /* chunks before this one hold free_stack */
-static size_t next_fresh;      /* lowest never-used chunk index */
-static size_t chunk_total;
-static size_t committed_bytes; /* prefix of the range that is read-write */
+static region_part_t parts[2]; /* frame, pool */
+static size_t uncommitted_bytes;
 static size_t in_use, peak;
+
+/* The share of the region for frame chunks: frame arenas hold a few frames of
+ * temporaries per thread, pools hold the program's small live objects. */
+#define FRAME_PART_SHIFT 2 /* a quarter */
+
+static void part_init(region_part_t *part, size_t first, size_t end, uint32_t *stack)
+{
+    part->next_fresh = part->committed_end = first;
+    part->end = end;
+    part->free_stack = stack;
+}
 
 bool fa_region_init(size_t bytes)
 {
@@ -34,14 +51,17 @@ bool fa_region_init(size_t bytes)
     }
     if (!base)
         return false;
-    chunk_total = bytes >> FA_CHUNK_SHIFT;
-    size_t stack_bytes = chunk_total * sizeof(uint32_t);
-    first_chunk = (stack_bytes + FA_CHUNK_MASK) >> FA_CHUNK_SHIFT;
-    if (!fa_os_commit(base, first_chunk << FA_CHUNK_SHIFT))
+    size_t total = bytes >> FA_CHUNK_SHIFT;
+    /* Both free stacks live in the region's first chunks, so no metadata is malloc'd. */
+    size_t stack_bytes = total * sizeof(uint32_t);
+    size_t stack_chunks = (stack_bytes + FA_CHUNK_MASK) >> FA_CHUNK_SHIFT;
+    if (!fa_os_commit(base, stack_chunks << FA_CHUNK_SHIFT))
         return false;
-    free_stack = base;
-    next_fresh = first_chunk;
-    committed_bytes = first_chunk << FA_CHUNK_SHIFT;
+    size_t split = total >> FRAME_PART_SHIFT;
+    part_init(&parts[0], stack_chunks, split, base);
+    part_init(&parts[1], split, total, (uint32_t *)base + split);
+    uncommitted_bytes = bytes - (stack_chunks << FA_CHUNK_SHIFT);
+    fa_region.frame_size = split << FA_CHUNK_SHIFT;
     fa_region.size = bytes;
     __atomic_store_n(&fa_region.base, (uintptr_t)base, __ATOMIC_RELEASE);
     return true;
@@ -51,6 +71,8 @@ static void *chunk_at(size_t index)
 {
     return (void *)(fa_region.base + (index << FA_CHUNK_SHIFT));
 }
+
+static region_part_t *part_of_index(size_t index) { return index < parts[0].end ? &parts[0] : &parts[1]; }
 
 /* Address space the process maps now (VmSize), from /proc/self/statm; 0 if unknown. */
 static size_t mapped_bytes(void)
@@ -69,39 +91,46 @@ static size_t mapped_bytes(void)
 
 /* The reservation was made when the process started; a limit set later (setrlimit
  * RLIMIT_AS) must still make allocation fail. So committing counts as mapping: the
- * committed part of the region, not the reserved part, is held against the limit. */
+ * committed chunks that are in use, not the reserved part, are held against the limit. */
 static bool commit_allowed(size_t grow)
 {
     struct rlimit limit;
     if (getrlimit(RLIMIT_AS, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY)
         return true;
+    /* Released chunks hold no memory, and either part may commit in their place. */
+    size_t unused = uncommitted_bytes + ((parts[0].free_count + parts[1].free_count) << FA_CHUNK_SHIFT);
     size_t mapped = mapped_bytes();
-    size_t uncommitted = fa_region.size - committed_bytes;
-    if (mapped < uncommitted)
+    if (mapped < unused)
         return true;
-    return mapped - uncommitted + grow <= limit.rlim_cur;
+    return mapped - unused + grow <= limit.rlim_cur;
 }
 
-void *fa_region_chunk_alloc(void)
+/* Makes the part read-write up to and including chunk index; false if not allowed. */
+static bool commit_through(region_part_t *part, size_t index)
+{
+    if (index < part->committed_end)
+        return true;
+    size_t step = FA_COMMIT_STEP >> FA_CHUNK_SHIFT;
+    size_t end = part->committed_end + step < part->end ? part->committed_end + step : part->end;
+    size_t grow = (end - part->committed_end) << FA_CHUNK_SHIFT;
+    if (!commit_allowed(grow) || !fa_os_commit(chunk_at(part->committed_end), grow))
+        return false;
+    part->committed_end = end;
+    uncommitted_bytes -= grow;
+    return true;
+}
+
+void *fa_region_chunk_alloc(fa_chunk_kind_t kind)
 {
     if (!fa_region.size)
         return NULL;
+    region_part_t *part = &parts[kind == FA_CHUNK_POOL];
     void *chunk = NULL;
     pthread_mutex_lock(&region_lock);
-    if (free_count) {
-        chunk = chunk_at(free_stack[--free_count]);
-    } else if (next_fresh < chunk_total) {
-        size_t end = (next_fresh + 1) << FA_CHUNK_SHIFT;
-        if (end > committed_bytes) {
-            size_t grow = FA_COMMIT_STEP;
-            if (committed_bytes + grow > fa_region.size)
-                grow = fa_region.size - committed_bytes;
-            if (commit_allowed(grow) && fa_os_commit((char *)fa_region.base + committed_bytes, grow))
-                committed_bytes += grow;
-        }
-        if (end <= committed_bytes)
-            chunk = chunk_at(next_fresh++);
-    }
+    if (part->free_count)
+        chunk = chunk_at(part->free_stack[--part->free_count]);
+    else if (part->next_fresh < part->end && commit_through(part, part->next_fresh))
+        chunk = chunk_at(part->next_fresh++);
     if (chunk && ++in_use > peak)
         peak = in_use;
     pthread_mutex_unlock(&region_lock);
@@ -113,8 +142,9 @@ void fa_region_chunk_free(void *chunk)
     /* Released pages read as zero, so the next user gets a clean header. */
     fa_os_release(chunk, FA_CHUNK_SIZE);
     size_t index = ((uintptr_t)chunk - fa_region.base) >> FA_CHUNK_SHIFT;
+    region_part_t *part = part_of_index(index);
     pthread_mutex_lock(&region_lock);
-    free_stack[free_count++] = (uint32_t)index;
+    part->free_stack[part->free_count++] = (uint32_t)index;
     in_use--;
     pthread_mutex_unlock(&region_lock);
 }

@@ -1,6 +1,9 @@
-/* One reserved virtual range holds all frame and pool memory (design contract 1):
- * "is this pointer ours?" is a single subtract-and-compare, and the header of the
- * chunk that holds it is found by masking. Everything outside the range is the heap's. */
+/* One reserved virtual range holds all frame and pool memory (design contract 1).
+ * Its first part holds only frame chunks and the rest only pool chunks, so the
+ * offset of a pointer from the base says frame, pool or heap (outside the range)
+ * without loading anything from the block; the header of the chunk that holds it
+ * is found by masking. A chunk never moves between the parts, so a stale frame
+ * pointer can never free a pool block. */
 #ifndef FA_REGION_H
 #define FA_REGION_H
 
@@ -10,11 +13,12 @@
 #include "config.h"
 
 typedef struct {
-    uintptr_t base; /* 0 until reserved; stays fixed afterwards */
-    size_t size;    /* 0 until reserved, so the owner test fails before init */
+    uintptr_t base;    /* 0 until reserved; stays fixed afterwards */
+    size_t frame_size; /* [base, base + frame_size) holds frame chunks */
+    size_t size;       /* the rest up to base + size holds pool chunks; 0 until reserved */
 } fa_region_t;
 
-extern fa_region_t fa_region;
+extern fa_region_t fa_region FA_HIDDEN;
 
 /* What a chunk holds; the first byte of every chunk header. */
 typedef enum {
@@ -40,6 +44,18 @@ FA_INLINE bool fa_region_owns(const void *p)
     return (uintptr_t)p - fa_region.base < fa_region.size;
 }
 
+/* Offset of p from the region's base: below frame_size a frame chunk's, below
+ * size a pool chunk's, else the heap's (also before init, when both are 0). */
+FA_INLINE size_t fa_region_offset(const void *p) { return (uintptr_t)p - fa_region.base; }
+
+FA_INLINE bool fa_region_is_frame(const void *p) { return fa_region_offset(p) < fa_region.frame_size; }
+
+FA_INLINE bool fa_region_is_pool(const void *p)
+{
+    size_t off = fa_region_offset(p);
+    return off - fa_region.frame_size < fa_region.size - fa_region.frame_size;
+}
+
 FA_INLINE fa_chunk_head_t *fa_chunk_of(const void *p)
 {
     return (fa_chunk_head_t *)((uintptr_t)p & ~(uintptr_t)FA_CHUNK_MASK);
@@ -50,8 +66,9 @@ FA_INLINE fa_chunk_head_t *fa_chunk_of(const void *p)
  * goes to the heap) if even that fails. */
 bool fa_region_init(size_t bytes);
 
-/* A zero-filled, committed chunk, or NULL when the region is exhausted. */
-void *fa_region_chunk_alloc(void);
+/* A zero-filled, committed chunk from the part for kind (FA_CHUNK_FRAME or
+ * FA_CHUNK_POOL), or NULL when that part is exhausted. */
+void *fa_region_chunk_alloc(fa_chunk_kind_t kind);
 /* Gives the chunk's pages back to the OS and makes it available again. */
 void fa_region_chunk_free(void *chunk);
 

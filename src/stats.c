@@ -20,7 +20,8 @@ static void add_thread(fa_thread_t *t, void *arg)
 {
     fa_stats_sum_t *sum = arg;
     fa_stats *s = sum->stats;
-    s->frame_allocs += __atomic_load_n(&t->frame.allocs, __ATOMIC_RELAXED);
+    /* The current generation's blocks count as soon as they are made. */
+    s->frame_allocs += __atomic_load_n(&t->frame.allocs, __ATOMIC_RELAXED) + __atomic_load_n(&t->frame.made, __ATOMIC_RELAXED);
     s->frame_bytes += __atomic_load_n(&t->frame.bytes, __ATOMIC_RELAXED);
     s->frame_escapes += __atomic_load_n(&t->frame.escapes, __ATOMIC_RELAXED);
     s->threads++;

@@ -100,10 +100,10 @@ void fa_init(void)
     fa_options_load();
     if (fa_option(FA_OPT_HELP))
         fa_options_print(2);
-    fa_frame_configure();
-    fa_pool_configure();
     if (!fa_region_init((size_t)fa_option(FA_OPT_REGION_GB) << 30))
         fa_log("could not reserve address space for frame and pool memory; using the heap for everything");
+    fa_frame_configure(); /* after the region: strict mode's no-op bound is the frame part */
+    fa_pool_configure();
     pthread_key_create(&exit_key, thread_exit);
     pthread_atfork(fork_prepare, fork_parent, fork_child);
     self->in_init = 0;
@@ -142,19 +142,20 @@ bool fa_thread_attach(fa_thread_t *t)
     pthread_mutex_unlock(&registry_lock);
     pthread_setspecific(exit_key, t);
     t->id = __atomic_fetch_add(&next_thread_id, 1, __ATOMIC_RELAXED);
+    fa_frame_attach(t);
     t->intent |= fa_records_intent_flag();
     t->state = FA_THREAD_LIVE;
     return true;
 }
 
-void *fa_thread_chunk_alloc(fa_thread_t *t)
+void *fa_thread_chunk_alloc(fa_thread_t *t, fa_chunk_kind_t kind)
 {
-    void *chunk = fa_region_chunk_alloc();
+    void *chunk = fa_region_chunk_alloc(kind);
     if (chunk)
         return chunk;
     fa_pool_release_cached(t);
     fa_frame_release_spares(t);
-    return fa_region_chunk_alloc();
+    return fa_region_chunk_alloc(kind);
 }
 
 void fa_thread_for_each(void (*fn)(fa_thread_t *t, void *arg), void *arg)

@@ -11,6 +11,7 @@
 #include "config.h"
 #include "frame_arena.h"
 #include "pool_cache.h"
+#include "region.h"
 
 typedef enum {
     FA_THREAD_FRESH = 0, /* never attached: static empty state */
@@ -23,6 +24,10 @@ typedef enum {
 #define FA_INTENT_RECORDS 0x80
 #define FA_INTENT_MASK 0x7f
 
+/* sample_left when sampling is off: never used up (2^62 bytes), and a bound that
+ * lets the fast paths do size arithmetic without overflow tests. */
+#define FA_SAMPLE_NEVER ((uint64_t)1 << 62)
+
 typedef struct fa_thread {
     /* Read by every malloc: the intent at the top of the scope stack (an fa_intent),
      * with FA_INTENT_RECORDS or'ed in while records are on. */
@@ -32,7 +37,7 @@ typedef struct fa_thread {
     uint8_t depth;
     uint32_t scope_overflow; /* pushes beyond FA_SCOPE_MAX, ignored but balanced */
     /* Bytes the thread may still allocate before the next sample (FRAMEALLOC_RECORDS=
-     * sample); all ones when sampling is off. 0 in a new thread, so its first
+     * sample); FA_SAMPLE_NEVER when sampling is off. 0 in a new thread, so its first
      * allocation reaches the slow path, which sets it. */
     uint64_t sample_left;
     uint64_t id;             /* unique, from 1; 0 until attached (owns no chunk) */
@@ -42,7 +47,7 @@ typedef struct fa_thread {
     struct fa_thread *next, *prev; /* registry of live threads */
 } fa_thread_t;
 
-extern __thread fa_thread_t fa_thread_self __attribute__((tls_model("initial-exec")));
+extern __thread fa_thread_t fa_thread_self FA_HIDDEN __attribute__((tls_model("initial-exec")));
 
 FA_INLINE fa_thread_t *fa_thread(void) { return &fa_thread_self; }
 
@@ -53,9 +58,10 @@ FA_INLINE uint8_t fa_thread_intent(const fa_thread_t *t) { return t->intent & FA
  * Returns false when the thread cannot use arenas (dead, or inside init). */
 bool fa_thread_attach(fa_thread_t *t);
 
-/* A chunk for thread t from the region; when the region cannot give one (exhausted,
- * or RLIMIT_AS reached), t's cached spare chunks go back first and it tries again. */
-void *fa_thread_chunk_alloc(fa_thread_t *t);
+/* A chunk of kind (FA_CHUNK_FRAME or FA_CHUNK_POOL) for thread t from the region;
+ * when the region cannot give one (exhausted, or RLIMIT_AS reached), t's cached
+ * spare chunks go back first and it tries again. */
+void *fa_thread_chunk_alloc(fa_thread_t *t, fa_chunk_kind_t kind);
 
 /* Calls fn for every live thread with the registry locked (statistics). */
 void fa_thread_for_each(void (*fn)(fa_thread_t *t, void *arg), void *arg);

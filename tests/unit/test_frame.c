@@ -87,15 +87,25 @@ START_TEST(alignment_is_honoured_in_frame_scope)
 }
 END_TEST
 
+/* A request above FRAMEALLOC_FRAME_MAX never takes a new frame chunk: when it does
+ * not fit where the bump range already is, it goes to the heap. */
 START_TEST(large_requests_go_to_heap_even_in_frame_scope)
 {
+    fa_frame_end(); /* a fresh range */
     fa_scope_push(FA_FRAME);
-    void *small = fa_malloc(65536);
-    void *big = fa_malloc(65537);
-    ck_assert(is_frame(small));
+    void *small[3];
+    for (int i = 0; i < 3; i++) {
+        small[i] = fa_malloc(65536);
+        ck_assert(is_frame(small[i]));
+    }
+    void *big = fa_malloc(65537); /* 61 KiB are left in the chunk */
     ck_assert(!is_frame(big));
-    fa_free(small);
+    void *huge = fa_malloc(300000);
+    ck_assert(!is_frame(huge));
+    for (int i = 0; i < 3; i++)
+        fa_free(small[i]);
     fa_free(big);
+    fa_free(huge);
     fa_scope_pop();
 }
 END_TEST
@@ -476,9 +486,13 @@ END_TEST
 START_TEST(memory_returns_after_spike)
 {
     /* A loading frame takes ~200 chunks; afterwards the spares go back within a few frames. */
+    /* Freed in allocation order: only the last could give its bytes back at once. */
+    static void *spike[800];
     fa_scope_push(FA_FRAME);
     for (int i = 0; i < 800; i++)
-        fa_free(fa_malloc(60000));
+        spike[i] = fa_malloc(60000);
+    for (int i = 0; i < 800; i++)
+        fa_free(spike[i]);
     fa_scope_pop();
     fa_frame_end();
     uint64_t after_spike = stats().frame_chunks;
@@ -607,6 +621,148 @@ START_TEST(remote_double_free_is_reported)
 }
 END_TEST
 
+
+/* ---- defects of the bitmap arena (issue 9), each impossible by design now ---- */
+
+/* 1. Size queries and realloc from another thread while the owner keeps allocating
+ * and freeing right behind the block: the size is the block's own, never the
+ * owner's newest state, and realloc never grows over the owner's next block. */
+static unsigned char *shared_block;
+static volatile int owner_done;
+
+static void *query_sizes(void *arg)
+{
+    size_t expected = (size_t)(uintptr_t)arg;
+    while (!owner_done)
+        if (fa_malloc_usable_size(shared_block) != expected)
+            return (void *)1;
+    return NULL;
+}
+
+START_TEST(remote_size_queries_race_with_owner)
+{
+    fa_scope_push(FA_FRAME);
+    shared_block = fa_malloc(100);
+    size_t expected = fa_malloc_usable_size(shared_block);
+    ck_assert_uint_ge(expected, 100);
+    pthread_t th;
+    pthread_create(&th, NULL, query_sizes, (void *)(uintptr_t)expected);
+    for (int i = 0; i < 200000; i++) {
+        unsigned char *q = fa_malloc(16 + (size_t)(i % 7) * 16);
+        q[0] = 1;
+        fa_free(q); /* the newest block: its bytes go back at once */
+    }
+    owner_done = 1;
+    void *failed;
+    pthread_join(th, &failed);
+    ck_assert_ptr_null(failed);
+    fa_scope_pop();
+}
+END_TEST
+
+static void *grow_remotely(void *arg)
+{
+    unsigned char *p = fa_realloc(arg, 300);
+    memset(p, 0x11, 300);
+    return p;
+}
+
+START_TEST(remote_realloc_never_grows_over_the_owners_next_block)
+{
+    fa_scope_push(FA_FRAME);
+    unsigned char *p = fa_malloc(100);
+    memset(p, 0x22, 100);
+    unsigned char *next = fa_malloc(100);
+    memset(next, 0x33, 100);
+    pthread_t th;
+    void *grown;
+    pthread_create(&th, NULL, grow_remotely, p);
+    pthread_join(th, &grown);
+    ck_assert(all_bytes_are(next, 100, 0x33));
+    ck_assert(all_bytes_are(grown, 300, 0x11));
+    fa_free(grown);
+    fa_free(next);
+    fa_scope_pop();
+}
+END_TEST
+
+/* 2. Freed by another thread, then by its owner: a double free, reported. */
+static void *free_remotely(void *p)
+{
+    fa_free(p);
+    return NULL;
+}
+
+START_TEST(remote_then_owner_free_is_a_double_free)
+{
+    fa_scope_push(FA_FRAME);
+    void *p = fa_malloc(48);
+    pthread_t th;
+    pthread_create(&th, NULL, free_remotely, p);
+    pthread_join(th, NULL);
+    fa_free(p);
+}
+END_TEST
+
+/* 3. Strict mode: a worker's frame memory stays readable for the rest of the frame
+ * after the worker exits. */
+static void *make_result(void *arg)
+{
+    (void)arg;
+    fa_scope_push(FA_FRAME);
+    unsigned char *p = fa_malloc(4000);
+    memset(p, 0x5a, 4000);
+    fa_scope_pop();
+    return p;
+}
+
+START_TEST(strict_worker_result_survives_worker_exit)
+{
+    setenv("FRAMEALLOC_FRAME_MODE", "strict", 1);
+    fa_frame_end();
+    for (int i = 0; i < 20; i++) {
+        pthread_t th;
+        void *result;
+        pthread_create(&th, NULL, make_result, NULL);
+        pthread_join(th, &result);
+        /* Other threads start and exit meanwhile, as in a job system. */
+        pthread_create(&th, NULL, make_result, NULL);
+        pthread_join(th, NULL);
+        ck_assert(all_bytes_are(result, 4000, 0x5a));
+        fa_frame_end();
+    }
+}
+END_TEST
+
+/* 4. Strict mode: freeing a frame pointer after its frame was recycled does nothing,
+ * also once its memory was given back and pools took over the address space. */
+START_TEST(strict_free_after_recycle_is_a_no_op)
+{
+    setenv("FRAMEALLOC_FRAME_MODE", "strict", 1);
+    setenv("FRAMEALLOC_FRAME_RETAIN", "0", 1);
+    enum { SPIKE = 200, SMALL = 20000 };
+    static void *stale[SPIKE];
+    static unsigned char *small[SMALL];
+    fa_scope_push(FA_FRAME);
+    for (int i = 0; i < SPIKE; i++)
+        stale[i] = fa_malloc(60000);
+    fa_scope_pop();
+    for (int i = 0; i < 8; i++)
+        fa_frame_end(); /* recycled, then the spike's chunks go back */
+    for (int i = 0; i < SMALL; i++) {
+        small[i] = fa_malloc(256);
+        memset(small[i], i & 0xff, 256);
+    }
+    for (int i = 0; i < SPIKE; i++)
+        fa_free(stale[i]);
+    for (int i = 0; i < SMALL; i++) {
+        unsigned char *fresh = fa_malloc(256);
+        memset(fresh, 0xee, 256);
+        ck_assert(all_bytes_are(small[i], 256, (unsigned)(i & 0xff)));
+    }
+}
+END_TEST
+
 Suite *fa_test_suite(void)
 {
     Suite *s = suite_create("frame");
@@ -638,5 +794,13 @@ Suite *fa_test_suite(void)
     tcase_add_test_raise_signal(tc, interior_pointer_free_is_reported, SIGABRT);
     tcase_add_test_raise_signal(tc, remote_double_free_is_reported, SIGABRT);
     suite_add_tcase(s, tc);
+    TCase *defects = tcase_create("defects");
+    tcase_set_timeout(defects, 60);
+    tcase_add_test(defects, remote_size_queries_race_with_owner);
+    tcase_add_test(defects, remote_realloc_never_grows_over_the_owners_next_block);
+    tcase_add_test_raise_signal(defects, remote_then_owner_free_is_a_double_free, SIGABRT);
+    tcase_add_test(defects, strict_worker_result_survives_worker_exit);
+    tcase_add_test(defects, strict_free_after_recycle_is_a_no_op);
+    suite_add_tcase(s, defects);
     return s;
 }

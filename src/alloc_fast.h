@@ -1,0 +1,61 @@
+/* The malloc and free fast paths, inlined into every exported name (malloc, free,
+ * operator new and delete) so that no call stands between the PLT and the memory.
+ * Each ends in one no-inline slow path per direction (alloc.c), which handles
+ * everything rare: a thread's first call, sampling, records, debug modes, arena
+ * misses, other threads' blocks, misuse and the heap.
+ *
+ * malloc: the sampling countdown, then a pool pop under FA_DEFAULT or a frame bump
+ * under FA_FRAME (the records flag in the intent byte fails both compares).
+ * free: the pointer's offset in the region says frame part, pool part or heap;
+ * strict mode makes a frame free one compare and a return. */
+#ifndef FA_ALLOC_FAST_H
+#define FA_ALLOC_FAST_H
+
+#include <stddef.h>
+
+#include "frame.h"
+#include "pool.h"
+#include "region.h"
+#include "thread.h"
+
+#include "framealloc.h"
+
+/* counted: size was already taken off sample_left; otherwise taking it off
+ * borrowed (the sample is due) and the slow path gives it back first. */
+void *fa_malloc_slow(fa_thread_t *t, size_t size, int counted);
+void fa_free_slow(void *p);
+
+FA_INLINE void *fa_malloc_fast(size_t size)
+{
+    fa_thread_t *t = fa_thread();
+    void *p;
+    /* One subtract and branch; sample_left never exceeds FA_SAMPLE_NEVER, so below
+     * this line size < 2^62 and no size arithmetic can overflow. */
+    if (FA_UNLIKELY(__builtin_sub_overflow(t->sample_left, size, &t->sample_left)))
+        return fa_malloc_slow(t, size, 0);
+    if (t->intent == FA_FRAME) {
+        if (FA_LIKELY((p = fa_frame_try_alloc(t, size)) != NULL))
+            return p;
+    } else if (FA_LIKELY(t->intent == FA_DEFAULT)) {
+        if (FA_LIKELY(size <= fa_pool_max) && (p = fa_pool_try_alloc(t, size)))
+            return p;
+    }
+    return fa_malloc_slow(t, size, 1);
+}
+
+FA_INLINE void fa_free_fast(void *p)
+{
+    size_t off = fa_region_offset(p);
+    if (off < fa_frame_noop_free_end)
+        return;
+    if (off < fa_region.frame_size) {
+        if (FA_LIKELY(fa_frame_try_free(fa_thread(), p)))
+            return;
+    } else if (FA_LIKELY(off < fa_region.size)) {
+        if (FA_LIKELY(fa_pool_try_free(fa_thread(), (fa_pool_chunk_t *)fa_chunk_of(p), p)))
+            return;
+    }
+    fa_free_slow(p);
+}
+
+#endif
