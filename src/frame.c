@@ -5,6 +5,7 @@
 #include "frame.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <string.h>
 
 #include "debug.h"
@@ -51,6 +52,18 @@ void fa_frame_attach(fa_thread_t *t)
 {
     t->frame.rewind = rewind_allowed;
 }
+
+/* ---- the arena lock (see frame_arena.h) ---- */
+
+static void lock_arena(fa_frame_arena_t *a)
+{
+    while (__atomic_exchange_n(&a->lock, 1, __ATOMIC_ACQUIRE))
+        sched_yield();
+}
+
+static bool try_lock_arena(fa_frame_arena_t *a) { return !__atomic_exchange_n(&a->lock, 1, __ATOMIC_ACQUIRE); }
+
+static void unlock_arena(fa_frame_arena_t *a) { __atomic_store_n(&a->lock, 0, __ATOMIC_RELEASE); }
 
 /* ---- headers ---- */
 
@@ -491,15 +504,50 @@ static void sync_frame(fa_thread_t *t, uint64_t now, uint64_t stamp)
     a->synced_frame = now;
 }
 
+static void sync_frame_locked(fa_thread_t *t, uint64_t now, uint64_t stamp)
+{
+    lock_arena(&t->frame);
+    sync_frame(t, now, stamp);
+    unlock_arena(&t->frame);
+}
+
+static bool holds_chunks(const fa_frame_arena_t *a)
+{
+    return a->key || a->gen_count || a->escaped || a->spare || a->quarantine_head;
+}
+
 void fa_frame_idle_sync(fa_thread_t *t)
 {
     fa_frame_arena_t *a = &t->frame;
     uint64_t now = __atomic_load_n(&fa_frame_number, __ATOMIC_ACQUIRE);
-    if (now == a->synced_frame || t->state != FA_THREAD_LIVE)
+    if (now == a->synced_frame || t->state != FA_THREAD_LIVE || !holds_chunks(a))
         return;
-    if (!a->key && !a->gen_count && !a->escaped && !a->spare && !a->quarantine_head)
+    sync_frame_locked(t, now, fa_thread_intent(t) == FA_FRAME ? now : a->scope_end_frame);
+}
+
+/* Frames an owner may go without syncing before a thread ending a frame recycles
+ * its finished generations and returns its spare chunks for it. */
+#define IDLE_FRAMES 4
+
+/* For another thread t that stopped using frame scopes (a worker after a loading
+ * spike): its finished generations and spares, never its current generation. */
+static void recycle_for_idle(fa_thread_t *t, void *arg)
+{
+    fa_frame_arena_t *a = &t->frame;
+    uint64_t now = *(uint64_t *)arg;
+    if (t == fa_thread() || t->state != FA_THREAD_LIVE || a->synced_frame + IDLE_FRAMES > now ||
+        !(a->gen_count || a->escaped || a->spare_count > spare_retain || a->quarantine_head) || !try_lock_arena(a))
         return;
-    sync_frame(t, now, fa_thread_intent(t) == FA_FRAME ? now : a->scope_end_frame);
+    recycle_due(a, now);
+    sweep_escaped(a, now);
+    expire_quarantine(a, now);
+    while (a->spare_count > spare_retain) {
+        fa_frame_chunk_t *c = a->spare;
+        a->spare = c->next;
+        a->spare_count--;
+        release_chunk(c);
+    }
+    unlock_arena(a);
 }
 
 /* ---- allocation ---- */
@@ -538,12 +586,8 @@ static bool next_range(fa_thread_t *t, uint64_t need)
     return true;
 }
 
-void *fa_frame_alloc_slow(fa_thread_t *t, size_t n, size_t align)
+static void *bump_slow(fa_thread_t *t, size_t n, size_t align)
 {
-    if (n > frame_max || align > FA_FRAME_MAX_ALIGN)
-        return NULL;
-    if (t->state != FA_THREAD_LIVE && !fa_thread_attach(t))
-        return NULL;
     fa_frame_arena_t *a = &t->frame;
     uint64_t now = __atomic_load_n(&fa_frame_number, __ATOMIC_ACQUIRE);
     /* Still inside a frame scope: what the current generation holds may be from now. */
@@ -566,6 +610,18 @@ void *fa_frame_alloc_slow(fa_thread_t *t, size_t n, size_t align)
         if (!next_range(t, span + (align > FA_MIN_ALIGN ? align : 0)))
             return NULL;
     }
+}
+
+void *fa_frame_alloc_slow(fa_thread_t *t, size_t n, size_t align)
+{
+    if (n > frame_max || align > FA_FRAME_MAX_ALIGN)
+        return NULL;
+    if (t->state != FA_THREAD_LIVE && !fa_thread_attach(t))
+        return NULL;
+    lock_arena(&t->frame);
+    void *p = bump_slow(t, n, align);
+    unlock_arena(&t->frame);
+    return p;
 }
 
 /* ---- frees, sizes, resizing ---- */
@@ -602,7 +658,9 @@ void fa_frame_free_slow(fa_thread_t *t, void *p)
                                      __ATOMIC_RELAXED, __ATOMIC_RELAXED))
         report_bad_pointer("free", p, "double free (the block was already freed)");
     if (own) {
+        lock_arena(&t->frame);
         count_free(&t->frame, c, seq_of(d));
+        unlock_arena(&t->frame);
         return;
     }
     uint64_t *head = __atomic_load_n(&c->remote, __ATOMIC_RELAXED);
@@ -639,9 +697,14 @@ bool fa_frame_resize_in_place(fa_thread_t *t, void *p, size_t n)
 void fa_frame_release_spares(fa_thread_t *t)
 {
     fa_frame_arena_t *a = &t->frame;
+    /* Held already when the frame arena itself runs out (its spares are used up by
+     * then), or by a thread returning them anyway. */
+    if (!try_lock_arena(a))
+        return;
     release_list(a->spare);
     a->spare = NULL;
     a->spare_count = 0;
+    unlock_arena(a);
 }
 
 void fa_frame_end_now(fa_thread_t *t)
@@ -650,17 +713,29 @@ void fa_frame_end_now(fa_thread_t *t)
      * that the settings (frame log, frames in flight) are read before use. */
     fa_thread_attach(t);
     uint64_t before = __atomic_fetch_add(&fa_frame_number, 1, __ATOMIC_ACQ_REL);
-    if (t->state == FA_THREAD_LIVE)
-        sync_frame(t, before + 1, before);
+    if (t->state != FA_THREAD_LIVE)
+        return;
+    sync_frame_locked(t, before + 1, before);
+    uint64_t now = before + 1;
+    fa_thread_for_each(recycle_for_idle, &now);
 }
 
 void fa_frame_on_intent_change(fa_thread_t *t, bool from_frame, bool to_frame)
 {
+    fa_frame_arena_t *a = &t->frame;
     uint64_t now = __atomic_load_n(&fa_frame_number, __ATOMIC_ACQUIRE);
     if (from_frame)
-        t->frame.scope_end_frame = now;
+        a->scope_end_frame = now;
+    /* A scope that took more than one chunk (a loading spike) ends its generation:
+     * then its memory can be recycled for this thread even if it never syncs again
+     * (see recycle_for_idle). Small scopes keep bumping into the same chunk. */
+    if (from_frame && !to_frame && a->chunks && a->chunks->next) {
+        lock_arena(a);
+        retire_current(a, now);
+        unlock_arena(a);
+    }
     if (to_frame && t->state == FA_THREAD_LIVE)
-        sync_frame(t, now, from_frame ? now : t->frame.scope_end_frame);
+        sync_frame_locked(t, now, from_frame ? now : t->frame.scope_end_frame);
 }
 
 /* Every chunk that may still hold a live block waits among the orphans until its
@@ -670,6 +745,7 @@ void fa_frame_thread_exit(fa_thread_t *t)
 {
     fa_frame_arena_t *a = &t->frame;
     uint64_t now = __atomic_load_n(&fa_frame_number, __ATOMIC_ACQUIRE);
+    lock_arena(a); /* held to the end: the memset below also clears it */
     retire_current(a, now);
     for (uint32_t i = 0; i < a->gen_count; i++)
         orphan_list(gen_at(a, i)->chunks, gen_at(a, i)->stamp);

@@ -28,6 +28,10 @@ typedef struct {
     uint64_t made, freed;  /* the current generation's blocks made and freed */
     uint8_t rewind;        /* freeing the newest block gives its bytes back */
     /* ---- slow path ---- */
+    /* Held by the owner in its slow paths, and by a thread ending a frame while it
+     * recycles for an owner that stopped syncing (the fast paths never need it:
+     * they touch only the current generation, which only the owner changes). */
+    _Atomic uint8_t lock;
     uint64_t seq;                   /* the current generation's sequence number */
     char *range_start;              /* where the current bump range began (statistics) */
     struct fa_frame_chunk *chunk;   /* the chunk the range is in */

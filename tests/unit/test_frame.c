@@ -763,6 +763,50 @@ START_TEST(strict_free_after_recycle_is_a_no_op)
 }
 END_TEST
 
+
+/* 5. A worker that made a loading spike in frame scopes and then only allocates
+ * outside them (pool fast paths, no frame sync of its own) still gives the spike's
+ * memory back within a few frames. */
+static pthread_barrier_t frame_barrier;
+static volatile int spike_frames;
+
+static void *spike_then_pools(void *arg)
+{
+    (void)arg;
+    static void *spike[300];
+    fa_scope_push(FA_FRAME);
+    for (int i = 0; i < 300; i++)
+        spike[i] = fa_malloc(60000);
+    for (int i = 0; i < 300; i++)
+        fa_free(spike[i]);
+    fa_scope_pop();
+    for (int frame = 0; frame < spike_frames; frame++) {
+        pthread_barrier_wait(&frame_barrier);
+        fa_free(fa_malloc(64)); /* a pool pair: a fast path, never a frame sync */
+        pthread_barrier_wait(&frame_barrier);
+    }
+    return NULL;
+}
+
+START_TEST(idle_worker_returns_spike_memory)
+{
+    spike_frames = 12;
+    pthread_barrier_init(&frame_barrier, NULL, 2);
+    pthread_t th;
+    fa_malloc(16); /* attach this thread */
+    pthread_create(&th, NULL, spike_then_pools, NULL);
+    for (int frame = 0; frame < spike_frames; frame++) {
+        pthread_barrier_wait(&frame_barrier);
+        pthread_barrier_wait(&frame_barrier);
+        if (frame == 0)
+            ck_assert_uint_ge(stats().frame_chunks, 60);
+        fa_frame_end();
+    }
+    ck_assert_uint_le(stats().frame_chunks, 4);
+    pthread_join(th, NULL);
+}
+END_TEST
+
 Suite *fa_test_suite(void)
 {
     Suite *s = suite_create("frame");
@@ -801,6 +845,7 @@ Suite *fa_test_suite(void)
     tcase_add_test_raise_signal(defects, remote_then_owner_free_is_a_double_free, SIGABRT);
     tcase_add_test(defects, strict_worker_result_survives_worker_exit);
     tcase_add_test(defects, strict_free_after_recycle_is_a_no_op);
+    tcase_add_test(defects, idle_worker_returns_spike_memory);
     suite_add_tcase(s, defects);
     return s;
 }
