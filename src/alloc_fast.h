@@ -6,8 +6,8 @@
  *
  * malloc: the sampling countdown, then a pool pop under FA_DEFAULT or a frame bump
  * under FA_FRAME (the records flag in the intent byte fails both compares).
- * free: the pointer's offset in the region says frame part, pool part or heap;
- * strict mode makes a frame free one compare and a return. */
+ * free: the pointer's offset in the region says frame part, pool part or heap.
+ * Safe mode checks a frame free after one compare; strict mode returns after two. */
 #ifndef FA_ALLOC_FAST_H
 #define FA_ALLOC_FAST_H
 
@@ -25,13 +25,24 @@
 void *fa_malloc_slow(fa_thread_t *t, size_t size, int counted);
 void fa_free_slow(void *p);
 
+/* Takes size off the thread's sampling countdown; true when that borrowed (a
+ * sample is due). One read-modify-write subtract and one branch: compilers turn
+ * the C form into load, subtract, store and branch. */
+FA_INLINE bool fa_sample_countdown(fa_thread_t *t, size_t size)
+{
+    __asm__ goto("subq %1, %0\n\tjb %l[borrowed]" : "+m"(t->sample_left) : "r"(size) : "cc" : borrowed);
+    return false;
+borrowed:
+    return true;
+}
+
 FA_INLINE void *fa_malloc_fast(size_t size)
 {
     fa_thread_t *t = fa_thread();
     void *p;
-    /* One subtract and branch; sample_left never exceeds FA_SAMPLE_NEVER, so below
-     * this line size < 2^62 and no size arithmetic can overflow. */
-    if (FA_UNLIKELY(__builtin_sub_overflow(t->sample_left, size, &t->sample_left)))
+    /* sample_left never exceeds FA_SAMPLE_NEVER, so below this line size < 2^62 and
+     * no size arithmetic can overflow. */
+    if (FA_UNLIKELY(fa_sample_countdown(t, size)))
         return fa_malloc_slow(t, size, 0);
     if (t->intent == FA_FRAME) {
         if (FA_LIKELY((p = fa_frame_try_alloc(t, size)) != NULL))
@@ -46,11 +57,11 @@ FA_INLINE void *fa_malloc_fast(size_t size)
 FA_INLINE void fa_free_fast(void *p)
 {
     size_t off = fa_region_offset(p);
-    if (off < fa_frame_noop_free_end)
-        return;
-    if (off < fa_region.frame_size) {
+    if (off < fa_frame_checked_end) {
         if (FA_LIKELY(fa_frame_try_free(fa_thread(), p)))
             return;
+    } else if (off < fa_region.frame_size) {
+        return; /* strict mode: frame memory goes back when its frame is recycled */
     } else if (FA_LIKELY(off < fa_region.size)) {
         if (FA_LIKELY(fa_pool_try_free(fa_thread(), (fa_pool_chunk_t *)fa_chunk_of(p), p)))
             return;

@@ -16,7 +16,7 @@
 
 _Atomic uint64_t fa_frame_number;
 uint64_t fa_frame_secret;
-size_t fa_frame_noop_free_end;
+size_t fa_frame_checked_end;
 
 static size_t frame_max = 65536;
 static bool strict;
@@ -45,7 +45,7 @@ void fa_frame_configure(void)
     spare_retain = (uint32_t)fa_option(FA_OPT_FRAME_RETAIN);
     if (!fa_frame_secret)
         fa_frame_secret = fa_os_random64();
-    fa_frame_noop_free_end = strict ? fa_region.frame_size : 0;
+    fa_frame_checked_end = strict ? 0 : fa_region.frame_size;
 }
 
 void fa_frame_attach(fa_thread_t *t)

@@ -69,9 +69,10 @@ _Static_assert(sizeof(fa_frame_chunk_t) <= FA_FRAME_DATA_OFFSET, "frame chunk he
 
 extern _Atomic uint64_t fa_frame_number FA_HIDDEN; /* frames ended so far */
 extern uint64_t fa_frame_secret FA_HIDDEN;
-/* Frame-part offsets below this are freed by doing nothing: the whole frame part in
- * strict mode (FRAMEALLOC_FRAME_MODE=strict), nothing in safe mode. */
-extern size_t fa_frame_noop_free_end FA_HIDDEN;
+/* Frame-part offsets below this are checked and counted when freed: the whole
+ * frame part in safe mode, nothing in strict mode (FRAMEALLOC_FRAME_MODE=strict),
+ * where a frame free does nothing. */
+extern size_t fa_frame_checked_end FA_HIDDEN;
 
 void fa_frame_configure(void);
 /* Sets up a newly attached thread's arena. */
