@@ -431,7 +431,8 @@ void *fa_records_alloc(fa_thread_t *t, uint8_t intent, size_t size, size_t align
 {
     if (in_records || !unwind)
         return route(t, intent, size, alignment);
-    uint64_t weight = size ? size : 1;
+    size_t body = size ? size : 1; /* a record's size; its guard bytes follow it */
+    uint64_t weight = body;
     if (fa_records_mode == FA_RECORDS_SAMPLE) {
         /* A block of s bytes is sampled with probability 1 - exp(-s / rate). */
         double p = 1.0 - exp(-(double)weight / (double)sample_rate);
@@ -442,14 +443,14 @@ void *fa_records_alloc(fa_thread_t *t, uint8_t intent, size_t size, size_t align
     int depth = capture(frames);
     uint32_t site = intern_site(frames, depth);
     /* Recorded blocks live on the heap, so the arenas' frees never look them up. */
-    bool guarded = (fa_debug_flags & FA_DEBUG_GUARDS) && size <= SIZE_MAX - FA_GUARD_BYTES;
-    void *p = route(t, FA_HEAP, guarded ? size + FA_GUARD_BYTES : size, alignment);
+    bool guarded = (fa_debug_flags & FA_DEBUG_GUARDS) && body <= SIZE_MAX - FA_GUARD_BYTES;
+    void *p = route(t, FA_HEAP, guarded ? body + FA_GUARD_BYTES : size, alignment);
     if (p && guarded)
-        memset((char *)p + size, FA_GUARD_BYTE, FA_GUARD_BYTES);
+        memset((char *)p + body, FA_GUARD_BYTE, FA_GUARD_BYTES);
     if (p && site != UINT32_MAX) {
         record_t r = {
             .ptr = (uintptr_t)p,
-            .size = size ? size : 1,
+            .size = body,
             .weight = weight,
             .frame = __atomic_load_n(&fa_frame_number, __ATOMIC_ACQUIRE),
             .site = site,

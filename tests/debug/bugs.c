@@ -33,6 +33,8 @@ int main(int argc, char **argv) {
         for (int i = 0; i < 100; i++) { char *q = frame_temp(); memset(q, i, 40); sum += q[39]; free(q); }
       }
       char *label = make_label(); strcpy(label, "fine"); sum += label[0]; free(label);
+      free(malloc(0));      /* zero sizes are not overruns */
+      free(calloc(0, 16));
       fa_frame_end();
     }
     printf("clean sum=%ld\n", sum);
