@@ -189,11 +189,12 @@ static void close_run(char *run, char *end, uint64_t seq, uint32_t *largest)
 
 /* Counts the chunk's live blocks (pending remote frees count as live until applied)
  * into c->live, and makes each dead run one FREED block (a gap). Returns how many
- * live blocks belong to generation seq. A header that does not decode stops the
- * walk: the chunk is then kept forever. */
-static uint64_t walk_chunk(fa_frame_chunk_t *c, uint64_t seq)
+ * live blocks belong to generations first..last. A header that does not decode
+ * stops the walk: the chunk is then kept forever. */
+static uint64_t walk_chunk(fa_frame_chunk_t *c, uint64_t first, uint64_t last)
 {
     uint64_t live = 0, own = 0;
+    uint64_t filler_seq = last ? last : 1;
     uint32_t largest = 0;
     char *run = NULL;
     for (char *slot = first_slot(c), *limit = slot_limit(c); slot < limit;) {
@@ -209,15 +210,15 @@ static uint64_t walk_chunk(fa_frame_chunk_t *c, uint64_t seq)
                 run = slot;
         } else {
             if (run)
-                close_run(run, slot, seq, &largest);
+                close_run(run, slot, filler_seq, &largest);
             run = NULL;
             live++;
-            own += seq_of(d) == seq;
+            own += seq_of(d) - first <= last - first;
         }
         slot += span_of(d);
     }
     if (run && live)
-        close_run(run, slot_limit(c), seq, &largest);
+        close_run(run, slot_limit(c), filler_seq, &largest);
     c->live = live;
     c->largest_gap = largest;
     return own;
@@ -257,7 +258,7 @@ static fa_frame_gen_t *gen_at(fa_frame_arena_t *a, uint32_t i) { return &a->gens
 static fa_frame_gen_t *find_gen(fa_frame_arena_t *a, uint64_t seq)
 {
     for (uint32_t i = 0; i < a->gen_count; i++)
-        if (gen_at(a, i)->seq == seq)
+        if (seq - gen_at(a, i)->first <= gen_at(a, i)->last - gen_at(a, i)->first)
             return gen_at(a, i);
     return NULL;
 }
@@ -331,13 +332,24 @@ static void retire_current(fa_frame_arena_t *a, uint64_t stamp)
     if (!a->key)
         return;
     leave_range(a);
-    /* The ring holds generations whose frame is not yet recycled: at most one per
-     * sync of the last frames_in_flight frames, and a sync happens once per frame
-     * number, plus one whose scope ended in such a frame: never more than
-     * 2 * 16 + 1 < FA_FRAME_GENS. */
-    fa_frame_gen_t *g = gen_at(a, a->gen_count++);
-    *g = (fa_frame_gen_t){.seq = a->seq, .stamp = stamp, .made = a->made, .freed = a->freed, .chunks = a->chunks};
     __atomic_store_n(&a->allocs, a->allocs + a->made, __ATOMIC_RELAXED);
+    if (a->gen_count == FA_FRAME_GENS) {
+        /* Many generations in a few frames (large scopes end theirs): the newest
+         * entry takes this one too, and is recycled when both could be. */
+        fa_frame_gen_t *g = gen_at(a, a->gen_count - 1);
+        fa_frame_chunk_t **tail = &a->chunks;
+        while (*tail)
+            tail = &(*tail)->next;
+        *tail = g->chunks;
+        g->chunks = a->chunks;
+        g->last = a->seq;
+        g->made += a->made;
+        g->freed += a->freed;
+        g->stamp = stamp > g->stamp ? stamp : g->stamp;
+    } else {
+        *gen_at(a, a->gen_count++) = (fa_frame_gen_t){
+            .first = a->seq, .last = a->seq, .stamp = stamp, .made = a->made, .freed = a->freed, .chunks = a->chunks};
+    }
     a->key = a->seq = a->made = a->freed = 0;
     a->chunks = NULL;
 }
@@ -360,7 +372,7 @@ static void recycle_generation(fa_frame_arena_t *a, fa_frame_gen_t *g, uint64_t 
             retire_empty(a, c, now);
             continue;
         }
-        escapes += walk_chunk(c, g->seq);
+        escapes += walk_chunk(c, g->first, g->last);
         if (c->live == 0)
             retire_empty(a, c, now);
         else
@@ -437,7 +449,7 @@ static bool orphan_done(fa_frame_chunk_t *c, uint64_t now)
     if (c->live && !__atomic_load_n(&c->remote, __ATOMIC_ACQUIRE))
         return false;
     apply_remote(NULL, c);
-    walk_chunk(c, 0);
+    walk_chunk(c, 0, 0); /* no generation's escapes are counted (seq 0 is none) */
     return c->live == 0;
 }
 

@@ -7,15 +7,16 @@
 
 struct fa_frame_chunk;
 
-/* A finished generation waiting for its frame to be recycled. */
+/* A finished generation waiting for its frame to be recycled (or several merged:
+ * their sequence numbers are first..last, and only this thread's are in its chunks). */
 typedef struct {
-    uint64_t seq;                 /* its key's sequence number */
+    uint64_t first, last;         /* its keys' sequence numbers */
     uint64_t stamp;               /* last frame its blocks can belong to */
     uint64_t made, freed;         /* blocks made, and frees applied by the owner */
     struct fa_frame_chunk *chunks; /* linked by next */
 } fa_frame_gen_t;
 
-/* Generations waiting at once: at most two per frame in flight (see frame.c). */
+/* Generations waiting at once; a thread that makes more merges the newest ones. */
 #define FA_FRAME_GENS 40
 
 typedef struct {

@@ -807,6 +807,41 @@ START_TEST(idle_worker_returns_spike_memory)
 }
 END_TEST
 
+
+/* Many scopes that each take several chunks in one frame: each ends a generation,
+ * more than a thread keeps apart, so the newest are merged; every block stays
+ * intact and the memory comes back once freed. */
+START_TEST(many_large_scopes_in_one_frame)
+{
+    enum { SCOPES = 120, EACH = 5, SIZE = 60000 };
+    static unsigned char *kept[SCOPES];
+    for (int s = 0; s < SCOPES; s++) {
+        fa_scope_push(FA_FRAME);
+        unsigned char *blocks[EACH];
+        for (int i = 0; i < EACH; i++) {
+            blocks[i] = fa_malloc(SIZE);
+            ck_assert(is_frame(blocks[i]));
+            memset(blocks[i], (s + i) & 0xff, SIZE);
+        }
+        kept[s] = blocks[2]; /* escapes its frame */
+        for (int i = 0; i < EACH; i++)
+            if (i != 2)
+                fa_free(blocks[i]);
+        fa_scope_pop();
+    }
+    fa_frame_end();
+    fa_frame_end();
+    for (int s = 0; s < SCOPES; s++) {
+        ck_assert(all_bytes_are(kept[s], SIZE, (unsigned)((s + 2) & 0xff)));
+        fa_free(kept[s]);
+    }
+    for (int i = 0; i < 6; i++)
+        fa_frame_end();
+    ck_assert_uint_eq(stats().frame_escapes, SCOPES);
+    ck_assert_uint_le(stats().frame_chunks, 4);
+}
+END_TEST
+
 Suite *fa_test_suite(void)
 {
     Suite *s = suite_create("frame");
@@ -846,6 +881,7 @@ Suite *fa_test_suite(void)
     tcase_add_test(defects, strict_worker_result_survives_worker_exit);
     tcase_add_test(defects, strict_free_after_recycle_is_a_no_op);
     tcase_add_test(defects, idle_worker_returns_spike_memory);
+    tcase_add_test(defects, many_large_scopes_in_one_frame);
     suite_add_tcase(s, defects);
     return s;
 }
