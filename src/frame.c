@@ -48,11 +48,6 @@ void fa_frame_configure(void)
     fa_frame_checked_end = strict ? 0 : fa_region.frame_size;
 }
 
-void fa_frame_attach(fa_thread_t *t)
-{
-    t->frame.rewind = rewind_allowed;
-}
-
 /* ---- the arena lock (see frame_arena.h) ---- */
 
 static void lock_arena(fa_frame_arena_t *a)
@@ -321,6 +316,7 @@ static void start_generation(fa_frame_arena_t *a)
 {
     a->seq = __atomic_fetch_add(&next_seq, 1, __ATOMIC_RELAXED);
     a->key = key_of(a->seq);
+    a->free_key = a->key ^ (rewind_allowed ? 0 : 8);
     a->made = a->freed = 0;
     a->chunks = NULL;
 }
@@ -350,7 +346,7 @@ static void retire_current(fa_frame_arena_t *a, uint64_t stamp)
         *gen_at(a, a->gen_count++) = (fa_frame_gen_t){
             .first = a->seq, .last = a->seq, .stamp = stamp, .made = a->made, .freed = a->freed, .chunks = a->chunks};
     }
-    a->key = a->seq = a->made = a->freed = 0;
+    a->key = a->free_key = a->seq = a->made = a->freed = 0;
     a->chunks = NULL;
 }
 

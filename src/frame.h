@@ -75,8 +75,6 @@ extern uint64_t fa_frame_secret FA_HIDDEN;
 extern size_t fa_frame_checked_end FA_HIDDEN;
 
 void fa_frame_configure(void);
-/* Sets up a newly attached thread's arena. */
-void fa_frame_attach(fa_thread_t *t);
 
 FA_INLINE size_t fa_frame_span(size_t n) { return (n + FA_FRAME_HEADER + 15) & ~(size_t)15; }
 
@@ -109,12 +107,12 @@ FA_INLINE bool fa_frame_try_free(fa_thread_t *t, void *p)
     fa_frame_arena_t *a = &t->frame;
     uint64_t *header = (uint64_t *)p - 1;
     uint64_t h = *header;
-    uint64_t span = h ^ (uintptr_t)p ^ a->key;
+    uint64_t span = h ^ (uintptr_t)p ^ a->free_key;
     if (FA_UNLIKELY(span >= FA_FRAME_LIVE_LIMIT))
         return false;
     *header = h ^ FA_FRAME_FREED; /* a second free now fails the test above */
     a->freed++;
-    if ((char *)p + span == a->bump && a->rewind)
+    if ((char *)p + span == a->bump)
         a->bump = p;
     return true;
 }

@@ -26,8 +26,11 @@ typedef struct {
     char *bump;            /* where the next block's data starts; NULL: no range */
     char *end;             /* end of the current bump range, plus 8 */
     uint64_t key;          /* the current generation's header key; 0: none */
+    /* What free decodes with: key, or key ^ 8 where freeing the newest block must
+     * not give its bytes back (frames in flight, protect): the decoded span is then
+     * never a multiple of 16, so it never leads to bump. */
+    uint64_t free_key;
     uint64_t made, freed;  /* the current generation's blocks made and freed */
-    uint8_t rewind;        /* freeing the newest block gives its bytes back */
     /* ---- slow path ---- */
     /* Held by the owner in its slow paths, and by a thread ending a frame while it
      * recycles for an owner that stopped syncing (the fast paths never need it:

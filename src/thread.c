@@ -142,7 +142,6 @@ bool fa_thread_attach(fa_thread_t *t)
     pthread_mutex_unlock(&registry_lock);
     pthread_setspecific(exit_key, t);
     t->id = __atomic_fetch_add(&next_thread_id, 1, __ATOMIC_RELAXED);
-    fa_frame_attach(t);
     t->intent |= fa_records_intent_flag();
     t->state = FA_THREAD_LIVE;
     return true;
