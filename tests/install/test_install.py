@@ -160,6 +160,11 @@ class Install(unittest.TestCase):
         shown = run([self.launcher, "report", os.path.join(work, reports[0])])
         self.assertTrue(shown.stdout.strip())
 
+    def test_linked_game_uses_framealloc_without_the_launcher(self):
+        game = self.build_game()
+        env = dict(clean_env(), LD_LIBRARY_PATH=os.path.dirname(self.paths["libframealloc.so"]))
+        self.assertIn("active: 1", run([game], env=env).stdout)
+
     def test_header_only_game_runs_with_and_without_the_library(self):
         game = self.build_game(linked=False)
         self.assertIn("active: 0", run([game]).stdout)
