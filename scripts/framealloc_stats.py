@@ -1,9 +1,16 @@
-"""Frame-time statistics for framealloc-compare: percentiles, hitches, ratios.
+"""Frame-time statistics for framealloc-compare: percentiles, FPS, hitches, ratios,
+and the frame log reader.
 
 Percentiles use the nearest-rank definition: with the n frame times sorted
 ascending, pN is the ceil(N/100 * n)-th smallest (1-based), so it is always a
 frame time that really occurred; p0 is the smallest. A hitch is a frame longer
 than twice the median (p50) of the same set of frames.
+
+Gamers' figures, as MangoHud and CapFrameX report them: average FPS is frames
+divided by their total time (1000 / mean frame time in ms); the 1 % low is the
+average of the slowest 1 % of frames (the ceil(n / 100) longest frame times),
+expressed as FPS (1000 / their mean in ms); the 0.1 % low likewise with the
+slowest 0.1 %.
 """
 
 import csv
@@ -13,6 +20,11 @@ PERCENTILE_DEFINITION = (
     "percentiles are nearest-rank over all frames of all rounds: pN is the "
     "ceil(N/100 * n)-th smallest of n frame times; a hitch is a frame over 2x "
     "that allocator's p50")
+
+FPS_DEFINITION = (
+    "average FPS is frames / their total time; the 1% and 0.1% lows are the average of the "
+    "slowest 1% and 0.1% of frames (at least one frame), expressed as FPS, as MangoHud and "
+    "CapFrameX report them")
 
 HITCH_FACTOR = 2.0
 
@@ -34,15 +46,31 @@ def hitches(values, median, factor=HITCH_FACTOR):
     return sum(1 for v in values if v > factor * median)
 
 
+def low_fps(sorted_values, share):
+    """The average of the slowest `share` (0.01 for 1 %) of frames, as FPS: 1000 / the
+    mean of the ceil(share * n) longest frame times (ms). None when that mean is 0."""
+    if not sorted_values:
+        raise ValueError("lows of no values")
+    count = max(1, math.ceil(round(share * len(sorted_values), 9)))
+    slowest = sorted_values[-count:]
+    mean = sum(slowest) / len(slowest)
+    return 1000.0 / mean if mean > 0 else None
+
+
 def summarize(frame_times):
-    """Summary of one set of frame times (ms): count, mean, percentiles, max, hitches."""
+    """Summary of one set of frame times (ms): count, FPS and lows, mean, percentiles,
+    max, hitches."""
     values = sorted(frame_times)
     if not values:
         raise ValueError("no frame times")
     p50 = percentile(values, 50)
+    mean = sum(values) / len(values)
     return {
         "frames": len(values),
-        "mean": sum(values) / len(values),
+        "fps": 1000.0 / mean if mean > 0 else None,
+        "low1": low_fps(values, 0.01),
+        "low01": low_fps(values, 0.001),
+        "mean": mean,
         "p50": p50,
         "p95": percentile(values, 95),
         "p99": percentile(values, 99),
@@ -69,17 +97,37 @@ def ratio(value, base):
 
 
 def format_ratio(r):
-    return "-" if r is None else "%.2fx" % r
+    """A ratio with at least two significant digits: 1.23x, 0.050x, 0.0012x."""
+    if r is None:
+        return "-"
+    if r == 0:
+        return "0x"
+    decimals = max(2, 1 - math.floor(math.log10(abs(r))))
+    return "%.*fx" % (decimals, r)
+
+
+def read_framelog_table(path):
+    """(column names, rows as dicts) of a frame log in MangoHud's format, read the way
+    MangoHud's own reader (mangoplot) does: the column names are the first of the
+    first five lines that has a column named "fps"; the lines above it (MangoHud's
+    system information) are skipped. Raises ValueError for a file that has none."""
+    with open(path, newline="") as f:
+        lines = list(csv.reader(f))
+    for i, names in enumerate(lines[:5]):
+        if "fps" in names:
+            return names, [dict(zip(names, row)) for row in lines[i + 1:] if row]
+    raise ValueError("%s: not a frame log (no fps column in its first five lines)" % path)
 
 
 def read_framelog(path):
-    """Frame times (ms) from a frame log; rows without a frame time are skipped."""
+    """Frame times in ms from a frame log (MangoHud's frametime column is in
+    microseconds); rows without a frame time are skipped."""
+    _, rows = read_framelog_table(path)
     times = []
-    with open(path, newline="") as f:
-        for row in csv.DictReader(f):
-            text = (row.get("frametime") or "").strip()
-            if text:
-                times.append(float(text))
+    for row in rows:
+        text = (row.get("frametime") or "").strip()
+        if text:
+            times.append(float(text) / 1000.0)
     return times
 
 

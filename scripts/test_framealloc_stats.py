@@ -85,19 +85,62 @@ class MedianAndRatio(unittest.TestCase):
         self.assertEqual(fs.format_ratio(None), "-")
 
 
+MANGOHUD_LOG = (
+    "os,cpu,gpu,ram,kernel,driver,cpuscheduler\n"
+    "Debian GNU/Linux 12 (bookworm),AMD EPYC,,24683548,6.1.0-13-amd64,,\n"
+    "fps,frametime,cpu_load,gpu_load,cpu_temp,gpu_temp,gpu_core_clock,gpu_mem_clock,gpu_vram_used,"
+    "gpu_power,ram_used,elapsed,frame,frame_allocs,frame_bytes,frame_escapes,frame_chunks,heap_live_kib,"
+    "process_rss_kib\n"
+    "500.00,2000.000,0,0,0,0,0,0,0,0,0,2000000,2,,,,,,2048\n"
+    "250.00,4000.500,0,0,0,0,0,0,0,0,0,6000500,3,10,160,0,1,12,2100\n")
+
+
 class FrameLog(unittest.TestCase):
-    def test_reads_frametime_and_skips_empty(self):
-        text = ("frame,fps,frametime,frame_allocs,frame_bytes,frame_escapes,frame_chunks,"
-                "heap_live_kib,process_rss_kib,elapsed\n"
-                "1,,,,,,,,2048,0\n"
-                "2,500.00,2.0000,,,,,,2048,2000000\n"
-                "3,250.00,4.0000,10,160,0,1,12,2100,6000000\n")
+    def write(self, text):
         with tempfile.NamedTemporaryFile("w", suffix=".csv", delete=False) as f:
             f.write(text)
-        try:
-            self.assertEqual(fs.read_framelog(f.name), [2.0, 4.0])
-        finally:
-            os.unlink(f.name)
+        self.addCleanup(os.unlink, f.name)
+        return f.name
+
+    def test_reads_microseconds_as_milliseconds_below_the_header_block(self):
+        self.assertEqual(fs.read_framelog(self.write(MANGOHUD_LOG)), [2.0, 4.0005])
+
+    def test_table_has_mangohuds_columns_first(self):
+        names, rows = fs.read_framelog_table(self.write(MANGOHUD_LOG))
+        self.assertEqual(names[:12], ["fps", "frametime", "cpu_load", "gpu_load", "cpu_temp", "gpu_temp",
+                                      "gpu_core_clock", "gpu_mem_clock", "gpu_vram_used", "gpu_power",
+                                      "ram_used", "elapsed"])
+        self.assertEqual(rows[1]["frame_allocs"], "10")
+        self.assertEqual(len(rows), 2)
+
+    def test_a_file_without_fps_column_is_rejected(self):
+        with self.assertRaises(ValueError):
+            fs.read_framelog(self.write("a,b\n1,2\n"))
+
+
+class Lows(unittest.TestCase):
+    def test_average_fps_is_frames_over_time(self):
+        s = fs.summarize([10.0, 30.0])        # 2 frames in 40 ms: 50 FPS (not the mean of 100 and 33.3)
+        self.assertAlmostEqual(s["fps"], 50.0)
+
+    def test_one_percent_low_averages_the_slowest_frames(self):
+        frames = [10.0] * 198 + [20.0, 60.0]  # 200 frames: the slowest 1 % is 2 frames, mean 40 ms
+        s = fs.summarize(frames)
+        self.assertAlmostEqual(s["low1"], 25.0)
+        self.assertAlmostEqual(s["low01"], 1000.0 / 60.0)  # ceil(0.2) = the slowest frame
+
+    def test_small_sets_use_at_least_one_frame(self):
+        self.assertAlmostEqual(fs.low_fps([1.0, 2.0, 4.0], 0.01), 250.0)
+        self.assertAlmostEqual(fs.low_fps(list(range(1, 1001)), 0.01), 1000.0 / 995.5)  # 10 slowest
+
+
+class RatioFormat(unittest.TestCase):
+    def test_two_significant_digits_at_least(self):
+        self.assertEqual(fs.format_ratio(1.234), "1.23x")
+        self.assertEqual(fs.format_ratio(0.05), "0.050x")     # was "0.05x"
+        self.assertEqual(fs.format_ratio(0.0012), "0.0012x")  # was "0.00x"
+        self.assertEqual(fs.format_ratio(25.0), "25.00x")
+        self.assertEqual(fs.format_ratio(0), "0x")
 
 
 class Distribution(unittest.TestCase):

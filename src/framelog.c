@@ -1,23 +1,43 @@
-/* The frame log: one CSV row per frame, written without malloc (see framelog.h).
+/* The frame log: one CSV row per frame in MangoHud's log format, written without
+ * malloc (see framelog.h).
  *
- * Columns (the names MangoHud uses where the meaning and unit are the same):
- *   frame            frames ended so far, counted by this log (1, 2, ...)
- *   fps              1000 / frametime
- *   frametime        ms, CLOCK_MONOTONIC, from fa_frame_begin if the game calls it,
- *                    else from the end of the previous frame's row; empty for a first
- *                    frame that has no start
+ * The file is what MangoHud 0.6.8 (Debian 12's) writes, so tools that read MangoHud
+ * logs read it:
+ *   line 1  os,cpu,gpu,ram,kernel,driver,cpuscheduler
+ *   line 2  the values: /etc/os-release PRETTY_NAME, /proc/cpuinfo's model name,
+ *           MemTotal in kB, uname -r, scaling_governor (gpu and driver empty: we
+ *           do not look at the GPU)
+ *   line 3  fps,frametime,cpu_load,gpu_load,cpu_temp,gpu_temp,gpu_core_clock,
+ *           gpu_mem_clock,gpu_vram_used,gpu_power,ram_used,elapsed  + our columns
+ *   then one row per timed frame:
+ *   fps        1000000 / frametime
+ *   frametime  microseconds (MangoHud's unit), with three decimals, CLOCK_MONOTONIC,
+ *              from fa_frame_begin if the game calls it, else from the end of the
+ *              previous frame's row; a first frame with no start gets no row
+ *   cpu_load .. ram_used  0: MangoHud's sensor columns, not measured here (MangoHud
+ *              also writes 0 for a sensor it cannot read)
+ *   elapsed    ns since the first frame started (MangoHud: since logging started)
+ * framealloc's columns come after MangoHud's, so readers by position still work:
+ *   frame            frames ended so far (1, 2, ...)
  *   frame_allocs     frame-arena allocations in this frame (all threads)
  *   frame_bytes      bytes of those allocations
- *   frame_escapes    frame allocations found alive when their frame was recycled, in this frame
- *   frame_chunks     frame-arena chunks held now (the arenas' high-water mark in chunks)
+ *   frame_escapes    frame allocations found alive when their frame was recycled
+ *   frame_chunks     frame-arena chunks held now
  *   heap_live_kib    live bytes in the backing heap now, KiB
  *   process_rss_kib  resident set of the process now (/proc/self/statm), KiB
- *   elapsed          ns since the first frame started (MangoHud's unit)
  * The five counter columns are empty when the caller has no counters (the probe).
  *
+ * Where: FRAMEALLOC_FRAMELOG names a file, or a directory (an existing one, or a
+ * path ending in '/', created if its parent exists). A file is replaced at the first frame (one run per file). In a
+ * directory each run gets a new file PROGRAM_YYYY-MM-DD_HH-MM-SS.csv (MangoHud's
+ * naming; the time is UTC, which needs no time zone file), with _2, _3... added when
+ * a run in the same second already took the name.
+ *
  * The log's own work (counters, /proc read, write) happens after the frame's end
- * time is taken and before the next frame's start, so it is not in any frametime;
- * the two libraries differ in that work, the games' frames do not. */
+ * time is taken and before the next frame's start, so it is not in any frametime. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* program_invocation_short_name */
+#endif
 #include "framelog.h"
 
 #include <errno.h>
@@ -26,13 +46,21 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "log.h"
 #include "options.h"
 
-#define HEADER "frame,fps,frametime,frame_allocs,frame_bytes,frame_escapes,frame_chunks,heap_live_kib,process_rss_kib,elapsed\n"
+
+#define SYSTEM_HEADER "os,cpu,gpu,ram,kernel,driver,cpuscheduler\n"
+#define COLUMNS                                                                                   \
+    "fps,frametime,cpu_load,gpu_load,cpu_temp,gpu_temp,gpu_core_clock,gpu_mem_clock,gpu_vram_used," \
+    "gpu_power,ram_used,elapsed,frame,frame_allocs,frame_bytes,frame_escapes,frame_chunks,"        \
+    "heap_live_kib,process_rss_kib\n"
+/* cpu_load .. ram_used: MangoHud's sensor columns, not measured. */
+#define SENSORS_UNMEASURED "0,0,0,0,0,0,0,0,0,"
 
 enum { LOG_UNKNOWN, LOG_OFF, LOG_ON };
 
@@ -54,23 +82,147 @@ static uint64_t now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* Reads up to cap - 1 bytes of a small file into buf; returns the length (0 on error). */
+static size_t read_small_file(const char *path, char *buf, size_t cap)
+{
+    buf[0] = '\0';
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    size_t n = 0;
+    while (n < cap - 1) {
+        ssize_t r = read(fd, buf + n, cap - 1 - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        n += (size_t)r;
+    }
+    close(fd);
+    buf[n] = '\0';
+    return n;
+}
+
+/* Appends the value of the first line of text that starts with key (the rest of the
+ * line after key and any of the characters in skip) to out as one CSV field: commas
+ * and quotes dropped, spaces trimmed, and with drop_groups "(...)" groups dropped
+ * (MangoHud does that for the CPU name: "(R)", "(TM)"). */
+static size_t put_field(char *out, size_t cap, const char *text, const char *key, const char *skip,
+                        int drop_groups)
+{
+    size_t key_len = strlen(key);
+    const char *line = text;
+    while (line && *line && strncmp(line, key, key_len) != 0) {
+        line = strchr(line, '\n');
+        line = line ? line + 1 : NULL;
+    }
+    if (!line || !*line)
+        return 0;
+    const char *s = line + key_len;
+    while (*s && strchr(skip, *s))
+        s++;
+    size_t n = 0;
+    int depth = 0;
+    for (; *s && *s != '\n' && n + 1 < cap; s++) {
+        if (*s == '(' && drop_groups)
+            depth++;
+        else if (*s == ')' && depth > 0)
+            depth--;
+        else if (!depth && *s != ',' && *s != '"' && !(*s == ' ' && (n == 0 || out[n - 1] == ' ')))
+            out[n++] = *s;
+    }
+    while (n > 0 && out[n - 1] == ' ')
+        n--;
+    out[n] = '\0';
+    return n;
+}
+
+/* Writes MangoHud's header block: the system line and the column names. */
+static void write_header(int fd)
+{
+    char file[4096], line[1024];
+    size_t n = fa_format(line, sizeof line, "%s", SYSTEM_HEADER);
+    read_small_file("/etc/os-release", file, sizeof file);
+    n += put_field(line + n, sizeof line - n, file, "PRETTY_NAME=", "", 0);
+    n += fa_format(line + n, sizeof line - n, ",");
+    read_small_file("/proc/cpuinfo", file, sizeof file);
+    n += put_field(line + n, sizeof line - n, file, "model name", "\t :", 1);
+    n += fa_format(line + n, sizeof line - n, ",,"); /* gpu: not looked at */
+    read_small_file("/proc/meminfo", file, sizeof file);
+    n += put_field(line + n, sizeof line - n, file, "MemTotal:", " ", 0);
+    if (n >= 3 && strncmp(line + n - 3, " kB", 3) == 0)
+        n -= 3; /* MangoHud writes the number only */
+    struct utsname uts;
+    n += fa_format(line + n, sizeof line - n, ",%s,,", uname(&uts) == 0 ? uts.release : "");
+    read_small_file("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor", file, sizeof file);
+    n += put_field(line + n, sizeof line - n, file, "", "", 0);
+    n += fa_format(line + n, sizeof line - n, "\n%s", COLUMNS);
+    fa_write_all(fd, line, n);
+}
+
+/* True when path names a directory: it ends in '/' or is an existing directory. */
+static int names_directory(const char *path)
+{
+    size_t len = strlen(path);
+    struct stat st;
+    return (len > 0 && path[len - 1] == '/') || (stat(path, &st) == 0 && S_ISDIR(st.st_mode));
+}
+
+/* Creates dir/PROGRAM_YYYY-MM-DD_HH-MM-SS[_N].csv; returns the fd or -1. */
+static int open_in_directory(const char *dir, char *name, size_t cap)
+{
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    size_t len = strlen(dir);
+    while (len > 1 && dir[len - 1] == '/')
+        len--;
+    const char *program = program_invocation_short_name && *program_invocation_short_name
+                              ? program_invocation_short_name
+                              : "program";
+    for (int attempt = 1; attempt <= 100; attempt++) {
+        /* fa_format pads with spaces only: two-digit fields are written by hand. */
+        int parts[5] = {tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec};
+        char two[5][3];
+        for (int i = 0; i < 5; i++) {
+            two[i][0] = (char)('0' + parts[i] / 10 % 10);
+            two[i][1] = (char)('0' + parts[i] % 10);
+            two[i][2] = '\0';
+        }
+        size_t n = fa_format(name, cap, "%.*s/%s_%d-%s-%s_%s-%s-%s", (int)len, dir, program, tm.tm_year + 1900,
+                             two[0], two[1], two[2], two[3], two[4]);
+        if (attempt > 1)
+            n += fa_format(name + n, cap - n, "_%d", attempt);
+        fa_format(name + n, cap - n, ".csv");
+        int fd = open(name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        if (fd >= 0 || errno != EEXIST)
+            return fd;
+    }
+    return -1;
+}
+
 /* Opens the log on the first hook; called with log_lock held. */
 static void start(void)
 {
     const char *path = fa_option_string(FA_OPT_FRAMELOG);
     int state = LOG_OFF;
     if (path) {
-        log_fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+        char name[4096];
+        if (names_directory(path)) {
+            mkdir(path, 0755); /* "dir/" that does not exist yet: its parent must */
+            log_fd = open_in_directory(path, name, sizeof name);
+        } else {
+            fa_format(name, sizeof name, "%s", path);
+            log_fd = open(path, O_WRONLY | O_TRUNC | O_CREAT | O_CLOEXEC, 0644);
+        }
         if (log_fd < 0) {
-            fa_log("FRAMEALLOC_FRAMELOG: cannot open %s (errno %d); no frame log", path, errno);
+            fa_log("FRAMEALLOC_FRAMELOG: cannot open %s (errno %d); no frame log", name, errno);
         } else {
             statm_fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
             long page = sysconf(_SC_PAGESIZE);
             page_kib = page > 1024 ? (uint64_t)page / 1024 : 4;
-            /* A header only at the top, so appending runs to one file stays one table. */
-            struct stat st;
-            if (fstat(log_fd, &st) == 0 && st.st_size == 0)
-                fa_write_all(log_fd, HEADER, sizeof HEADER - 1);
+            write_header(log_fd);
             log_owner = getpid();
             state = LOG_ON;
         }
@@ -146,34 +298,34 @@ void fa_framelog_end(fa_framelog_stats_fn stats)
     if (!origin_ns)
         origin_ns = t;
 
-    char row[512];
-    size_t n = fa_format(row, sizeof row, "%llu,", (unsigned long long)frames);
-    if (mark_ns && t > mark_ns) {
-        n += put_fixed(row + n, sizeof row - n, 1000000000u, t - mark_ns, 2);
-        n += fa_format(row + n, sizeof row - n, ",");
-        n += put_fixed(row + n, sizeof row - n, t - mark_ns, 1000000u, 4);
-        n += fa_format(row + n, sizeof row - n, ",");
-    } else {
-        n += fa_format(row + n, sizeof row - n, ",,");
-    }
-
     fa_stats s;
-    if (stats && stats(&s, sizeof s) == 0) {
-        n += fa_format(row + n, sizeof row - n, "%llu,%llu,%llu,%llu,%llu,",
-                       (unsigned long long)(s.frame_allocs - last.frame_allocs),
-                       (unsigned long long)(s.frame_bytes - last.frame_bytes),
-                       (unsigned long long)(s.frame_escapes - last.frame_escapes),
-                       (unsigned long long)s.frame_chunks, (unsigned long long)(s.heap_bytes >> 10));
-        last = s;
-    } else {
-        n += fa_format(row + n, sizeof row - n, ",,,,,");
+    int have_stats = stats && stats(&s, sizeof s) == 0;
+    /* A frame with no start (the first, without fa_frame_begin) has no time: no row,
+     * but its counters still go to the next row's baseline. */
+    if (mark_ns && t > mark_ns) {
+        uint64_t ns = t - mark_ns;
+        char row[512];
+        size_t n = put_fixed(row, sizeof row, 1000000000u, ns, 2);
+        n += fa_format(row + n, sizeof row - n, ",");
+        n += put_fixed(row + n, sizeof row - n, ns, 1000u, 3);
+        n += fa_format(row + n, sizeof row - n, ",%s%llu,%llu,", SENSORS_UNMEASURED,
+                       (unsigned long long)(t - origin_ns), (unsigned long long)frames);
+        if (have_stats)
+            n += fa_format(row + n, sizeof row - n, "%llu,%llu,%llu,%llu,%llu,",
+                           (unsigned long long)(s.frame_allocs - last.frame_allocs),
+                           (unsigned long long)(s.frame_bytes - last.frame_bytes),
+                           (unsigned long long)(s.frame_escapes - last.frame_escapes),
+                           (unsigned long long)s.frame_chunks, (unsigned long long)(s.heap_bytes >> 10));
+        else
+            n += fa_format(row + n, sizeof row - n, ",,,,,");
+        long long rss = rss_kib();
+        if (rss >= 0)
+            n += fa_format(row + n, sizeof row - n, "%lld", rss);
+        n += fa_format(row + n, sizeof row - n, "\n");
+        fa_write_all(log_fd, row, n);
     }
-
-    long long rss = rss_kib();
-    if (rss >= 0)
-        n += fa_format(row + n, sizeof row - n, "%lld", rss);
-    n += fa_format(row + n, sizeof row - n, ",%llu\n", (unsigned long long)(t - origin_ns));
-    fa_write_all(log_fd, row, n);
+    if (have_stats)
+        last = s;
 
     /* The next frame starts after this bookkeeping (or at its fa_frame_begin). */
     mark_ns = now_ns();
