@@ -292,6 +292,14 @@ static void apply_remote_list(fa_frame_arena_t *a, fa_frame_chunk_t *c)
             apply_remote(a, c);
 }
 
+/* Applies the remote frees in the chunks of finished generations and escapes. */
+static void apply_finished_remote(fa_frame_arena_t *a)
+{
+    for (uint32_t i = 0; i < a->gen_count; i++)
+        apply_remote_list(a, gen_at(a, i)->chunks);
+    apply_remote_list(a, a->escaped);
+}
+
 /* Ends the current bump range: the rest of it becomes one FREED block, so the
  * chunk stays walkable. */
 static void leave_range(fa_frame_arena_t *a)
@@ -509,9 +517,7 @@ static void sync_frame(fa_thread_t *t, uint64_t now, uint64_t stamp)
     if (now == a->synced_frame)
         return;
     retire_current(a, stamp);
-    for (uint32_t i = 0; i < a->gen_count; i++)
-        apply_remote_list(a, gen_at(a, i)->chunks);
-    apply_remote_list(a, a->escaped);
+    apply_finished_remote(a);
     recycle_due(a, now);
     sweep_escaped(a, now);
     expire_quarantine(a, now);
@@ -554,6 +560,10 @@ static void recycle_for_idle(fa_thread_t *t, void *arg)
     if (t == fa_thread() || t->state != FA_THREAD_LIVE || a->synced_frame + IDLE_FRAMES > now ||
         !(a->gen_count || a->escaped || a->spare_count > spare_retain || a->quarantine_head) || !try_lock_arena(a))
         return;
+    /* Frees other threads made meanwhile, so that they are not taken for escapes.
+     * These chunks hold no block of the owner's current generation, whose counts
+     * only the owner changes. */
+    apply_finished_remote(a);
     recycle_due(a, now);
     sweep_escaped(a, now);
     expire_quarantine(a, now);
