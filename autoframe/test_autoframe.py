@@ -259,6 +259,23 @@ def scenario(name):
         print(r.stdout + r.stderr)
         check(r.returncode == 0, "framealloc-run: exit status %d" % r.returncode)
         expect(dict((k.strip(), v.strip()) for k, _, v in (l.partition(":") for l in r.stdout.splitlines())))
+    elif name == "tick_framealloc_run":
+        command = [sys.executable, os.path.join(SCRIPTS, "framealloc-run"), "--lib", LIB, "--tick", "--"]
+        r = subprocess.run(command + [TICK, "nanosleep", str(N)], env=clean_env(), capture_output=True, text=True,
+                           timeout=100)
+        print(r.stdout + r.stderr)
+        check(r.returncode == 0, "framealloc-run: exit status %d" % r.returncode)
+        expect_ticks(fields_of(r.stdout))
+    elif name == "vulkan_framealloc_run_xvfb":
+        # framealloc-run --autoframe sets the layer's variables itself.
+        need_vulkan()
+        command = [sys.executable, os.path.join(SCRIPTS, "framealloc-run"), "--lib", LIB, "--autoframe", "--"]
+        env = clean_env()
+        r = subprocess.run(xvfb(["VK_ICD_FILENAMES=" + lavapipe()] + command + [VK, "device", str(N)]), env=env,
+                           capture_output=True, text=True, timeout=100)
+        print(r.stdout + r.stderr)
+        check(r.returncode == 0, "framealloc-run: exit status %d" % r.returncode)
+        expect(fields_of(r.stdout))
     elif name == "framealloc_compare":
         # Every allocator's run gets the audit module, the probe runs included.
         with tempfile.TemporaryDirectory() as tmp:
