@@ -23,7 +23,8 @@
  *
  * Calls nest (SDL_GL_SwapWindow calls glXSwapBuffers, which SDL fetched through
  * glXGetProcAddressARB; SDL_Delay calls nanosleep): only the outermost one ends a
- * frame.
+ * frame. That holds across the Vulkan layer too (GL on Vulkan: zink's
+ * glXSwapBuffers calls vkQueuePresentKHR): our presents tell the layer.
  *
  * Without FRAMEALLOC_AUTOFRAME=1 or tick, la_version returns 0 and the loader drops
  * the module: no symbol binding is audited or changed.
@@ -34,6 +35,7 @@
  * framealloc-compare --autoframe set it), or loading libframealloc.so fails with
  * "cannot allocate memory in static TLS block". */
 #define _GNU_SOURCE
+#include <dlfcn.h>
 #include <link.h>
 #include <poll.h>
 #include <signal.h>
@@ -119,6 +121,45 @@ static void *real_of(enum hook_id id, int slot)
     return __atomic_load_n(&real_fn[id][slot], __ATOMIC_ACQUIRE);
 }
 
+/* ---- presents: nesting with the Vulkan layer's ---- */
+
+/* GL on Vulkan (Mesa's zink) presents a glXSwapBuffers with vkQueuePresentKHR,
+ * which the Vulkan layer sees: our present wrappers tell the layer, so that one
+ * present stays one frame. The layer is a library of the main namespace that the
+ * Vulkan loader may load and unload at any time; la_objopen and la_objclose follow it. */
+#define VKLAYER_FILE "libframealloc_vklayer.so"
+typedef void (*outer_present_fn)(int delta);
+static struct link_map *vklayer;       /* atomic; NULL: not loaded */
+static outer_present_fn vklayer_outer; /* atomic; resolved from vklayer at the first present */
+
+static outer_present_fn layer_outer_present(void)
+{
+    outer_present_fn fn = __atomic_load_n(&vklayer_outer, __ATOMIC_ACQUIRE);
+    struct link_map *map = __atomic_load_n(&vklayer, __ATOMIC_ACQUIRE);
+    if (fn || !map)
+        return map ? fn : NULL;
+    /* A link_map is the handle dlopen would return for that library. */
+    fn = (outer_present_fn)dlsym(map, "fa_vklayer_outer_present");
+    __atomic_store_n(&vklayer_outer, fn, __ATOMIC_RELEASE);
+    return fn;
+}
+
+static outer_present_fn present_enter(void)
+{
+    fa_autoframe_enter();
+    outer_present_fn layer = layer_outer_present();
+    if (layer)
+        layer(1);
+    return layer;
+}
+
+static void present_leave(outer_present_fn layer)
+{
+    if (layer)
+        layer(-1);
+    fa_autoframe_leave(1);
+}
+
 /* ---- ticks: which sleeps and waits end a frame ---- */
 
 /* A relative sleep or a timeout shorter than this is not a tick: loops tick at
@@ -165,9 +206,9 @@ static int tick_enter(int long_enough)
     static void fn##_##k params                                                              \
     {                                                                                         \
         void(*real) params = (void(*) params)real_of(id, k);                                 \
-        fa_autoframe_enter();                                                                 \
+        outer_present_fn layer = present_enter();                                             \
         real args;                                                                            \
-        fa_autoframe_leave(1);                                                                \
+        present_leave(layer);                                                                 \
     }
 
 /* A present function returning a value. */
@@ -175,9 +216,9 @@ static int tick_enter(int long_enough)
     static ret fn##_##k params                                                               \
     {                                                                                         \
         ret(*real) params = (ret(*) params)real_of(id, k);                                   \
-        fa_autoframe_enter();                                                                 \
+        outer_present_fn layer = present_enter();                                             \
         ret result = real args;                                                               \
-        fa_autoframe_leave(1);                                                                \
+        present_leave(layer);                                                                 \
         return result;                                                                        \
     }
 
@@ -325,13 +366,32 @@ EXPORT unsigned int la_version(unsigned int version)
     return version < LAV_CURRENT ? version : LAV_CURRENT;
 }
 
+static int is_vklayer(const struct link_map *map)
+{
+    const char *slash = map->l_name ? strrchr(map->l_name, '/') : NULL;
+    return slash && strcmp(slash + 1, VKLAYER_FILE) == 0;
+}
+
 EXPORT unsigned int la_objopen(struct link_map *map, Lmid_t lmid, uintptr_t *cookie)
 {
-    (void)map, (void)lmid, (void)cookie;
+    (void)cookie; /* the loader's default cookie: map */
+    if (lmid == LM_ID_BASE && is_vklayer(map)) {
+        __atomic_store_n(&vklayer_outer, NULL, __ATOMIC_RELEASE);
+        __atomic_store_n(&vklayer, map, __ATOMIC_RELEASE);
+    }
     /* la_symbind runs for a binding only when the object that refers to the symbol
      * has BINDFROM and the one that defines it has BINDTO (for dlsym, either). We
      * cannot know in advance which objects call or define a wrapped function. */
     return LA_FLG_BINDTO | LA_FLG_BINDFROM;
+}
+
+EXPORT unsigned int la_objclose(uintptr_t *cookie)
+{
+    if ((struct link_map *)*cookie == __atomic_load_n(&vklayer, __ATOMIC_ACQUIRE)) {
+        __atomic_store_n(&vklayer, NULL, __ATOMIC_RELEASE);
+        __atomic_store_n(&vklayer_outer, NULL, __ATOMIC_RELEASE);
+    }
+    return 0;
 }
 
 /* Defining no la_pltenter/la_pltexit matters: with them the loader would route

@@ -333,6 +333,15 @@ def scenario(name):
         # The layer needs no audit module.
         need_vulkan()
         expect(run_vulkan([VK, "device", str(N)], audit=False))
+    elif name == "vulkan_gl_nested_xvfb":
+        # GL on Vulkan (zink): each glXSwapBuffers presents with vkQueuePresentKHR.
+        # One frame per present with the audit module and the layer, or either alone.
+        need_vulkan()
+        command = [VK, "gl", str(N), FAKEGL]
+        for layer, audit in ((True, True), (True, False), (False, True)):
+            fields = run_vulkan(command, layer=layer, audit=audit)
+            expect(fields)
+            check(fields["layer loaded"] == ("yes" if layer else "no"), "layer loaded: " + fields["layer loaded"])
     elif name == "vulkan_off_xvfb":
         # The layer passes presents through without ending frames unless
         # FRAMEALLOC_AUTOFRAME=1; without the layer, Vulkan presents end no frames.

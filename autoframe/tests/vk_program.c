@@ -5,13 +5,17 @@
  *   frames: F                  (fa_stats_get; -1 without libframealloc)
  *   layer loaded: yes|no
  *
- * af_vk ROUTE K   ROUTE: device    vkGetDeviceProcAddr(device, "vkQueuePresentKHR")
- *                        instance  vkGetInstanceProcAddr(instance, "vkQueuePresentKHR")
- *                        thread    as device, with the presents on a second thread
+ * af_vk ROUTE K [FAKEGL_PATH]
+ *   ROUTE: device    vkGetDeviceProcAddr(device, "vkQueuePresentKHR")
+ *          instance  vkGetInstanceProcAddr(instance, "vkQueuePresentKHR")
+ *          thread    as device, with the presents on a second thread
+ *          gl        as device, inside the fake GL's glXSwapBuffers, which the
+ *                    program calls (GL on Vulkan, as Mesa's zink): one frame each
  * Each frame: acquire an image, move it to the present layout (a barrier; nothing
  * is drawn), present, wait for the queue. */
 #define _GNU_SOURCE
 #define VK_USE_PLATFORM_XCB_KHR
+#include <dlfcn.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -159,31 +163,59 @@ static void create_swapchain(void)
     CHECK(vkCreateSemaphore(vk.device, &semaphore, NULL, &vk.rendered));
 }
 
+/* One frame: acquire, move to the present layout, present. */
+static void present_frame(void)
+{
+    uint32_t image;
+    VkResult r = vkAcquireNextImageKHR(vk.device, vk.swapchain, UINT64_MAX, vk.acquired, VK_NULL_HANDLE, &image);
+    if (r != VK_SUCCESS && r != VK_SUBOPTIMAL_KHR)
+        fail("vkAcquireNextImageKHR", r);
+    VkPipelineStageFlags wait_stage = VK_PIPELINE_STAGE_COLOR_ATTACHMENT_OUTPUT_BIT;
+    VkSubmitInfo submit = {.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO, .waitSemaphoreCount = 1,
+                           .pWaitSemaphores = &vk.acquired, .pWaitDstStageMask = &wait_stage,
+                           .commandBufferCount = 1, .pCommandBuffers = &vk.commands[image],
+                           .signalSemaphoreCount = 1, .pSignalSemaphores = &vk.rendered};
+    CHECK(vkQueueSubmit(vk.queue, 1, &submit, VK_NULL_HANDLE));
+    VkPresentInfoKHR present = {.sType = VK_STRUCTURE_TYPE_PRESENT_INFO_KHR, .waitSemaphoreCount = 1,
+                                .pWaitSemaphores = &vk.rendered, .swapchainCount = 1,
+                                .pSwapchains = &vk.swapchain, .pImageIndices = &image};
+    r = vk.present(vk.queue, &present);
+    if (r != VK_SUCCESS && r != VK_SUBOPTIMAL_KHR)
+        fail("vkQueuePresentKHR", r);
+    vk.presented++;
+    CHECK(vkQueueWaitIdle(vk.queue));
+}
+
+static void (*gl_swap)(void *display, unsigned long drawable); /* the gl route: the fake GL's */
+
 static void *present_loop(void *unused)
 {
     (void)unused;
     for (int i = 0; i < vk.count; i++) {
         free(malloc(100)); /* something for the allocator between presents */
-        uint32_t image;
-        VkResult r = vkAcquireNextImageKHR(vk.device, vk.swapchain, UINT64_MAX, vk.acquired, VK_NULL_HANDLE, &image);
-        if (r != VK_SUCCESS && r != VK_SUBOPTIMAL_KHR)
-            fail("vkAcquireNextImageKHR", r);
-        VkPipelineStageFlags wait_stage = VK_PIPELINE_STAGE_COLOR_ATTACHMENT_OUTPUT_BIT;
-        VkSubmitInfo submit = {.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO, .waitSemaphoreCount = 1,
-                               .pWaitSemaphores = &vk.acquired, .pWaitDstStageMask = &wait_stage,
-                               .commandBufferCount = 1, .pCommandBuffers = &vk.commands[image],
-                               .signalSemaphoreCount = 1, .pSignalSemaphores = &vk.rendered};
-        CHECK(vkQueueSubmit(vk.queue, 1, &submit, VK_NULL_HANDLE));
-        VkPresentInfoKHR present = {.sType = VK_STRUCTURE_TYPE_PRESENT_INFO_KHR, .waitSemaphoreCount = 1,
-                                    .pWaitSemaphores = &vk.rendered, .swapchainCount = 1,
-                                    .pSwapchains = &vk.swapchain, .pImageIndices = &image};
-        r = vk.present(vk.queue, &present);
-        if (r != VK_SUCCESS && r != VK_SUBOPTIMAL_KHR)
-            fail("vkQueuePresentKHR", r);
-        vk.presented++;
-        CHECK(vkQueueWaitIdle(vk.queue));
+        if (gl_swap)
+            gl_swap(NULL, 0);
+        else
+            present_frame();
     }
     return NULL;
+}
+
+/* The gl route: glXSwapBuffers of the fake GL (through dlsym, a binding the audit
+ * module wraps) presents our frame. */
+static int set_up_gl(const char *fakegl_path)
+{
+    void *gl = fakegl_path ? dlopen(fakegl_path, RTLD_NOW | RTLD_LOCAL) : NULL;
+    if (!gl) {
+        fprintf(stderr, "cannot load the fake GL: %s\n", fakegl_path ? dlerror() : "no path given");
+        return 0;
+    }
+    void (*on_swap)(void (*)(void)) = (void (*)(void (*)(void)))dlsym(gl, "fakegl_on_swap");
+    gl_swap = (void (*)(void *, unsigned long))dlsym(gl, "glXSwapBuffers");
+    if (!on_swap || !gl_swap)
+        return 0;
+    on_swap(present_frame);
+    return 1;
 }
 
 static int loaded(const char *name)
@@ -207,7 +239,9 @@ int main(int argc, char **argv)
     create_instance_and_surface();
     create_device();
     create_swapchain();
-    if (strcmp(route, "device") == 0 || strcmp(route, "thread") == 0) {
+    if (strcmp(route, "gl") == 0 && !set_up_gl(argc > 3 ? argv[3] : NULL))
+        return 2;
+    if (strcmp(route, "device") == 0 || strcmp(route, "thread") == 0 || strcmp(route, "gl") == 0) {
         /* As an overlay or volk: the device's own function, past the loader. */
         PFN_vkGetDeviceProcAddr get_device_proc =
             (PFN_vkGetDeviceProcAddr)vkGetInstanceProcAddr(vk.instance, "vkGetDeviceProcAddr");

@@ -202,6 +202,18 @@ static VKAPI_ATTR VkResult VKAPI_CALL layer_QueuePresentKHR(VkQueue queue, const
     return result;
 }
 
+/* A present of the audit module's around ours: GL on Vulkan (Mesa's zink) presents
+ * a glXSwapBuffers with vkQueuePresentKHR. The audit module calls this with +1 as
+ * its present starts and -1 as it returns, so our inner present is nested and ends
+ * no frame of its own; the audit module ends that frame. */
+EXPORT void fa_vklayer_outer_present(int delta)
+{
+    if (delta > 0)
+        fa_autoframe_enter();
+    else
+        fa_autoframe_leave(0);
+}
+
 /* ---- the functions the loader and the layers above us ask for ---- */
 
 static PFN_vkVoidFunction device_function(const char *name);
