@@ -18,8 +18,8 @@
  *
  * With FRAMEALLOC_AUTOFRAME=tick, a server or simulation with no presents gets a
  * frame at each wake-up of its main thread from a sleep or a wait with a timeout
- * (nanosleep, clock_nanosleep, usleep, SDL_Delay, poll, ppoll, epoll_wait,
- * epoll_pwait): the same wrapping, applied to those functions instead.
+ * (nanosleep, clock_nanosleep, usleep, sleep, SDL_Delay, poll, ppoll, epoll_wait,
+ * epoll_pwait, select, pselect): the same wrapping, applied to those instead.
  *
  * Calls nest (SDL_GL_SwapWindow calls glXSwapBuffers, which SDL fetched through
  * glXGetProcAddressARB; SDL_Delay calls nanosleep): only the outermost one ends a
@@ -42,6 +42,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/select.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -77,6 +78,9 @@ enum hook_id {
     PPOLL_CHK,
     EPOLL_WAIT,
     EPOLL_PWAIT,
+    SELECT,              /* Quake-derived servers wait in select (ioquake3's NET_Sleep) */
+    PSELECT,
+    SLEEP,
     HOOKS
 };
 
@@ -103,6 +107,9 @@ static const char *const hook_names[HOOKS] = {
     [PPOLL_CHK] = "__ppoll_chk",
     [EPOLL_WAIT] = "epoll_wait",
     [EPOLL_PWAIT] = "epoll_pwait",
+    [SELECT] = "select",
+    [PSELECT] = "pselect",
+    [SLEEP] = "sleep",
 };
 
 /* The hooks of the mode chosen at start-up, and the first letters of their names
@@ -182,6 +189,11 @@ static int on_main_thread(void)
 static int long_ns(const struct timespec *t)
 {
     return !t || t->tv_sec > 0 || t->tv_nsec >= TICK_MIN_NS; /* NULL: no timeout */
+}
+
+static int long_us(const struct timeval *t)
+{
+    return !t || t->tv_sec > 0 || t->tv_usec * 1000LL >= TICK_MIN_NS; /* NULL: no timeout */
 }
 
 static int long_ms(long long ms)
@@ -282,6 +294,14 @@ FOR_SLOTS(TICK, epoll_pwait_w, EPOLL_PWAIT,
           (int epfd, struct epoll_event *events, int max, int timeout, const sigset_t *mask),
           (epfd, events, max, timeout, mask), long_ms(timeout), result >= 0)
 
+FOR_SLOTS(TICK, select_w, SELECT, (int n, fd_set *in, fd_set *out, fd_set *err, struct timeval *timeout),
+          (n, in, out, err, timeout), long_us(timeout), result >= 0)
+FOR_SLOTS(TICK, pselect_w, PSELECT,
+          (int n, fd_set *in, fd_set *out, fd_set *err, const struct timespec *timeout, const sigset_t *mask),
+          (n, in, out, err, timeout, mask), long_ns(timeout), result >= 0)
+/* sleep returns the seconds left unslept: 0 when it slept them all. */
+FOR_SLOTS(TICK, sleep_w, SLEEP, (unsigned int seconds), (seconds), seconds > 0, result == 0)
+
 /* SDL_Delay returns nothing (it retries interrupted sleeps itself). */
 #define SDL_DELAY_W(k, unused)                                                                \
     static void sdl_delay_w_##k(uint32_t ms)                                                  \
@@ -316,6 +336,9 @@ static void *const wrappers[HOOKS][SLOTS] = {
     [PPOLL_CHK] = SLOT_LIST(ppoll_chk_w),
     [EPOLL_WAIT] = SLOT_LIST(epoll_wait_w),
     [EPOLL_PWAIT] = SLOT_LIST(epoll_pwait_w),
+    [SELECT] = SLOT_LIST(select_w),
+    [PSELECT] = SLOT_LIST(pselect_w),
+    [SLEEP] = SLOT_LIST(sleep_w),
 };
 
 static int hook_of(const char *name)
@@ -359,7 +382,7 @@ EXPORT unsigned int la_version(unsigned int version)
     if (mode == FA_AUTOFRAME_PRESENT) {
         first_hook = 0, end_hook = FIRST_TICK, first_letters = "geS";
     } else if (mode == FA_AUTOFRAME_TICK) {
-        first_hook = FIRST_TICK, end_hook = HOOKS, first_letters = "ncuSpe_";
+        first_hook = FIRST_TICK, end_hook = HOOKS, first_letters = "ncuSpes_";
     } else {
         return 0; /* the loader unloads us and carries on without auditing */
     }

@@ -294,8 +294,13 @@ def scenario(name):
         for route in ("nanosleep", "clock_nanosleep", "clock_abs", "usleep"):
             expect_ticks(ticks(TICK, route))
     elif name == "tick_waits":
-        for route in ("poll", "ppoll", "epoll", "epoll_event"):
+        for route in ("poll", "ppoll", "epoll", "epoll_event", "select", "pselect"):
             expect_ticks(ticks(TICK, route))
+    elif name == "tick_sleep_seconds":
+        # sleep(1): a second per tick, so 3 ticks.
+        fields, _ = run([TICK, "sleep", "3"], autoframe="tick")
+        check(fields.get("checksum") == "ticks 3", "the loop ran %s, expected 3 ticks" % fields.get("checksum"))
+        check(fields.get("frames") == "3", "frames: %s, expected 3" % fields.get("frames"))
     elif name == "tick_fortify":
         # poll and ppoll under _FORTIFY_SOURCE are __poll_chk and __ppoll_chk.
         for route in ("poll", "ppoll"):

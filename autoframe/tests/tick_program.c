@@ -5,8 +5,9 @@
  *
  * af_tick ROUTE N   ROUTE: nanosleep, clock_nanosleep (relative), clock_abs
  *                          (absolute deadlines), usleep, poll, ppoll, epoll (each
- *                          2 ms timeouts that expire), epoll_event (no timeout, an
- *                          event wakes it), sdl_delay (af_tick_sdl2 only)
+ *                          select, pselect (each 2 ms timeouts that expire),
+ *                          epoll_event (no timeout, an event wakes it), sleep (1 s
+ *                          each: keep N small), sdl_delay (af_tick_sdl2 only)
  * Every tick also does what must not end a frame: a zero-timeout poll and epoll,
  * a 20 us nanosleep and usleep (back-offs), and an interrupted sleep; and a second
  * thread sleeps 2 ms as often as the main one. So exactly N frames end when ticks
@@ -21,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/select.h>
 #include <time.h>
 #include <unistd.h>
 #ifdef WITH_SDL
@@ -56,6 +58,9 @@ static void not_ticks(void)
     struct epoll_event event;
     if (epoll_wait(epoll_fd, &event, 1, 0) < 0)
         fail("epoll_wait with no timeout");
+    struct timeval no_wait = {0, 0};
+    if (select(0, NULL, NULL, NULL, &no_wait) < 0)
+        fail("select with no timeout");
     struct timespec back_off = {0, 20000};
     nanosleep(&back_off, NULL);
     usleep(20);
@@ -113,6 +118,22 @@ static void tick_sleep(const char *route, struct timespec *deadline)
     } else if (strcmp(route, "epoll") == 0) {
         if (epoll_wait(epoll_fd, &event, 1, TICK_MS) != 0)
             fail("epoll_wait");
+    } else if (strcmp(route, "select") == 0) {
+        struct timeval timeout = {0, TICK_MS * 1000};
+        fd_set in;
+        FD_ZERO(&in);
+        FD_SET(pipe_fds[0], &in);
+        if (select(pipe_fds[0] + 1, &in, NULL, NULL, &timeout) != 0)
+            fail("select");
+    } else if (strcmp(route, "pselect") == 0) {
+        fd_set in;
+        FD_ZERO(&in);
+        FD_SET(pipe_fds[0], &in);
+        if (pselect(pipe_fds[0] + 1, &in, NULL, NULL, &tick_period, NULL) != 0)
+            fail("pselect");
+    } else if (strcmp(route, "sleep") == 0) {
+        if (sleep(1) != 0)
+            fail("sleep");
     } else if (strcmp(route, "epoll_event") == 0) {
         char byte = 1;
         if (write(pipe_fds[1], &byte, 1) != 1 || epoll_wait(epoll_fd, &event, 1, -1) != 1 ||
