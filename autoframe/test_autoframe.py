@@ -1,12 +1,16 @@
 #!/usr/bin/env python3
 """Tests of libframealloc_autoframe.so (suite 'autoframe'): test_autoframe.py SCENARIO.
 
-Each scenario runs a test program (tests/gl_program.c, tests/sdl_program.c) that
-presents N times by one route, under LD_AUDIT=libframealloc_autoframe.so and
-FRAMEALLOC_AUTOFRAME=1 with libframealloc.so (or the probe) preloaded, and checks
-that exactly N frames ended and that the real present function ran N times.
-Paths come from meson in FA_TEST_* variables. Exit 77 (skip) when something the
-scenario needs is not installed (SDL 2, xvfb-run).
+Each scenario runs a test program (tests/gl_program.c, tests/sdl_program.c,
+tests/vk_program.c, vkcube) that presents N times by one route, under
+LD_AUDIT=libframealloc_autoframe.so and FRAMEALLOC_AUTOFRAME=1 with libframealloc.so
+(or the probe) preloaded, and checks that exactly N frames ended and that the real
+present function ran N times. Vulkan programs also get the layer
+VK_LAYER_FRAMEALLOC_autoframe (VK_ADD_LAYER_PATH, VK_INSTANCE_LAYERS) and run on
+lavapipe under Xvfb. The tick scenarios run tests/tick_program.c, a headless loop
+of N ticks, with FRAMEALLOC_AUTOFRAME=tick: N frames. Paths come from meson in
+FA_TEST_* variables. Exit 77 (skip) when something the scenario needs is not
+installed (SDL 2, xvfb-run, Vulkan headers, lavapipe, vkcube).
 """
 
 import csv
@@ -29,6 +33,13 @@ GL_DLOPEN = os.environ["FA_TEST_GL_DLOPEN"]
 GL_LINKED = os.environ["FA_TEST_GL_LINKED"]
 SDL2 = os.environ.get("FA_TEST_SDL2", "")
 BUILD = os.environ["FA_TEST_BUILD"]
+TICK = os.environ["FA_TEST_TICK"]
+TICK_FORTIFY = os.environ["FA_TEST_TICK_FORTIFY"]
+TICK_SDL2 = os.environ.get("FA_TEST_TICK_SDL2", "")
+VKLAYER_DIR = os.environ.get("FA_TEST_VKLAYER_DIR", "")
+VK = os.environ.get("FA_TEST_VK", "")
+VK_LAYER = "VK_LAYER_FRAMEALLOC_autoframe"
+LAVAPIPE_ICDS = ["/usr/share/vulkan/icd.d/lvp_icd.x86_64.json"]
 # With LD_AUDIT, glibc sizes static TLS before loading the preloads: their
 # initial-exec TLS needs this (as framealloc-run and framealloc-compare set it).
 TUNABLES = "glibc.rtld.optional_static_tls=16384"
@@ -45,7 +56,8 @@ def check(condition, message):
 
 def clean_env():
     return {k: v for k, v in os.environ.items()
-            if not k.startswith("FRAMEALLOC_") and k not in ("LD_PRELOAD", "LD_AUDIT", "LD_BIND_NOW", "GLIBC_TUNABLES")}
+            if not k.startswith("FRAMEALLOC_") and not k.startswith("VK_")
+            and k not in ("LD_PRELOAD", "LD_AUDIT", "LD_BIND_NOW", "GLIBC_TUNABLES")}
 
 
 def run(command, preload=LIB, autoframe="1", extra=None):
@@ -81,6 +93,69 @@ def gl_dlopen(route):
 
 def gl_linked(route):
     return [GL_LINKED, route, str(N)]
+
+
+def fields_of(stdout):
+    return dict((k.strip(), v.strip()) for k, _, v in (l.partition(":") for l in stdout.splitlines()))
+
+
+def expect_ticks(fields, frames=N):
+    check(fields.get("checksum") == "ticks %d" % N, "the loop ran %s, expected %d ticks" % (fields.get("checksum"), N))
+    check(fields.get("frames") == str(frames), "frames: %s, expected %d" % (fields.get("frames"), frames))
+
+
+def ticks(program, route, preload=LIB, autoframe="tick", extra=None):
+    return run([program, route, str(N)], preload=preload, autoframe=autoframe, extra=extra)[0]
+
+
+def lavapipe():
+    return next((p for p in LAVAPIPE_ICDS if os.path.exists(p)), None)
+
+
+def need_vulkan():
+    if not VK:
+        print("SKIP: the Vulkan test program was not built (scripts/install-deps installs libvulkan-dev "
+              "and libxcb1-dev)")
+        sys.exit(SKIP)
+    if not lavapipe():
+        print("SKIP: lavapipe, Mesa's software Vulkan, is not installed (mesa-vulkan-drivers)")
+        sys.exit(SKIP)
+    if not shutil.which("xvfb-run") or not shutil.which("xauth"):
+        print("SKIP: xvfb-run not installed (scripts/install-deps installs xvfb and xauth)")
+        sys.exit(SKIP)
+
+
+def vulkan_settings(preload=LIB, autoframe="1", layer=True, audit=True):
+    """What framealloc-run --autoframe sets for a Vulkan game, on lavapipe."""
+    settings = {"VK_ICD_FILENAMES": lavapipe(), "GLIBC_TUNABLES": TUNABLES}
+    if layer:
+        settings["VK_ADD_LAYER_PATH"] = VKLAYER_DIR
+        settings["VK_INSTANCE_LAYERS"] = VK_LAYER
+    if audit:
+        settings["LD_AUDIT"] = AUDIT
+    if preload:
+        settings["LD_PRELOAD"] = preload
+    if autoframe is not None:
+        settings["FRAMEALLOC_AUTOFRAME"] = autoframe
+    return settings
+
+
+def run_vulkan(command, **kwargs):
+    """Runs command under Xvfb with the layer (and the audit module); returns its fields."""
+    extra = kwargs.pop("extra", {})
+    settings = vulkan_settings(**kwargs)
+    settings.update(extra)
+    r = subprocess.run(xvfb(["%s=%s" % kv for kv in settings.items()] + command), env=clean_env(),
+                       capture_output=True, text=True, timeout=100)
+    print("$ %s %s\n%s%s" % (" ".join("%s=%s" % kv for kv in settings.items()), " ".join(command), r.stdout,
+                             r.stderr))
+    check(r.returncode == 0, "exit status %d" % r.returncode)
+    return fields_of(r.stdout)
+
+
+def frame_log_rows(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
 
 
 def need_sdl2():
@@ -187,6 +262,23 @@ def scenario(name):
         print(r.stdout + r.stderr)
         check(r.returncode == 0, "framealloc-run: exit status %d" % r.returncode)
         expect(dict((k.strip(), v.strip()) for k, _, v in (l.partition(":") for l in r.stdout.splitlines())))
+    elif name == "tick_framealloc_run":
+        command = [sys.executable, os.path.join(SCRIPTS, "framealloc-run"), "--lib", LIB, "--tick", "--"]
+        r = subprocess.run(command + [TICK, "nanosleep", str(N)], env=clean_env(), capture_output=True, text=True,
+                           timeout=100)
+        print(r.stdout + r.stderr)
+        check(r.returncode == 0, "framealloc-run: exit status %d" % r.returncode)
+        expect_ticks(fields_of(r.stdout))
+    elif name == "vulkan_framealloc_run_xvfb":
+        # framealloc-run --autoframe sets the layer's variables itself.
+        need_vulkan()
+        command = [sys.executable, os.path.join(SCRIPTS, "framealloc-run"), "--lib", LIB, "--autoframe", "--"]
+        env = clean_env()
+        r = subprocess.run(xvfb(["VK_ICD_FILENAMES=" + lavapipe()] + command + [VK, "device", str(N)]), env=env,
+                           capture_output=True, text=True, timeout=100)
+        print(r.stdout + r.stderr)
+        check(r.returncode == 0, "framealloc-run: exit status %d" % r.returncode)
+        expect(fields_of(r.stdout))
     elif name == "framealloc_compare":
         # Every allocator's run gets the audit module, the probe runs included.
         with tempfile.TemporaryDirectory() as tmp:
@@ -201,6 +293,93 @@ def scenario(name):
             for allocator in ("glibc", "framealloc") + (("jemalloc",) if "jemalloc" in frames else ()):
                 check(frames.get(allocator) == str(N - 1),
                       "%s: %s timed frames, expected %d" % (allocator, frames.get(allocator), N - 1))
+    elif name == "tick_sleeps":
+        for route in ("nanosleep", "clock_nanosleep", "clock_abs", "usleep"):
+            expect_ticks(ticks(TICK, route))
+    elif name == "tick_waits":
+        for route in ("poll", "ppoll", "epoll", "epoll_event", "select", "pselect"):
+            expect_ticks(ticks(TICK, route))
+    elif name == "tick_sleep_seconds":
+        # sleep(1): a second per tick, so 3 ticks.
+        fields, _ = run([TICK, "sleep", "3"], autoframe="tick")
+        check(fields.get("checksum") == "ticks 3", "the loop ran %s, expected 3 ticks" % fields.get("checksum"))
+        check(fields.get("frames") == "3", "frames: %s, expected 3" % fields.get("frames"))
+    elif name == "tick_fortify":
+        # poll and ppoll under _FORTIFY_SOURCE are __poll_chk and __ppoll_chk.
+        for route in ("poll", "ppoll"):
+            expect_ticks(ticks(TICK_FORTIFY, route))
+    elif name == "tick_sdl_delay":
+        # SDL_Delay sleeps with nanosleep: one tick, not two.
+        if not TICK_SDL2:
+            print("SKIP: SDL 2 was not found when configuring (scripts/install-deps installs libsdl2-dev)")
+            sys.exit(SKIP)
+        expect_ticks(ticks(TICK_SDL2, "sdl_delay"))
+    elif name == "tick_bind_now":
+        expect_ticks(ticks(TICK, "nanosleep", extra={"LD_BIND_NOW": "1"}))
+    elif name == "tick_probe":
+        with tempfile.TemporaryDirectory() as tmp:
+            log = os.path.join(tmp, "frames.csv")
+            expect_ticks(ticks(TICK, "epoll", preload=PROBE, extra={"FRAMEALLOC_FRAMELOG": log}), frames=-1)
+            rows = frame_log_rows(log)
+            check(len(rows) == N, "the probe's frame log has %d rows, expected %d" % (len(rows), N))
+    elif name == "tick_modes":
+        # Presents do not end frames in tick mode, nor sleeps in present mode.
+        expect_ticks(ticks(TICK, "nanosleep", autoframe="1"), frames=0)
+        expect(run(gl_linked("nested"), autoframe="tick")[0], frames=0)
+    elif name == "vulkan_device_xvfb":
+        # vkQueuePresentKHR from vkGetDeviceProcAddr, as overlays and volk fetch it;
+        # on the main thread and on another.
+        need_vulkan()
+        for route in ("device", "thread"):
+            fields = run_vulkan([VK, route, str(N)])
+            expect(fields)
+            check(fields["layer loaded"] == "yes", "the layer is not loaded")
+    elif name == "vulkan_instance_xvfb":
+        need_vulkan()
+        expect(run_vulkan([VK, "instance", str(N)]))
+    elif name == "vulkan_layer_only_xvfb":
+        # The layer needs no audit module.
+        need_vulkan()
+        expect(run_vulkan([VK, "device", str(N)], audit=False))
+    elif name == "vulkan_gl_nested_xvfb":
+        # GL on Vulkan (zink): each glXSwapBuffers presents with vkQueuePresentKHR.
+        # One frame per present with the audit module and the layer, or either alone.
+        need_vulkan()
+        command = [VK, "gl", str(N), FAKEGL]
+        for layer, audit in ((True, True), (True, False), (False, True)):
+            fields = run_vulkan(command, layer=layer, audit=audit)
+            expect(fields)
+            check(fields["layer loaded"] == ("yes" if layer else "no"), "layer loaded: " + fields["layer loaded"])
+    elif name == "vulkan_off_xvfb":
+        # The layer passes presents through without ending frames unless
+        # FRAMEALLOC_AUTOFRAME=1; without the layer, Vulkan presents end no frames.
+        # (No audit module: with tick, it would count the window system's waits.)
+        need_vulkan()
+        for autoframe in (None, "0", "tick"):
+            expect(run_vulkan([VK, "device", str(N)], autoframe=autoframe, audit=False), frames=0)
+        fields = run_vulkan([VK, "device", str(N)], layer=False)
+        expect(fields, frames=0)
+        check(fields["layer loaded"] == "no", "the layer is loaded without VK_INSTANCE_LAYERS")
+    elif name == "vulkan_probe_xvfb":
+        need_vulkan()
+        with tempfile.TemporaryDirectory() as tmp:
+            log = os.path.join(tmp, "frames.csv")
+            expect(run_vulkan([VK, "device", str(N)], preload=PROBE, extra={"FRAMEALLOC_FRAMELOG": log}), frames=-1)
+            rows = frame_log_rows(log)
+            check(len(rows) == N, "the probe's frame log has %d rows, expected %d" % (len(rows), N))
+    elif name == "vkcube_xvfb":
+        # vkcube --c N presents N frames and stops: the frame log has N rows.
+        need_vulkan()
+        if not shutil.which("vkcube"):
+            print("SKIP: vkcube is not installed (vulkan-tools)")
+            sys.exit(SKIP)
+        for preload in (LIB, PROBE):
+            with tempfile.TemporaryDirectory() as tmp:
+                log = os.path.join(tmp, "frames.csv")
+                run_vulkan(["vkcube", "--c", str(N)], preload=preload, extra={"FRAMEALLOC_FRAMELOG": log})
+                rows = frame_log_rows(log)
+                check(len(rows) == N, "%s: the frame log has %d rows, expected %d (vkcube --c %d)"
+                      % (os.path.basename(preload), len(rows), N, N))
     else:
         raise Failed("unknown scenario " + name)
 
