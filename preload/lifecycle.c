@@ -1,6 +1,8 @@
 /* Process start and end for the preloaded library: initialise early (settings,
  * help text), print the counters at exit when FRAMEALLOC_STATS=1. Allocation works
  * before this constructor runs: until then everything goes to the heap. */
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,13 +14,19 @@
 #include "report.h"
 #include "thread.h"
 
-/* The setting is read by the audit module; alone it would silently do nothing. */
+/* The setting is read by the audit module and the Vulkan layer; without either it
+ * would silently do nothing. */
 static void check_autoframe(void)
 {
     const char *audit = getenv("LD_AUDIT");
-    if (fa_option(FA_OPT_AUTOFRAME) && (!audit || !strstr(audit, "libframealloc_autoframe")))
-        fa_log("FRAMEALLOC_AUTOFRAME=1 does nothing without the audit module: "
-               "LD_AUDIT=.../libframealloc_autoframe.so (framealloc-run --autoframe sets it)");
+    const char *layers = getenv("VK_INSTANCE_LAYERS");
+    bool audited = audit && strstr(audit, "libframealloc_autoframe");
+    bool layered = layers && strstr(layers, "VK_LAYER_FRAMEALLOC_autoframe");
+    int64_t mode = fa_option(FA_OPT_AUTOFRAME);
+    if (mode && !audited && !(mode == 1 && layered))
+        fa_log("FRAMEALLOC_AUTOFRAME=%s does nothing without the audit module: "
+               "LD_AUDIT=.../libframealloc_autoframe.so (framealloc --autoframe or --tick sets it)",
+               mode == 1 ? "1" : "tick");
 }
 
 __attribute__((constructor)) static void framealloc_start(void)
