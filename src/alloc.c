@@ -107,11 +107,20 @@ void *fa_calloc(size_t count, size_t size)
     return p ? memset(p, 0, total) : NULL;
 }
 
+/* Alignments above this are checked against the machine's memory first. */
+#define FA_HUGE_ALIGNMENT ((size_t)1 << 30)
+
 /* Any power-of-two alignment. */
 void *fa_malloc_aligned(size_t alignment, size_t size)
 {
     if (alignment <= FA_MIN_ALIGN)
         return fa_malloc(size);
+    /* glibc maps alignment + size bytes and fails where the kernel will not give
+     * that much; the heap would reserve it and keep the address space. */
+    if (alignment > FA_HUGE_ALIGNMENT && (size > SIZE_MAX - alignment || alignment + size > fa_os_memory_bytes())) {
+        errno = ENOMEM;
+        return NULL;
+    }
     return allocate(fa_thread(), size, alignment, false);
 }
 
@@ -239,14 +248,9 @@ int fa_posix_memalign(void **out, size_t alignment, size_t size)
     return 0;
 }
 
-void *fa_aligned_alloc(size_t alignment, size_t size)
-{
-    if (!is_power_of_two(alignment)) {
-        errno = EINVAL;
-        return NULL;
-    }
-    return fa_malloc_aligned(alignment, size);
-}
+/* glibc 2.36's aligned_alloc is its memalign (the C17 EINVAL for an alignment that
+ * is not a power of two came in 2.38). */
+void *fa_aligned_alloc(size_t alignment, size_t size) { return fa_memalign(alignment, size); }
 
 /* glibc's memalign: an alignment that is not a power of two is rounded up to one. */
 void *fa_memalign(size_t alignment, size_t size)

@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <sys/mman.h>
 #include <sys/random.h>
+#include <sys/sysinfo.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -50,6 +51,14 @@ size_t fa_os_page_size(void)
     if (!page)
         page = (size_t)sysconf(_SC_PAGESIZE);
     return page;
+}
+
+size_t fa_os_memory_bytes(void)
+{
+    struct sysinfo info;
+    if (sysinfo(&info) != 0)
+        return SIZE_MAX;
+    return ((size_t)info.totalram + info.totalswap) * info.mem_unit;
 }
 
 uint64_t fa_os_random64(void)

@@ -17,6 +17,9 @@ void fa_os_release(void *p, size_t size);
 /* Makes [p, p+size) inaccessible (debug modes) or accessible again. */
 bool fa_os_protect(void *p, size_t size, bool accessible);
 size_t fa_os_page_size(void);
+/* Physical memory plus swap: what the kernel's overcommit heuristic lets one
+ * mapping reach (SIZE_MAX if unknown). */
+size_t fa_os_memory_bytes(void);
 /* 64 random bits from the kernel (a clock-based mix if it cannot give them), never 0. */
 uint64_t fa_os_random64(void);
 
