@@ -874,7 +874,7 @@ static void run_bigbuf(bench_t *b)
     b->ops = 1;
     b->unit = "us/op";
     b->scale = US;
-    measure(b, 100, 4);
+    measure(b, 60, 4);
     for (int i = 0; i < BIG_LIVE; i++)
         free(big_live[i]);
 }
