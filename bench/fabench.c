@@ -831,6 +831,175 @@ static void run_w10(bench_t *b)
     result(b->workload, "final_rss", "MiB", final / 1024.0, final / 1024.0, 1);
 }
 
+/* ---- whole-program cases ------------------------------------------------------- */
+
+/* Large-buffer replacement: 4 live zero-initialised buffers of 5-25 MiB; each
+ * operation frees the oldest and makes a new one (calloc, or malloc+memset on every
+ * other operation), then writes one byte per page as a program filling it would.
+ * An allocator that returns such blocks to the OS faults and zeroes them again. */
+#define BIG_LIVE 4
+#define BIG_TABLE 64
+static char *big_live[BIG_LIVE];
+static size_t big_sizes[BIG_TABLE];
+static size_t big_op;
+
+static void round_bigbuf(void)
+{
+    size_t k = big_op % BIG_LIVE;
+    free(big_live[k]);
+    size_t n = big_sizes[big_op % BIG_TABLE];
+    char *p;
+    if (big_op & 1) {
+        p = xmalloc(n);
+        memset(p, 0, n);
+    } else {
+        p = xcalloc(1, n);
+    }
+    uint64_t acc = 0;
+    for (size_t i = 0; i < n; i += 4096) {
+        acc += (unsigned char)p[i];
+        p[i] = (char)i;
+    }
+    big_live[k] = p;
+    big_op++;
+    sink += acc;
+}
+
+static void run_bigbuf(bench_t *b)
+{
+    rng_seed(0xb16);
+    for (int i = 0; i < BIG_TABLE; i++)
+        big_sizes[i] = rng_range(5 << 20, 25 << 20);
+    b->round = round_bigbuf;
+    b->ops = 1;
+    b->unit = "us/op";
+    b->scale = US;
+    measure(b, 60, 4);
+    for (int i = 0; i < BIG_LIVE; i++)
+        free(big_live[i]);
+}
+
+/* Thread churn with handoffs (as mimalloc-bench's mstress): each round creates 4
+ * threads and joins them. Each thread makes 2000 objects of 16 B-1 KiB (one in 50 of
+ * 1-64 KiB), keeps the last 64 (freed when it ends) and swaps every object into a
+ * shared table of 512 slots, freeing what it takes out: objects made by other threads,
+ * often threads that have exited. The table stays full across rounds. */
+#define TCHURN_THREADS 4
+#define TCHURN_OPS 2000
+#define TCHURN_SLOTS 512
+#define TCHURN_KEEP 64
+static _Atomic(uint64_t *) tchurn_slots[TCHURN_SLOTS];
+static _Atomic uint64_t tchurn_seed;
+
+static void *tchurn_thread(void *arg)
+{
+    (void)arg;
+    uint64_t *keep[TCHURN_KEEP] = {0};
+    uint64_t state = atomic_fetch_add_explicit(&tchurn_seed, 0x9e3779b97f4a7c15ULL, memory_order_relaxed);
+    uint64_t acc = 0;
+    for (int i = 0; i < TCHURN_OPS; i++) {
+        state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+        uint64_t r = state >> 33;
+        size_t n = r % 50 == 0 ? 1024 + r % (63 << 10) : 16 + r % 1009;
+        uint64_t *p = xmalloc(n);
+        p[0] = r;
+        p[1] = n;
+        if (i % 4 == 0) {
+            free(keep[i / 4 % TCHURN_KEEP]);
+            keep[i / 4 % TCHURN_KEEP] = p;
+            continue;
+        }
+        uint64_t *old = atomic_exchange_explicit(&tchurn_slots[r % TCHURN_SLOTS], p, memory_order_acq_rel);
+        if (old) {
+            acc += old[0] + old[1];
+            free(old);
+        }
+    }
+    for (int i = 0; i < TCHURN_KEEP; i++)
+        free(keep[i]);
+    sink += acc;
+    return NULL;
+}
+
+static void round_tchurn(void)
+{
+    pthread_t tid[TCHURN_THREADS];
+    for (int t = 0; t < TCHURN_THREADS; t++)
+        if (pthread_create(&tid[t], NULL, tchurn_thread, NULL))
+            die("pthread_create failed");
+    for (int t = 0; t < TCHURN_THREADS; t++)
+        pthread_join(tid[t], NULL);
+}
+
+static void run_tchurn(bench_t *b)
+{
+    atomic_store(&tchurn_seed, 0x7c4);
+    b->round = round_tchurn;
+    b->ops = 1;
+    b->unit = "us/round";
+    b->scale = US;
+    measure(b, 300, 10);
+    for (int i = 0; i < TCHURN_SLOTS; i++)
+        free(atomic_load(&tchurn_slots[i]));
+}
+
+/* A small program: a few thousand small allocations (a 2000-node list of 16-256 B
+ * nodes with 8-64 B strings, half of it rebuilt), run once. scripts/bench reports the
+ * process's peak RSS: the fixed cost an allocator adds to a small program. */
+typedef struct tiny_node {
+    struct tiny_node *next;
+    char *name;
+} tiny_node_t;
+
+static tiny_node_t *tiny_make(size_t i)
+{
+    tiny_node_t *n = xmalloc(rng_range(sizeof(tiny_node_t), 256));
+    size_t len = rng_range(8, 64);
+    n->name = xmalloc(len);
+    memset(n->name, 'a' + (int)(i % 26), len - 1);
+    n->name[len - 1] = 0;
+    n->next = NULL;
+    return n;
+}
+
+static void round_tiny(void)
+{
+    tiny_node_t *head = NULL;
+    for (size_t i = 0; i < 2000; i++) {
+        tiny_node_t *n = tiny_make(i);
+        n->next = head;
+        head = n;
+    }
+    /* Replace every other node. */
+    size_t i = 0;
+    for (tiny_node_t *n = head; n && n->next; n = n->next, i++) {
+        tiny_node_t *gone = n->next;
+        n->next = tiny_make(i);
+        n->next->next = gone->next;
+        sink += strlen(gone->name);
+        free(gone->name);
+        free(gone);
+        n = n->next;
+    }
+    while (head) {
+        tiny_node_t *next = head->next;
+        sink += (unsigned char)head->name[0];
+        free(head->name);
+        free(head);
+        head = next;
+    }
+}
+
+static void run_tiny(bench_t *b)
+{
+    rng_seed(0x7);
+    b->round = round_tiny;
+    b->ops = 1;
+    b->unit = "us/run";
+    b->scale = US;
+    measure(b, 1, 0);
+}
+
 /* ---- workload table -------------------------------------------------------------- */
 
 typedef struct {
@@ -857,6 +1026,9 @@ static const workload_t workloads[] = {
     {"w8", {0}, "us/round", "W8: W5 with 1000 packets, written and read back"},
     {"w9", {0}, "us/frame", "W9 multithreaded frame: workers (cores-1, 1-4) allocate 2000 x 16-1024 B in frame scopes, main frees half, workers the rest"},
     {"w10", {0}, "us/frame", "W10 long run: 10000 frames; 1000-16000 persistent entities created/destroyed over time, 300 temporaries per frame; peak (VmHWM) and final RSS"},
+    {"bigbuf", {0}, "us/op", "large-buffer replacement: 4 live zero-initialised buffers of 5-25 MiB, free the oldest and calloc (or malloc+memset) a new one, one byte written per page; peak RSS of the process"},
+    {"tchurn", {0}, "us/round", "thread churn with handoffs: 4 threads created and joined per round, 2000 objects of 16 B-64 KiB each, 3 in 4 swapped through a shared 512-slot table and freed by another thread; peak RSS of the process"},
+    {"tiny", {0}, "us/run", "a small program: a 2000-node list of small nodes and strings, half rebuilt, run once; peak RSS of the process"},
 };
 
 static void list_workloads(void)
@@ -943,6 +1115,12 @@ static void run(const char *id)
         run_w9(&b);
     else if (!strcmp(name, "w10"))
         run_w10(&b);
+    else if (!strcmp(name, "bigbuf"))
+        run_bigbuf(&b);
+    else if (!strcmp(name, "tchurn"))
+        run_tchurn(&b);
+    else if (!strcmp(name, "tiny"))
+        run_tiny(&b);
     else
         die("unknown workload or missing parameter (see --list)");
 }
@@ -956,6 +1134,8 @@ static const char *detect_allocator(void)
         {"libjemalloc", "jemalloc"},
         {"libmimalloc", "mimalloc"},
         {"libtcmalloc", "tcmalloc"},
+        {"libref_bump", "bump"},
+        {"libref_linear", "linear"},
     };
     FILE *f = fopen("/proc/self/maps", "r");
     if (!f)
@@ -1009,7 +1189,10 @@ int main(int argc, char **argv)
     if (markers && !fa_active())
         fprintf(stderr, "fabench: --markers given but libframealloc is not loaded; markers do nothing\n");
     run(id);
-    printf("info allocator=%s markers=%d\n", detect_allocator(), markers ? 1 : 0);
+    /* VmHWM: this process's peak RSS since exec (scripts/bench reports it for the
+     * whole-program cases). */
+    printf("info allocator=%s markers=%d vmhwm_kib=%ld\n", detect_allocator(), markers ? 1 : 0,
+           status_kib("VmHWM:"));
     /* With markers, say whether the frame arenas were used and whether anything
      * escaped its frame (this workload frees everything before each frame end). */
     fa_stats st;

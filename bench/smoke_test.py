@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""Smoke test of scripts/bench (meson suite 'bench-smoke'): one quick round of two
-workloads into a temporary directory; checks that the table, the CSV and the chart
-are written and that the table has a row per workload. Never looks at timings.
+"""Smoke test of scripts/bench (meson suite 'bench-smoke'): one quick round of three
+workloads (one of them a whole-program case) into a temporary directory; checks that
+the table, the CSV and the chart are written, that the table has a row per workload and
+a peak RSS row for the whole-program case. Never looks at timings.
 
 usage: smoke_test.py SCRIPTS_BENCH BUILD_DIR"""
 import csv
@@ -11,7 +12,7 @@ import subprocess
 import sys
 import tempfile
 
-WORKLOADS = ["small", "w4-100"]
+WORKLOADS = ["small", "w4-100", "tiny"]
 
 
 def fail(msg):
@@ -45,6 +46,9 @@ def main():
         for w in WORKLOADS:
             if not any(line.startswith("| %s |" % w) for line in rows):
                 fail("no table row for " + w)
+        # A whole-program case also reports the measured process's peak RSS.
+        if not any(line.startswith("| tiny peak rss | MiB |") for line in rows):
+            fail("no peak RSS row for tiny")
         with open(csv_path) as f:
             seen = {row["workload"] for row in csv.DictReader(f)}
         if seen != set(WORKLOADS):
