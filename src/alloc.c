@@ -27,6 +27,16 @@
 
 #include "framealloc.h"
 
+/* A heap call, tried again once when giving back the region's unused tail under an
+ * address-space limit set at run time made room for it. */
+#define HEAP_TRYING_TRIM(call)                                                                     \
+    ({                                                                                             \
+        void *heap_p_ = (call);                                                                    \
+        if (!heap_p_ && fa_region_trim())                                                          \
+            heap_p_ = (call);                                                                      \
+        heap_p_;                                                                                   \
+    })
+
 /* The normal path for intent (the records flag removed): the arena the intent names,
  * with its slow path, and the heap for everything an arena does not serve. */
 static void *route(fa_thread_t *t, uint8_t intent, size_t size, size_t alignment)
@@ -41,12 +51,12 @@ static void *route(fa_thread_t *t, uint8_t intent, size_t size, size_t alignment
         } else if (intent == FA_POOL && size <= FA_POOL_LARGEST) {
             p = fa_pool_alloc(t, size);
         }
-        return p ? p : fa_heap_malloc(size);
+        return p ? p : HEAP_TRYING_TRIM(fa_heap_malloc(size));
     }
     /* Pool blocks are only 16-aligned: larger alignments use the frame arena or the heap. */
     if (intent == FA_FRAME && (p = fa_frame_alloc_slow(t, size, alignment)))
         return p;
-    return fa_heap_aligned(alignment, size);
+    return HEAP_TRYING_TRIM(fa_heap_aligned(alignment, size));
 }
 
 /* An allocation that used up the thread's sample_left: recorded when sampling is on.
@@ -100,7 +110,7 @@ void *fa_calloc(size_t count, size_t size)
     uint8_t intent = fa_thread_intent(t);
     if (!fa_records_mode && total < t->sample_left && (intent == FA_DEFAULT ? total > fa_pool_max : intent == FA_HEAP)) {
         t->sample_left -= total;
-        return fa_heap_calloc(count, size); /* jemalloc knows which pages are already zero */
+        return HEAP_TRYING_TRIM(fa_heap_calloc(count, size)); /* jemalloc knows which pages are already zero */
     }
     /* Arena memory is reused without being cleared. */
     void *p = allocate(t, total, FA_MIN_ALIGN, false);
@@ -220,7 +230,7 @@ void *fa_realloc(void *p, size_t size)
         return realloc_owned(p, size);
     if (FA_UNLIKELY(fa_records_mode))
         return realloc_moving(p, fa_malloc_usable_size(p), size);
-    return fa_heap_realloc(p, size);
+    return HEAP_TRYING_TRIM(fa_heap_realloc(p, size));
 }
 
 void *fa_reallocarray(void *p, size_t count, size_t size)

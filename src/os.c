@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <sys/mman.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/sysinfo.h>
 #include <time.h>
 #include <unistd.h>
@@ -26,6 +27,16 @@ void *fa_os_reserve(size_t size, size_t align)
     if (tail)
         munmap((char *)start + size, tail);
     return (void *)start;
+}
+
+void fa_os_unreserve(void *p, size_t size) { munmap(p, size); }
+
+size_t fa_os_address_limit(void)
+{
+    struct rlimit limit;
+    if (getrlimit(RLIMIT_AS, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY)
+        return SIZE_MAX;
+    return (size_t)limit.rlim_cur;
 }
 
 bool fa_os_commit(void *p, size_t size)

@@ -10,6 +10,10 @@
 /* Reserves size bytes of address space aligned to align, inaccessible and not
  * charged against commit. align must be a power of two and a page multiple. */
 void *fa_os_reserve(size_t size, size_t align);
+/* Gives [p, p+size) of a reservation back to the kernel: no longer mapped at all. */
+void fa_os_unreserve(void *p, size_t size);
+/* The address-space limit (RLIMIT_AS) in bytes, or SIZE_MAX when there is none. */
+size_t fa_os_address_limit(void);
 /* Makes [p, p+size) of a reservation readable and writable. */
 bool fa_os_commit(void *p, size_t size);
 /* Gives the pages of [p, p+size) back to the kernel; they read as zero afterwards. */

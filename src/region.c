@@ -29,8 +29,16 @@ static size_t uncommitted_bytes;
 static size_t in_use, peak;
 
 /* The share of the region for frame chunks: frame arenas hold a few frames of
- * temporaries per thread, pools hold the program's small live objects. */
-#define FRAME_PART_SHIFT 2 /* a quarter */
+ * temporaries per thread, pools hold the program's small live objects. It is
+ * small, because only the pool part's unused tail (at the top) can be given back
+ * when an address-space limit is set at run time (fa_region_trim). */
+#define FRAME_PART_SHIFT 5 /* a 32nd, within these bounds: */
+#define FRAME_PART_MIN ((size_t)16 << 20)
+#define FRAME_PART_MAX ((size_t)128 << 20)
+
+/* Under an address-space limit set at start, the region takes at most this share
+ * of it: the rest is the heap's. */
+#define LIMIT_SHARE_SHIFT 4
 
 static void part_init(region_part_t *part, size_t first, size_t end, uint32_t *stack)
 {
@@ -43,6 +51,9 @@ bool fa_region_init(size_t bytes)
 {
     const size_t min_bytes = (size_t)64 << 20;
     void *base = NULL;
+    size_t limit = fa_os_address_limit();
+    if (limit != SIZE_MAX && bytes > (limit >> LIMIT_SHARE_SHIFT))
+        bytes = (limit >> LIMIT_SHARE_SHIFT) > min_bytes ? limit >> LIMIT_SHARE_SHIFT : min_bytes;
     bytes &= ~FA_CHUNK_MASK;
     while (!base && bytes >= min_bytes) {
         base = fa_os_reserve(bytes, FA_CHUNK_SIZE);
@@ -57,7 +68,9 @@ bool fa_region_init(size_t bytes)
     size_t stack_chunks = (stack_bytes + FA_CHUNK_MASK) >> FA_CHUNK_SHIFT;
     if (!fa_os_commit(base, stack_chunks << FA_CHUNK_SHIFT))
         return false;
-    size_t split = total >> FRAME_PART_SHIFT;
+    size_t frame_bytes = bytes >> FRAME_PART_SHIFT;
+    frame_bytes = frame_bytes < FRAME_PART_MIN ? FRAME_PART_MIN : frame_bytes > FRAME_PART_MAX ? FRAME_PART_MAX : frame_bytes;
+    size_t split = stack_chunks + (frame_bytes >> FA_CHUNK_SHIFT);
     part_init(&parts[0], stack_chunks, split, base);
     part_init(&parts[1], split, total, (uint32_t *)base + split);
     uncommitted_bytes = bytes - (stack_chunks << FA_CHUNK_SHIFT);
@@ -135,6 +148,28 @@ void *fa_region_chunk_alloc(fa_chunk_kind_t kind)
         peak = in_use;
     pthread_mutex_unlock(&region_lock);
     return chunk;
+}
+
+bool fa_region_trim(void)
+{
+    if (!fa_region.size || fa_os_address_limit() == SIZE_MAX)
+        return false;
+    pthread_mutex_lock(&region_lock);
+    region_part_t *pool = &parts[1];
+    size_t keep = pool->next_fresh, end = pool->end;
+    if (keep < end) {
+        /* The bound first: a pointer the heap maps there later is never taken for ours. */
+        __atomic_store_n(&fa_region.size, keep << FA_CHUNK_SHIFT, __ATOMIC_RELEASE);
+        pool->end = keep;
+        if (pool->committed_end > keep)
+            pool->committed_end = keep; /* committed but never handed out */
+        uncommitted_bytes = 0;
+        for (int i = 0; i < 2; i++)
+            uncommitted_bytes += (parts[i].end - parts[i].committed_end) << FA_CHUNK_SHIFT;
+        fa_os_unreserve(chunk_at(keep), (end - keep) << FA_CHUNK_SHIFT);
+    }
+    pthread_mutex_unlock(&region_lock);
+    return keep < end;
 }
 
 void fa_region_chunk_free(void *chunk)

@@ -66,6 +66,11 @@ FA_INLINE fa_chunk_head_t *fa_chunk_of(const void *p)
  * goes to the heap) if even that fails. */
 bool fa_region_init(size_t bytes);
 
+/* When an address-space limit (RLIMIT_AS) is set, gives the pool part's never-used
+ * tail back to the kernel, so that the heap can map that much more. Returns true
+ * if anything went back (the caller may try its mapping again). */
+bool fa_region_trim(void);
+
 /* A zero-filled, committed chunk from the part for kind (FA_CHUNK_FRAME or
  * FA_CHUNK_POOL), or NULL when that part is exhausted. */
 void *fa_region_chunk_alloc(fa_chunk_kind_t kind);
