@@ -1,8 +1,21 @@
 /* Report writers. They run outside the allocation paths (API calls, frame end,
- * exit), with recording paused on the calling thread, so they may allocate. */
+ * exit), with recording paused on the calling thread, so they may allocate.
+ *
+ * Where reports go, so that none replaces another (a launcher's, a child's, an
+ * earlier snapshot's, an earlier run's with the same pid):
+ *   fa_report(dir)             exactly dir (created, with its parents, if missing)
+ *   FRAMEALLOC_REPORT=BASE     BASE/NAME.PID/ at exit, BASE/NAME.PID.N/ for the Nth
+ *                              report before exit (report signal, fa_report(NULL))
+ * NAME is the program's name (program_invocation_short_name). BASE is created with
+ * its parents. A directory under BASE is always a new one made by this process: a
+ * name already taken gets "-2", "-3", ... Files are opened without following
+ * symlinks: with O_EXCL in a new directory; in a directory given to fa_report, an
+ * existing file is replaced only when it is a regular file of ours (same owner,
+ * one link). */
 #include "report.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -29,6 +42,7 @@ typedef struct {
     int fd;
     size_t len;
     int failed;
+    int items; /* JSON array items written so far (the tags list) */
     char buf[16384];
 } out_t;
 
@@ -91,14 +105,33 @@ static void out_json_string(out_t *o, const char *s)
     out_text(o, "\"", 1);
 }
 
-static int out_open(out_t *o, const char *dir, const char *name)
+/* Opens name in the directory dirfd for writing. fresh: the directory is new and
+ * ours, so the file must not exist. Otherwise an existing file is replaced only
+ * when it is a regular file with our owner and one link. Never follows a symlink. */
+static int out_open(out_t *o, int dirfd, const char *dir, const char *name, int fresh)
 {
-    char path[4096];
-    fa_format(path, sizeof path, "%s/%s", dir, name);
-    o->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     o->len = 0;
-    o->failed = o->fd < 0;
-    return o->fd >= 0 ? 0 : -1;
+    o->failed = 1;
+    o->fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC | (fresh ? O_EXCL : 0), 0644);
+    if (o->fd < 0) {
+        fa_log("report: cannot create %s/%s (%s)", dir, name,
+               errno == ELOOP ? "it is a symlink" : errno == EEXIST ? "it exists" : "open failed");
+        return -1;
+    }
+    struct stat st;
+    if (fstat(o->fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid() || st.st_nlink != 1) {
+        fa_log("report: %s/%s is not a file of ours (another owner, or hard-linked): left alone", dir, name);
+        close(o->fd);
+        o->fd = -1;
+        return -1;
+    }
+    if (!fresh && ftruncate(o->fd, 0) != 0) {
+        close(o->fd);
+        o->fd = -1;
+        return -1;
+    }
+    o->failed = 0;
+    return 0;
 }
 
 static int out_close(out_t *o)
@@ -170,6 +203,23 @@ static int by_escape_bytes(const void *a, const void *b)
 {
     uint64_t x = ((const fa_site_t *)a)->escape_bytes, y = ((const fa_site_t *)b)->escape_bytes;
     return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* The program's name, safe as a file name: letters, digits, "._+-"; others '_'. */
+static void program_name(char *out, size_t cap)
+{
+    const char *name = program_invocation_short_name;
+    size_t n = 0;
+    for (; name && name[n] && n + 1 < cap && n < 64; n++) {
+        char c = name[n];
+        int plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+                    c == '_' || c == '+' || c == '-';
+        out[n] = plain && !(n == 0 && c == '.') ? c : '_';
+    }
+    if (n == 0)
+        fa_format(out, cap, "program");
+    else
+        out[n] = '\0';
 }
 
 /* ---- writers ---- */
@@ -291,7 +341,7 @@ static void write_json_site(out_t *o, const fa_site_t *s, int first)
 static void write_json_tag(const fa_tag_totals_t *t, void *arg)
 {
     out_t *o = arg;
-    out_printf(o, "%s\n    {\"name\": ", o->len && o->buf[o->len - 1] == '[' ? "" : ",");
+    out_printf(o, "%s\n    {\"name\": ", o->items++ ? "," : "");
     out_json_string(o, t->name);
     out_printf(o, ", \"live_bytes\": %llu, \"peak_bytes\": %llu, \"alloc_bytes\": %llu, \"budget\": %llu}",
                (unsigned long long)t->live_bytes, (unsigned long long)t->peak_bytes,
@@ -304,7 +354,17 @@ static void write_json(out_t *o, site_list_t *sites)
     fa_records_summary(&samples, &bytes, &rate);
     fa_stats stats;
     fa_stats_fill(&stats, sizeof stats);
-    out_printf(o, "{\n  \"pid\": %d,\n  \"mode\": \"%s\",\n  \"sample_rate_bytes\": %llu,\n  \"records\": %llu,\n"
+    char name[80];
+    program_name(name, sizeof name);
+    const char *framelog = fa_option_string(FA_OPT_FRAMELOG);
+    out_text(o, "{\n  \"program\": ", 15);
+    out_json_string(o, name);
+    out_text(o, ",\n  \"framelog\": ", 16);
+    if (framelog)
+        out_json_string(o, framelog);
+    else
+        out_text(o, "null", 4);
+    out_printf(o, ",\n  \"pid\": %d,\n  \"mode\": \"%s\",\n  \"sample_rate_bytes\": %llu,\n  \"records\": %llu,\n"
                "  \"estimated_bytes\": %llu,\n  \"frames\": %llu,\n  \"arena_frame_escapes\": %llu,\n  \"sites\": [",
                (int)getpid(), rate ? "sample" : "full", (unsigned long long)rate, (unsigned long long)samples,
                (unsigned long long)bytes, (unsigned long long)stats.frame, (unsigned long long)stats.frame_escapes);
@@ -312,6 +372,7 @@ static void write_json(out_t *o, site_list_t *sites)
     for (size_t i = 0; i < sites->count; i++)
         write_json_site(o, &sites->items[i], i == 0);
     out_text(o, "\n  ],\n  \"tags\": [", 17);
+    o->items = 0;
     fa_records_for_each_tag(write_json_tag, o);
     out_text(o, "\n  ]\n}\n", 7);
 }
@@ -355,18 +416,59 @@ static int collect_sites(site_list_t *list)
 
 static void release_sites(site_list_t *list) { munmap(list->items, list->capacity * sizeof *list->items); }
 
-int fa_report(const char *dir)
+/* mkdir -p: creates path and its missing parents. */
+static int make_dirs(const char *path)
 {
-    if (!fa_records_mode)
+    char buf[PATH_MAX];
+    size_t n = strlen(path);
+    if (n == 0 || n >= sizeof buf)
         return -1;
-    if (!dir)
-        dir = fa_option_string(FA_OPT_REPORT);
-    if (!dir)
-        return -1;
-    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
-        fa_log("report: cannot create %s (errno %d)", dir, errno);
+    memcpy(buf, path, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (buf[i] != '/' && buf[i] != '\0')
+            continue;
+        char saved = buf[i];
+        buf[i] = '\0';
+        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+            return -1;
+        buf[i] = saved;
+    }
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode) ? 0 : -1;
+}
+
+/* Makes a new directory BASE/NAME.PID (exit report) or BASE/NAME.PID.N (snapshot N),
+ * with "-2", "-3", ... when the name is taken. Returns 0 and the path. */
+static int make_report_dir(const char *base, unsigned snapshot, char *path, size_t cap)
+{
+    if (make_dirs(base) != 0) {
+        fa_log("report: cannot create FRAMEALLOC_REPORT=%s (errno %d)", base, errno);
         return -1;
     }
+    char name[80];
+    program_name(name, sizeof name);
+    for (int attempt = 1; attempt <= 100; attempt++) {
+        char stem[PATH_MAX];
+        if (snapshot)
+            fa_format(stem, sizeof stem, "%s/%s.%d.%u", base, name, (int)getpid(), snapshot);
+        else
+            fa_format(stem, sizeof stem, "%s/%s.%d", base, name, (int)getpid());
+        if (attempt == 1)
+            fa_format(path, cap, "%s", stem);
+        else
+            fa_format(path, cap, "%s-%d", stem, attempt);
+        if (mkdir(path, 0755) == 0)
+            return 0;
+        if (errno != EEXIST)
+            break;
+    }
+    fa_log("report: cannot create a new report directory in %s (errno %d)", base, errno);
+    return -1;
+}
+
+/* Writes every report file into the directory dirfd (path dir, for messages). */
+static int write_files(int dirfd, const char *dir, int fresh)
+{
     fa_records_pause(1);
     site_list_t sites;
     int status = collect_sites(&sites);
@@ -382,7 +484,7 @@ int fa_report(const char *dir)
             } files[] = {{"summary.txt", 0}, {"report.json", 1}, {"allocations.folded", 2},
                          {"live.folded", 3},  {"escapes.folded", 4}};
             for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
-                if (out_open(o, dir, files[i].name) != 0) {
+                if (out_open(o, dirfd, dir, files[i].name, fresh) != 0) {
                     status = -1;
                     continue;
                 }
@@ -406,6 +508,54 @@ int fa_report(const char *dir)
     return status;
 }
 
+/* Snapshots taken by this process so far (a forked child starts again at 1). */
+static unsigned snapshots;
+static pid_t snapshots_pid;
+
+/* The report into dir (fa_report(dir)), or into a new directory under
+ * FRAMEALLOC_REPORT: snapshot 0 is the exit report. */
+static int write_report(const char *dir, int snapshot)
+{
+    if (!fa_records_mode)
+        return -1;
+    char made[PATH_MAX];
+    int fresh = !dir;
+    if (dir) {
+        if (make_dirs(dir) != 0) {
+            fa_log("report: cannot create %s (errno %d)", dir, errno);
+            return -1;
+        }
+    } else {
+        const char *base = fa_option_string(FA_OPT_REPORT);
+        if (!base)
+            return -1;
+        unsigned n = 0;
+        if (snapshot) {
+            if (snapshots_pid != getpid()) {
+                snapshots_pid = getpid();
+                snapshots = 0;
+            }
+            n = ++snapshots;
+        }
+        if (make_report_dir(base, n, made, sizeof made) != 0)
+            return -1;
+        dir = made;
+    }
+    /* A directory we made is opened without following a symlink put in its place. */
+    int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC | (fresh ? O_NOFOLLOW : 0));
+    if (dirfd < 0) {
+        fa_log("report: cannot open %s (errno %d)", dir, errno);
+        return -1;
+    }
+    int status = write_files(dirfd, dir, fresh);
+    close(dirfd);
+    if (fresh && status == 0)
+        fa_log("records report written to %s", dir);
+    return status;
+}
+
+int fa_report(const char *dir) { return write_report(dir, 1); }
+
 static void on_report_signal(int signo)
 {
     (void)signo;
@@ -414,6 +564,9 @@ static void on_report_signal(int signo)
 
 void fa_report_start(void)
 {
+    if (fa_option_string(FA_OPT_REPORT) && !fa_records_mode)
+        fa_log("FRAMEALLOC_REPORT is set but records are off: no report is written "
+               "(set FRAMEALLOC_RECORDS=sample or full)");
     int signo = (int)fa_option(FA_OPT_REPORT_SIGNAL);
     if (!signo || !fa_records_mode)
         return;
@@ -440,7 +593,7 @@ void fa_report_at_exit(void)
     if (!fa_records_mode || (!fa_option(FA_OPT_RECORDS) && !fa_option_string(FA_OPT_REPORT)))
         return;
     if (fa_option_string(FA_OPT_REPORT)) {
-        fa_report(NULL);
+        write_report(NULL, 0);
         return;
     }
     /* No directory: the top sites on stderr, three frames each. */

@@ -5,6 +5,7 @@
 
 #include <dlfcn.h>
 #include <elfutils/libdwfl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -29,7 +30,7 @@ static struct {
 } dw;
 
 typedef Dwfl *(*begin_fn)(const Dwfl_Callbacks *);
-typedef int (*proc_report_fn)(Dwfl *, pid_t);
+typedef int (*maps_report_fn)(Dwfl *, FILE *);
 typedef int (*report_end_fn)(Dwfl *, int (*)(Dwfl_Module *, void *, const char *, Dwarf_Addr, void *), void *);
 typedef int (*find_elf_fn)(Dwfl_Module *, void **, const char *, Dwarf_Addr, char **, Elf **);
 typedef int (*find_debuginfo_fn)(Dwfl_Module *, void **, const char *, Dwarf_Addr, const char *, const char *,
@@ -63,7 +64,7 @@ void fa_symbols_open(void)
     if (!dw.lib)
         return;
     begin_fn begin = (begin_fn)dlsym(dw.lib, "dwfl_begin");
-    proc_report_fn proc_report = (proc_report_fn)dlsym(dw.lib, "dwfl_linux_proc_report");
+    maps_report_fn maps_report = (maps_report_fn)dlsym(dw.lib, "dwfl_linux_proc_maps_report");
     report_end_fn report_end = (report_end_fn)dlsym(dw.lib, "dwfl_report_end");
     dw.end = (void (*)(Dwfl *))dlsym(dw.lib, "dwfl_end");
     dw.addrmodule = (Dwfl_Module * (*)(Dwfl *, Dwarf_Addr)) dlsym(dw.lib, "dwfl_addrmodule");
@@ -74,13 +75,19 @@ void fa_symbols_open(void)
         dw.lib, "dwfl_lineinfo");
     dw.callbacks.find_elf = (find_elf_fn)dlsym(dw.lib, "dwfl_linux_proc_find_elf");
     dw.callbacks.find_debuginfo = (find_debuginfo_fn)dlsym(dw.lib, "dwfl_standard_find_debuginfo");
-    if (!begin || !proc_report || !report_end || !dw.end || !dw.addrmodule || !dw.addrinfo || !dw.getsrc ||
+    if (!begin || !maps_report || !report_end || !dw.end || !dw.addrmodule || !dw.addrinfo || !dw.getsrc ||
         !dw.lineinfo || !dw.callbacks.find_elf || !dw.callbacks.find_debuginfo)
         return;
     Dwfl *dwfl = begin(&dw.callbacks);
     if (!dwfl)
         return;
-    if (proc_report(dwfl, getpid()) != 0 || report_end(dwfl, NULL, NULL) != 0) {
+    /* /proc/self, not /proc/PID: in a new pid namespace with the host's /proc
+     * mounted (containers), getpid() names another process there. */
+    FILE *maps = fopen("/proc/self/maps", "re");
+    int failed = !maps || maps_report(dwfl, maps) != 0 || report_end(dwfl, NULL, NULL) != 0;
+    if (maps)
+        fclose(maps);
+    if (failed) {
         dw.end(dwfl);
         return;
     }
