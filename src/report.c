@@ -224,14 +224,20 @@ static void program_name(char *out, size_t cap)
 
 /* ---- writers ---- */
 
-static void write_frame_line(out_t *o, uintptr_t pc)
+/* The lines of one return address: its inlined levels, then its function. */
+static void write_frame_lines(out_t *o, uintptr_t pc)
 {
-    fa_symbol_t sym;
-    fa_symbols_lookup(pc, &sym);
-    if (sym.file[0])
-        out_printf(o, "        at %s (%s:%d)\n", sym.function, sym.file, sym.line);
-    else
-        out_printf(o, "        at %s [%s]\n", sym.function, sym.module);
+    const fa_symbol_t *levels;
+    uint32_t count = fa_symbols_lookup(pc, &levels);
+    for (uint32_t k = 0; k < count; k++) {
+        const fa_symbol_t *sym = &levels[k];
+        out_text(o, "        at ", 11);
+        out_text(o, sym->function, strlen(sym->function));
+        if (sym->file[0])
+            out_printf(o, " (%s:%d)%s\n", sym->file, sym->line, sym->inlined ? " [inlined]" : "");
+        else
+            out_printf(o, " [%s]\n", sym->module);
+    }
 }
 
 typedef uint64_t (*site_value_fn)(const fa_site_t *site);
@@ -259,7 +265,7 @@ static void write_top(out_t *o, site_list_t *sites, const char *title, int (*ord
                    (unsigned long long)s->escape_count, intent_name(s->intent), s->tag ? ", tag \"" : "",
                    s->tag ? s->tag : "", s->tag ? "\"" : "");
         for (uint32_t f = 0; f < s->depth && (int)f < depth_shown; f++)
-            write_frame_line(o, s->frames[f]);
+            write_frame_lines(o, s->frames[f]);
     }
     if (!shown)
         out_printf(o, "  (none)\n");
@@ -307,12 +313,12 @@ static void write_summary(out_t *o, site_list_t *sites, int depth_shown)
     fa_records_for_each_tag(write_tag, o);
 }
 
-static void write_json_site(out_t *o, const fa_site_t *s, int first)
+static void write_json_site(out_t *o, const fa_site_t *s, int first_site)
 {
     out_printf(o, "%s\n    {\"id\": %u, \"alloc_count\": %llu, \"alloc_bytes\": %llu, \"live_count\": %llu, "
                "\"live_bytes\": %llu, \"escape_count\": %llu, \"escape_bytes\": %llu, \"samples\": %llu, "
                "\"intent\": \"%s\", \"tag\": ",
-               first ? "" : ",", s->id, (unsigned long long)s->alloc_count, (unsigned long long)s->alloc_bytes,
+               first_site ? "" : ",", s->id, (unsigned long long)s->alloc_count, (unsigned long long)s->alloc_bytes,
                (unsigned long long)s->live_count, (unsigned long long)s->live_bytes,
                (unsigned long long)s->escape_count, (unsigned long long)s->escape_bytes,
                (unsigned long long)s->samples, intent_name(s->intent));
@@ -321,19 +327,24 @@ static void write_json_site(out_t *o, const fa_site_t *s, int first)
     else
         out_text(o, "null", 4);
     out_text(o, ", \"stack\": [", 12);
+    int first = 1;
     for (uint32_t f = 0; f < s->depth; f++) {
-        fa_symbol_t sym;
-        fa_symbols_lookup(s->frames[f], &sym);
-        out_printf(o, "%s{\"address\": \"%p\", \"function\": ", f ? ", " : "", (void *)s->frames[f]);
-        out_json_string(o, sym.function);
-        out_text(o, ", \"file\": ", 10);
-        if (sym.file[0])
-            out_json_string(o, sym.file);
-        else
-            out_text(o, "null", 4);
-        out_printf(o, ", \"line\": %d, \"module\": ", sym.line);
-        out_json_string(o, sym.module);
-        out_text(o, "}", 1);
+        const fa_symbol_t *levels;
+        uint32_t count = fa_symbols_lookup(s->frames[f], &levels);
+        for (uint32_t k = 0; k < count; k++, first = 0) {
+            const fa_symbol_t *sym = &levels[k];
+            out_printf(o, "%s{\"address\": \"%p\", \"function\": ", first ? "" : ", ", (void *)s->frames[f]);
+            out_json_string(o, sym->function);
+            out_text(o, ", \"file\": ", 10);
+            if (sym->file[0])
+                out_json_string(o, sym->file);
+            else
+                out_text(o, "null", 4);
+            out_printf(o, ", \"line\": %d, \"inlined\": %s, \"module\": ", sym->line,
+                       sym->inlined ? "true" : "false");
+            out_json_string(o, sym->module);
+            out_text(o, "}", 1);
+        }
     }
     out_text(o, "]}", 2);
 }
@@ -377,8 +388,21 @@ static void write_json(out_t *o, site_list_t *sites)
     out_text(o, "\n  ]\n}\n", 7);
 }
 
+/* One frame of a folded stack: "function (file.c:line)", with ';' and newlines
+ * (the format's separators) replaced. */
+static void write_folded_frame(out_t *o, const fa_symbol_t *sym)
+{
+    for (const char *c = sym->function; *c; c++)
+        out_text(o, *c == ';' || *c == '\n' ? ":" : c, 1);
+    if (sym->file[0]) {
+        const char *base = strrchr(sym->file, '/');
+        out_printf(o, " (%s:%d)", base ? base + 1 : sym->file, sym->line);
+    }
+}
+
 /* Folded stacks (outermost frame first, ';'-separated, then the value), the input
- * of flame-graph tools. */
+ * of flame-graph tools. Inlined functions are frames of their own, each with the
+ * line where it was called (or, innermost, the line running). */
 static void write_folded(out_t *o, site_list_t *sites, site_value_fn value)
 {
     for (size_t i = 0; i < sites->count; i++) {
@@ -387,12 +411,13 @@ static void write_folded(out_t *o, site_list_t *sites, site_value_fn value)
         if (!v)
             continue;
         for (uint32_t f = s->depth; f-- > 0;) {
-            fa_symbol_t sym;
-            fa_symbols_lookup(s->frames[f], &sym);
-            for (char *c = sym.function; *c; c++)
-                if (*c == ';' || *c == '\n')
-                    *c = ':';
-            out_printf(o, "%s%s", sym.function, f ? ";" : "");
+            const fa_symbol_t *levels;
+            uint32_t count = fa_symbols_lookup(s->frames[f], &levels);
+            for (uint32_t k = count; k-- > 0;) {
+                write_folded_frame(o, &levels[k]);
+                if (f || k)
+                    out_text(o, ";", 1);
+            }
         }
         out_printf(o, " %llu\n", (unsigned long long)v);
     }

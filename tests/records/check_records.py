@@ -29,7 +29,7 @@ TOP_KEYS = {"pid": int, "mode": str, "sample_rate_bytes": int, "records": int, "
             "frames": int, "arena_frame_escapes": int, "sites": list, "tags": list}
 SITE_KEYS = {"id": int, "alloc_count": int, "alloc_bytes": int, "live_count": int, "live_bytes": int,
              "escape_count": int, "escape_bytes": int, "samples": int, "intent": str, "stack": list}
-FRAME_KEYS = {"address": str, "function": str, "line": int, "module": str}
+FRAME_KEYS = {"address": str, "function": str, "line": int, "inlined": bool, "module": str}
 TAG_KEYS = {"name": str, "live_bytes": int, "peak_bytes": int, "alloc_bytes": int, "budget": int}
 FULL = {"FRAMEALLOC_RECORDS": "full"}
 SKIP = 77
@@ -172,8 +172,17 @@ def check_json_schema(report, where):
 FOLDED_LINE = re.compile(r"^(\S[^\n]*) ([1-9][0-9]*)$")
 
 
+FOLDED_PLACE = re.compile(r" \(([^()]*):(\d+)\)$")
+
+
+def folded_function(frame):
+    """A folded frame's function, without its " (file.c:line)"."""
+    return FOLDED_PLACE.sub("", frame)
+
+
 def read_folded(path):
-    """[(frames outermost first, value)]; checks every line's form."""
+    """[(frames outermost first, value)]; checks every line's form. Frames are kept as
+    written ("function (file.c:line)"); see folded_function."""
     rows, bad = [], []
     with open(path) as f:
         for number, line in enumerate(f, 1):
@@ -190,7 +199,7 @@ def read_folded(path):
 
 ENTRY = re.compile(r"^  #\d+  (.+) in (\d+) allocations, live (.+) \((\d+)\), escaped (.+) \((\d+)\); "
                    r"intent (\w+)(?:, tag \"(.*)\")?$")
-FRAME_WITH_LINE = re.compile(r"^        at (.*) \(([^()]*):(\d+)\)$")
+FRAME_WITH_LINE = re.compile(r"^        at (.*) \(([^()]*):(\d+)\)( \[inlined\])?$")
 FRAME_WITHOUT = re.compile(r"^        at (.*) \[(.*)\]$")
 TAG_LINE = re.compile(r"^  (\S+)\s+live (.+?)\s+peak (.+?)\s+allocated (.+?)\s+budget (.+)$")
 
@@ -219,11 +228,11 @@ def parse_summary(text):
             continue
         m = FRAME_WITH_LINE.match(line)
         if m and entry is not None:
-            entry["frames"].append((m.group(1), m.group(2), int(m.group(3))))
+            entry["frames"].append((m.group(1), m.group(2), int(m.group(3)), bool(m.group(4))))
             continue
         m = FRAME_WITHOUT.match(line)
         if m and entry is not None:
-            entry["frames"].append((m.group(1), None, 0))
+            entry["frames"].append((m.group(1), None, 0, False))
     return sections, tags
 
 
@@ -237,8 +246,8 @@ def close_to(text, value):
     return abs(float(number) * scale - value) <= (0.1 * scale if scale > 1 else 0)
 
 
-def folded_total(rows, last_frame):
-    return sum(v for frames, v in rows if frames[-1] == last_frame)
+def folded_total(rows, last_function):
+    return sum(v for frames, v in rows if folded_function(frames[-1]) == last_function)
 
 
 REPORT_DIR = re.compile(r"^(?P<pid>\d+)(?:\.(?P<n>\d+))?(?:-(?P<again>\d+))?$")
@@ -323,7 +332,7 @@ def test_sites(a):
           "summary.txt: churn_site is among the top sites by bytes")
 
     # Folded stacks: outermost first, the site function last, values as in the JSON.
-    live = [f for f, _ in r.folded["live"] if f[-1] == "leak_site"]
+    live = [[folded_function(x) for x in f] for f, _ in r.folded["live"] if folded_function(f[-1]) == "leak_site"]
     check(live and all(f[0] == "_start" and f[-2] == "main" for f in live),
           "live.folded: leak_site stacks run _start;...;main;leak_site (outermost first)")
     check(folded_total(r.folded["live"], "leak_site") == expect["leak"]["bytes"],
@@ -548,14 +557,66 @@ def test_cxx(a):
     std = [s for s in hud if any(f["function"].startswith(("std::", "void std::")) for f in s["stack"])]
     check(std and all(s["intent"] == "frame" for s in std),
           "std::vector / std::string growth in game::build_hud: demangled std:: frames, intent frame")
-    check(any(s["stack"][0]["function"].startswith("std::__cxx11::basic_string") for s in std),
+    def innermost(s):  # the levels of the innermost return address: inlined functions, then its function
+        return [f["function"] for f in s["stack"] if f["address"] == s["stack"][0]["address"]]
+    check(any(n.startswith("std::__cxx11::basic_string") for s in std for n in innermost(s)),
           "std::string growth names std::__cxx11::basic_string")
-    check(any("std::vector<int" in s["stack"][0]["function"] for s in std),
+    check(any("std::vector<int" in n for s in std for n in innermost(s)),
           "std::vector growth names std::vector<int")
-    check(any(f[-1] == "game::spawn_widget(int)" and f[-2] == "main" for f, _ in r.folded["live"]),
+    check(any(folded_function(f[-1]) == "game::spawn_widget(int)" and folded_function(f[-2]) == "main"
+              for f, _ in r.folded["live"]),
           "live.folded: ...;main;game::spawn_widget(int)")
     check(not any(f["function"].startswith("_Z") for s in r.json["sites"] for f in s["stack"]),
           "no mangled names left in report.json")
+
+
+def test_cxx_inline(a):
+    """-O2 -g C++: each site names this program's file:line through the inlined STL
+    frames (report.json, summary.txt, folded stacks); long names are whole."""
+    lines = markers(a.source)
+    base = os.path.basename(a.source)
+    work = fresh_dir(a.workdir)
+    out, _ = run([a.exe], a.preload, dict(FULL, FRAMEALLOC_REPORT=os.path.join(work, "report")))
+    check("enemies 2000 scores 2000" in out, "the program ran")
+    r = Report(exit_report(os.path.join(work, "report"), a.exe))
+    sites = r.json["sites"]
+
+    def own_frame(stack, line):
+        """Index of the first frame at base:line, or None."""
+        return next((i for i, f in enumerate(stack) if f["file"] and os.path.basename(f["file"]) == base
+                     and f["line"] == line), None)
+
+    for name, std_word in (("new", None), ("vector", "std::vector<int"), ("string", "basic_string"),
+                           ("registry", "std::")):
+        line = lines[name]
+        found = [(s, own_frame(s["stack"], line)) for s in sites]
+        found = [(s, i) for s, i in found if i is not None]
+        check(found, "report.json: a site names %s:%d (%s)" % (base, line, name))
+        if std_word:
+            through = [s for s, i in found if any(std_word in f["function"] and f["inlined"] for f in s["stack"][:i])]
+            check(through, "report.json: %s:%d is reached through inlined %s... frames" % (base, line, std_word))
+        check(any(s["stack"][i]["inlined"] and s["stack"][i]["function"].startswith("game::") for s, i in found),
+              "report.json: the %s:%d frame is game::..., marked inlined (into main)" % (base, line))
+        entries = [e for e in r.section("Top call sites by bytes") + r.section("Top call sites by number")
+                   if any(os.path.basename(fr[1] or "") == base and fr[2] == line for fr in e["frames"])]
+        check(entries, "summary.txt: a top site shows %s:%d" % (base, line))
+        folded = [f for f, _ in r.folded["allocations"] if any(x.endswith("(%s:%d)" % (base, line)) for x in f)]
+        check(folded, "allocations.folded: a stack with a frame at (%s:%d)" % (base, line))
+    # new, directly in game::spawn inlined into main: the innermost frame is the program's.
+    new_sites = [s for s in sites if own_frame(s["stack"], lines["new"]) == 0]
+    check(sum(s["alloc_count"] for s in new_sites) == 2000 and sum(s["live_count"] for s in new_sites) == 2000,
+          "new at %s:%d: 2000 allocations, 2000 live (leaked)" % (base, lines["new"]))
+    leaks = [e for e in r.section("Still allocated") if e["frames"] and e["frames"][0][1:3] and
+             os.path.basename(e["frames"][0][1] or "") == base and e["frames"][0][2] == lines["new"]]
+    check(leaks and leaks[0]["frames"][0][0] == "game::spawn" and leaks[0]["frames"][0][3],
+          "summary.txt leaks: first frame 'game::spawn (%s:%d) [inlined]'" % (base, lines["new"]))
+    check(any(f[0] == "main" for f in leaks[0]["frames"][1:2]), "summary.txt leaks: then main")
+    # Whole names: the std::map node allocation's names are thousands of characters.
+    longest = max((f["function"] for s in sites for f in s["stack"]), key=len)
+    check(len(longest) > 1000 and longest.count("<") == longest.count(">"),
+          "report.json: function names are whole (longest %d characters, its <> balanced)" % len(longest))
+    check(longest in r.summary_text, "summary.txt shows that name whole")
+    check(not any(f["function"].startswith("_Z") for s in sites for f in s["stack"]), "no mangled names")
 
 
 def test_report_after_dlopen(a):
@@ -672,7 +733,7 @@ def test_report_files(a):
     else:
         print("SKIP  (part) not root: the file-of-another-owner case is not tested")
     rows = read_folded(os.path.join(hostile, "allocations.folded"))
-    check(any(f[-1] == "names_site" for f, _ in rows), "the other files are still written (allocations.folded)")
+    check(any(folded_function(f[-1]) == "names_site" for f, _ in rows), "the other files are still written (allocations.folded)")
 
 
 def test_bench_smoke(a):
