@@ -87,7 +87,18 @@ static void out_printf(out_t *o, const char *fmt, ...)
     out_text(o, line, n);
 }
 
-/* A JSON string literal. */
+/* Length of the valid UTF-8 sequence at s, or 0. */
+static size_t utf8_length(const unsigned char *s)
+{
+    size_t n = s[0] >= 0xf0 && s[0] < 0xf5 ? 4 : s[0] >= 0xe0 ? 3 : s[0] >= 0xc2 && s[0] < 0xe0 ? 2 : 0;
+    for (size_t i = 1; i < n; i++)
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+    return n;
+}
+
+/* A JSON string literal. Bytes that are not UTF-8 (a name in another encoding) are
+ * written as the Latin-1 characters they would be, so the file always parses. */
 static void out_json_string(out_t *o, const char *s)
 {
     out_text(o, "\"", 1);
@@ -98,8 +109,16 @@ static void out_json_string(out_t *o, const char *s)
             out_text(o, esc, 2);
         } else if (c < 0x20) {
             out_printf(o, "\\u%04x", c);
-        } else {
+        } else if (c < 0x80) {
             out_text(o, (const char *)&c, 1);
+        } else {
+            size_t n = utf8_length((const unsigned char *)s);
+            if (n) {
+                out_text(o, s, n);
+                s += n - 1;
+            } else {
+                out_printf(o, "\\u%04x", c);
+            }
         }
     }
     out_text(o, "\"", 1);
@@ -233,10 +252,15 @@ static void write_frame_lines(out_t *o, uintptr_t pc)
         const fa_symbol_t *sym = &levels[k];
         out_text(o, "        at ", 11);
         out_text(o, sym->function, strlen(sym->function));
-        if (sym->file[0])
-            out_printf(o, " (%s:%d)%s\n", sym->file, sym->line, sym->inlined ? " [inlined]" : "");
-        else
-            out_printf(o, " [%s]\n", sym->module);
+        if (sym->file[0]) {
+            out_text(o, " (", 2);
+            out_text(o, sym->file, strlen(sym->file));
+            out_printf(o, ":%d)%s\n", sym->line, sym->inlined ? " [inlined]" : "");
+        } else {
+            out_text(o, " [", 2);
+            out_text(o, sym->module, strlen(sym->module));
+            out_text(o, "]\n", 2);
+        }
     }
 }
 
@@ -396,7 +420,10 @@ static void write_folded_frame(out_t *o, const fa_symbol_t *sym)
         out_text(o, *c == ';' || *c == '\n' ? ":" : c, 1);
     if (sym->file[0]) {
         const char *base = strrchr(sym->file, '/');
-        out_printf(o, " (%s:%d)", base ? base + 1 : sym->file, sym->line);
+        base = base ? base + 1 : sym->file;
+        out_text(o, " (", 2);
+        out_text(o, base, strlen(base));
+        out_printf(o, ":%d)", sym->line);
     }
 }
 
@@ -472,16 +499,29 @@ static int make_report_dir(const char *base, unsigned snapshot, char *path, size
     }
     char name[80];
     program_name(name, sizeof name);
+    if (strlen(base) + sizeof name + 64 > cap) {
+        fa_log("report: FRAMEALLOC_REPORT is too long a path");
+        return -1;
+    }
     for (int attempt = 1; attempt <= 100; attempt++) {
-        char stem[PATH_MAX];
+        /* fa_format cuts each %s at 255 characters: the path is put together by hand. */
+        char number[64];
         if (snapshot)
-            fa_format(stem, sizeof stem, "%s/%s.%d.%u", base, name, (int)getpid(), snapshot);
+            fa_format(number, sizeof number, ".%d.%u", (int)getpid(), snapshot);
         else
-            fa_format(stem, sizeof stem, "%s/%s.%d", base, name, (int)getpid());
-        if (attempt == 1)
-            fa_format(path, cap, "%s", stem);
-        else
-            fa_format(path, cap, "%s-%d", stem, attempt);
+            fa_format(number, sizeof number, ".%d", (int)getpid());
+        if (attempt > 1) {
+            size_t n = strlen(number);
+            fa_format(number + n, sizeof number - n, "-%d", attempt);
+        }
+        size_t at = 0;
+        const char *parts[] = {base, "/", name, number};
+        for (size_t i = 0; i < 4; i++) {
+            size_t n = strlen(parts[i]);
+            memcpy(path + at, parts[i], n);
+            at += n;
+        }
+        path[at] = '\0';
         if (mkdir(path, 0755) == 0)
             return 0;
         if (errno != EEXIST)

@@ -106,6 +106,19 @@ static void arena_reset(void)
     }
 }
 
+/* Appends text to the string in out (cap bytes in all), cut if it must be: fa_format
+ * cuts every %s at 255 characters, too short for C++ names and paths. */
+static void append(char *out, size_t cap, const char *text)
+{
+    size_t len = strlen(out), n = strlen(text);
+    if (len + 1 >= cap)
+        return;
+    if (n > cap - len - 1)
+        n = cap - len - 1;
+    memcpy(out + len, text, n);
+    out[len + n] = '\0';
+}
+
 /* Lookups of one report, by address: stacks share most of their frames. */
 #define CACHE_SLOTS (1u << 16)
 typedef struct {
@@ -203,8 +216,13 @@ static const char *function_text(const char *name, size_t offset)
     if (offset) {
         size_t n = strlen(shown) + 24;
         char *text = arena_take(n);
-        if (text)
-            fa_format(text, n, "%s+%zu", shown, offset);
+        if (text) {
+            char number[24];
+            fa_format(number, sizeof number, "+%zu", offset);
+            text[0] = '\0';
+            append(text, n, shown);
+            append(text, n, number);
+        }
         result = text ? text : "?";
     } else {
         result = arena_text(shown);
@@ -291,8 +309,8 @@ static void scope_prefix(Dwarf_Die *die, char *out, size_t cap)
             tag != DW_TAG_union_type)
             continue;
         const char *name = dw.diename(&parents[i]);
-        size_t len = strlen(out);
-        fa_format(out + len, cap - len, "%s::", name ? name : "(anonymous namespace)");
+        append(out, cap, name ? name : "(anonymous namespace)");
+        append(out, cap, "::");
     }
     free(parents);
 }
@@ -312,11 +330,10 @@ static const char *scope_name(Dwarf_Die *die)
         name = dw.formstring(&attr);
     if (!name)
         return NULL;
-    char qualified[1024] = "";
+    char qualified[8192] = "";
     if (dw.formref_die && dw.diename)
         scope_prefix(die, qualified, sizeof qualified);
-    size_t len = strlen(qualified);
-    fa_format(qualified + len, sizeof qualified - len, "%s", name);
+    append(qualified, sizeof qualified, name);
     return arena_text(qualified);
 }
 
@@ -324,11 +341,12 @@ static const char *scope_name(Dwarf_Die *die)
  * directory, "dir/../" folded. */
 static const char *source_path(const char *path, const char *comp_dir)
 {
-    char joined[4096];
-    if (path[0] != '/' && comp_dir && comp_dir[0] == '/')
-        fa_format(joined, sizeof joined, "%s/%s", comp_dir, path);
-    else
-        fa_format(joined, sizeof joined, "%s", path);
+    char joined[4096] = "";
+    if (path[0] != '/' && comp_dir && comp_dir[0] == '/') {
+        append(joined, sizeof joined, comp_dir);
+        append(joined, sizeof joined, "/");
+    }
+    append(joined, sizeof joined, path);
     /* Fold "/x/../" (x not "..") and "/./" in place. */
     char *p;
     while ((p = strstr(joined, "/./")))
@@ -429,10 +447,14 @@ static uint32_t add_inlined(Dwfl_Module *mod, Dwarf_Addr call, fa_symbol_t *leve
 /* "module+0xoffset", or the address alone. */
 static const char *unnamed(uintptr_t pc, const Dl_info *info, const char *module)
 {
-    char text[160];
-    if (info && info->dli_fname)
-        fa_format(text, sizeof text, "%s+0x%zx", module, (size_t)(pc - (uintptr_t)info->dli_fbase));
-    else
+    char text[512];
+    if (info && info->dli_fname) {
+        char offset[32];
+        fa_format(offset, sizeof offset, "+0x%zx", (size_t)(pc - (uintptr_t)info->dli_fbase));
+        text[0] = '\0';
+        append(text, sizeof text, module);
+        append(text, sizeof text, offset);
+    } else
         fa_format(text, sizeof text, "%p", (void *)pc);
     return arena_text(text);
 }
