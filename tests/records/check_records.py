@@ -19,8 +19,11 @@ import json
 import os
 import re
 import shutil
+import struct
 import subprocess
 import sys
+import tempfile
+import zlib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 REPORT_FILES = ["summary.txt", "report.json", "allocations.folded", "live.folded", "escapes.folded"]
@@ -617,6 +620,179 @@ def test_cxx_inline(a):
           "report.json: function names are whole (longest %d characters, its <> balanced)" % len(longest))
     check(longest in r.summary_text, "summary.txt shows that name whole")
     check(not any(f["function"].startswith("_Z") for s in sites for f in s["stack"]), "no mangled names")
+
+
+def two_runs(a, work):
+    """Runs the diff program with N=100 (A) and N=300 (B), each with a frame log; returns
+    the two FRAMEALLOC_REPORT directories."""
+    bases = []
+    for name, n in (("A", 100), ("B", 300)):
+        base = os.path.join(work, name)
+        run([a.exe, str(n)], a.preload, dict(FULL, FRAMEALLOC_REPORT=base,
+                                             FRAMEALLOC_FRAMELOG=os.path.join(work, name + "-frames.csv")))
+        bases.append(base)
+    return bases
+
+
+def run_script(name, *args, expect_rc=0):
+    cmd = [sys.executable, os.path.join(ROOT, "scripts", name)] + list(args)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    check(proc.returncode == expect_rc, "%s exits %d (%d)%s" % (
+        " ".join([name] + list(args)), expect_rc, proc.returncode,
+        "" if proc.returncode == expect_rc else ": " + (proc.stderr or proc.stdout)[-1500:]))
+    return proc.stdout
+
+
+def test_diff(a):
+    """framealloc-diff A B: the site that allocates more in B is listed as grown (bytes and
+    count), the unchanged one is not, B's new leak is listed, frame times side by side."""
+    lines = markers(a.source)
+    base = os.path.basename(a.source)
+    work = fresh_dir(a.workdir)
+    dir_a, dir_b = two_runs(a, work)
+    html = os.path.join(work, "diff.html")
+    text = run_script("framealloc-diff", dir_a, dir_b, "--html", html)
+    print(text)
+    sections = {}
+    for block in text.split("\n\n"):
+        title, _, body = block.partition("\n")
+        sections[title.rstrip(":")] = body
+    grew = sections.get("Sites that grew (bytes allocated)", "")
+    first = grew.splitlines()[:2]
+    check(len(first) == 2 and "at grow_site (%s:%d)" % (base, lines["grow"]) in first[1],
+          "the first grown site is grow_site (%s:%d): %s" % (base, lines["grow"], first))
+    check("+195.3 KiB (+200%)" in first[0] and "97.7 KiB -> 293.0 KiB" in first[0] and "count 100 -> 300" in first[0],
+          "grow_site: +200%% bytes, 97.7 KiB -> 293.0 KiB, count 100 -> 300 (%s)" % first[0].strip())
+    steady = "steady_site (%s:%d)" % (base, lines["steady"])
+    check(steady not in grew and steady not in sections.get("Sites that shrank (bytes allocated)", ""),
+          "steady_site (the same in both runs) neither grew nor shrank")
+    leaks = sections.get("New leaks (more still allocated in B)", "")
+    check("at leak_site (%s:%d)" % (base, lines["leak"]) in leaks and "count 0 -> 5" in leaks,
+          "new leaks: leak_site with 5 blocks in B only")
+    frames = next((b for t, b in sections.items() if t.startswith("Frame times (ms)")), "")
+    rows = {l.split()[0]: l.split()[1:] for l in frames.splitlines() if l.strip()}
+    check(rows.get("frames") == ["20", "20"] and "p99" in rows and "p50" in rows,
+          "frame times side by side: 20 frames each, p50 and p99 (%s)" % frames.replace("\n", " | ")[:200])
+    check(os.path.isfile(html), "the HTML page is written")
+    with open(html) as f:
+        page = f.read()
+    data = json.loads(re.search(r'<script id="fa-data" type="application/json">(.*?)</script>', page, re.S).group(1))
+    check(data["kind"] == "diff" and any(frame_is(r["stack"][0], "grow_site", base, lines["grow"])
+                                         for r in data["diff"]["grew"][:1]),
+          "diff.html carries the same data: grow_site first among the grown sites")
+    check(data["a"]["frames"]["stats"]["frames"] == 20 and data["b"]["frames"]["stats"]["frames"] == 20,
+          "diff.html has both frame logs")
+    bad = run_script("framealloc-diff", dir_a, os.path.join(work, "missing"), expect_rc=2)
+    check(bad == "", "a missing report: exit 2, nothing on stdout")
+
+
+# ---- the HTML page in a real browser ----
+
+def png_pixels(path):
+    """(width, height, rows of RGB(A) tuples) of an 8-bit RGB or RGBA PNG."""
+    with open(path, "rb") as f:
+        data = f.read()
+    check(data[:8] == b"\x89PNG\r\n\x1a\n", "%s is a PNG" % os.path.basename(path))
+    pos, idat, width = 8, b"", None
+    while pos < len(data):
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        body = data[pos + 8:pos + 8 + length]
+        if kind == b"IHDR":
+            width, height, depth, colour = struct.unpack(">IIBB", body[:10])
+        elif kind == b"IDAT":
+            idat += body
+        pos += 12 + length
+    check(width and depth == 8 and colour in (2, 6), "the PNG is 8-bit RGB or RGBA")
+    bpp = 3 if colour == 2 else 4
+    raw = zlib.decompress(idat)
+    stride = width * bpp
+    rows, prev = [], bytearray(stride)
+    for y in range(height):
+        filt = raw[y * (stride + 1)]
+        line = bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        if filt == 2:  # the common filters without a loop per byte in Python
+            line = bytearray((x + u) & 255 for x, u in zip(line, prev))
+            filt = 0
+        for i in range(stride if filt else 0):
+            left = line[i - bpp] if i >= bpp else 0
+            up, corner = prev[i], prev[i - bpp] if i >= bpp else 0
+            if filt == 1:
+                line[i] = (line[i] + left) & 255
+            elif filt == 2:
+                line[i] = (line[i] + up) & 255
+            elif filt == 3:
+                line[i] = (line[i] + (left + up) // 2) & 255
+            elif filt == 4:
+                p = left + up - corner
+                pa, pb, pc = abs(p - left), abs(p - up), abs(p - corner)
+                line[i] = (line[i] + (left if pa <= pb and pa <= pc else up if pb <= pc else corner)) & 255
+        rows.append([tuple(line[x:x + 3]) for x in range(0, stride, bpp)])
+        prev = line
+    return width, height, rows
+
+
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--enable-logging=stderr", "--v=0", "--window-size=1100,1300"]
+
+
+def chromium(browser, page, *extra):
+    """(stdout, stderr) of one headless chromium run on page, with a new empty profile."""
+    with tempfile.TemporaryDirectory(prefix="fa-chromium-") as profile:
+        proc = subprocess.run([browser] + CHROMIUM_FLAGS + ["--user-data-dir=" + profile] + list(extra) +
+                              ["file://" + page], capture_output=True, text=True, timeout=120)
+    return proc.stdout, proc.stderr
+
+
+def check_page(browser, page, kind, work, must_show):
+    name = os.path.basename(page)
+    with open(page) as f:
+        text = f.read()
+    external = re.findall(r"""<(?:script|link|img|iframe)[^>]*(?:src|href)\s*=|@import|url\(\s*['"]?(?:https?:)?//""",
+                          text)
+    check(not external, "%s: one self-contained file (no external script, style, image or font)" % name)
+    dom, err = chromium(browser, page, "--dump-dom")
+    errors = [l for l in err.splitlines() if "Uncaught" in l or ("CONSOLE" in l and "ERROR" in l)]
+    check(not errors, "%s: loads with no console error%s" % (name, "" if not errors else ": " + errors[0][:300]))
+    check('data-rendered="%s"' % kind in dom, "%s: the script ran to the end (data-rendered=%s)" % (name, kind))
+    nodes = dom.count('class="fg-node"')
+    check(nodes >= 5, "%s: the flame graph's rectangles were drawn by the script (%d)" % (name, nodes))
+    check('class="series"' in dom, "%s: the frame-time chart has its line" % name)
+    for word in must_show:
+        check(word in dom, "%s: shows %s" % (name, word))
+    shot = os.path.join(work, name + ".png")
+    _, err = chromium(browser, page, "--screenshot=" + shot)
+    check(os.path.isfile(shot), "%s: screenshot taken" % name)
+    width, height, rows = png_pixels(shot)
+    colours = {px for row in rows[::4] for px in row[::2]}
+    background = max(set(rows[height // 2]), key=rows[height // 2].count)
+    inked = sum(1 for row in rows[::8] for px in row[::4] if px != background)
+    total = len(rows[::8]) * len(rows[0][::4])
+    check(len(colours) >= 50 and inked > total // 20,
+          "%s: the screenshot is not blank (%dx%d, %d colours, %d%% not background)" % (
+              name, width, height, len(colours), 100 * inked // total))
+    return shot
+
+
+def test_html(a):
+    """The report page and the diff page in headless chromium."""
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not browser:
+        print("SKIP: chromium is not installed (Debian package chromium; scripts/install-deps): "
+              "the HTML pages were not tested in a browser")
+        sys.exit(SKIP)
+    lines = markers(a.source)
+    work = fresh_dir(a.workdir)
+    dir_a, dir_b = two_runs(a, work)
+    out = run_script("framealloc-report", dir_b)
+    page = out.split()[0]
+    check(page.endswith("/report.html") and os.path.dirname(page) == exit_report(dir_b, a.exe),
+          "framealloc-report writes report.html next to summary.txt (%s)" % page)
+    check_page(browser, page, "report", work, ["grow_site", "leak_site", "Frame times", "p99.9 (ms)",
+                                               "diff.c:%d" % lines["grow"]])
+    diff_page = os.path.join(work, "diff.html")
+    run_script("framealloc-diff", dir_a, dir_b, "--html", diff_page)
+    check_page(browser, diff_page, "diff", work, ["grow_site", "Sites that grew", "+200%"])
 
 
 def test_report_after_dlopen(a):
