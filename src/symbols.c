@@ -41,8 +41,11 @@ static struct {
     const char *(*lineinfo)(Dwfl_Line *, Dwarf_Addr *, int *, int *, Dwarf_Word *, Dwarf_Word *);
     /* inlined levels (optional: without them, one level per address) */
     Dwarf_Die *(*addrdie)(Dwfl_Module *, Dwarf_Addr, Dwarf_Addr *);
-    int (*getscopes)(Dwarf_Die *, Dwarf_Addr, Dwarf_Die **);
     int (*getscopes_die)(Dwarf_Die *, Dwarf_Die **);
+    int (*child)(Dwarf_Die *, Dwarf_Die *);
+    int (*siblingof)(Dwarf_Die *, Dwarf_Die *);
+    int (*haspc)(Dwarf_Die *, Dwarf_Addr);
+    Dwarf_Off (*dieoffset)(Dwarf_Die *);
     int (*tag)(Dwarf_Die *);
     Dwarf_Attribute *(*attr_integrate)(Dwarf_Die *, unsigned int, Dwarf_Attribute *);
     Dwarf_Attribute *(*attr)(Dwarf_Die *, unsigned int, Dwarf_Attribute *);
@@ -119,6 +122,16 @@ static void append(char *out, size_t cap, const char *text)
     out[len + n] = '\0';
 }
 
+/* Names by DIE, for one report: the same functions are inlined at many addresses,
+ * and qualifying a name walks its compilation unit. */
+#define NAME_SLOTS 4096
+typedef struct {
+    const void *module;
+    Dwarf_Off offset;
+    const char *name;
+} name_slot_t;
+static name_slot_t *names;
+
 /* Lookups of one report, by address: stacks share most of their frames. */
 #define CACHE_SLOTS (1u << 16)
 typedef struct {
@@ -145,6 +158,7 @@ void fa_symbols_open(void)
         demangle = (demangle_fn)dlsym(RTLD_DEFAULT, "__cxa_demangle");
     reset_cache();
     arena_reset();
+    names = NULL; /* it lived in the arena */
     fa_symbols_close(); /* modules may have come and gone since the last report */
     if (!dw.lib)
         dw.lib = dlopen("libdw.so.1", RTLD_NOW | RTLD_LOCAL);
@@ -159,8 +173,11 @@ void fa_symbols_open(void)
     LOAD(getsrc, "dwfl_module_getsrc");
     LOAD(lineinfo, "dwfl_lineinfo");
     LOAD(addrdie, "dwfl_module_addrdie");
-    LOAD(getscopes, "dwarf_getscopes");
     LOAD(getscopes_die, "dwarf_getscopes_die");
+    LOAD(child, "dwarf_child");
+    LOAD(siblingof, "dwarf_siblingof");
+    LOAD(haspc, "dwarf_haspc");
+    LOAD(dieoffset, "dwarf_dieoffset");
     LOAD(tag, "dwarf_tag");
     LOAD(attr_integrate, "dwarf_attr_integrate");
     LOAD(attr, "dwarf_attr");
@@ -315,10 +332,31 @@ static void scope_prefix(Dwarf_Die *die, char *out, size_t cap)
     free(parents);
 }
 
+static const char *scope_name_uncached(Dwarf_Die *die);
+
 /* The name of a subprogram or inlined instance: its linkage name demangled (whole
  * signature), else its plain name qualified by its namespaces and classes; both
  * found through DW_AT_abstract_origin. */
-static const char *scope_name(Dwarf_Die *die)
+static const char *scope_name(const void *module, Dwarf_Die *die)
+{
+    if (!names)
+        names = arena_take(NAME_SLOTS * sizeof *names);
+    if (!names || !dw.dieoffset)
+        return scope_name_uncached(die);
+    Dwarf_Off offset = dw.dieoffset(die);
+    name_slot_t *slot = &names[(size_t)((offset * 0x9e3779b97f4a7c15ULL) >> 52) % NAME_SLOTS];
+    if (slot->name && slot->module == module && slot->offset == offset)
+        return slot->name;
+    const char *name = scope_name_uncached(die);
+    if (name) {
+        slot->module = module;
+        slot->offset = offset;
+        slot->name = name;
+    }
+    return name;
+}
+
+static const char *scope_name_uncached(Dwarf_Die *die)
 {
     Dwarf_Attribute attr;
     const char *name = NULL;
@@ -362,12 +400,39 @@ static const char *source_path(const char *path, const char *comp_dir)
     return arena_text(joined);
 }
 
+/* The concrete function scopes that hold addr, outermost first: the subprogram,
+ * then each inlined instance nested in it. One walk down the compilation unit,
+ * entering only DIEs whose ranges hold addr (and namespaces and classes, which hold
+ * functions without having ranges of their own). Returns the new depth. */
+static int find_chain(Dwarf_Die *parent, Dwarf_Addr addr, Dwarf_Die *chain, int depth, int max)
+{
+    Dwarf_Die child;
+    if (dw.child(parent, &child) != 0)
+        return depth;
+    do {
+        int tag = dw.tag(&child);
+        if (tag == DW_TAG_namespace || tag == DW_TAG_class_type || tag == DW_TAG_structure_type ||
+            tag == DW_TAG_union_type) {
+            int found = find_chain(&child, addr, chain, depth, max);
+            if (found > depth)
+                return found;
+        } else if ((tag == DW_TAG_subprogram || tag == DW_TAG_inlined_subroutine || tag == DW_TAG_lexical_block ||
+                    tag == DW_TAG_try_block || tag == DW_TAG_catch_block) &&
+                   dw.haspc(&child, addr) > 0) {
+            if ((tag == DW_TAG_subprogram || tag == DW_TAG_inlined_subroutine) && depth < max)
+                chain[depth++] = child;
+            return find_chain(&child, addr, chain, depth, max);
+        }
+    } while (dw.siblingof(&child, &child) == 0);
+    return depth;
+}
+
 /* Expands levels[0] (filled from the symbol table and the line table) into the
  * inlined chain at address (module-relative to the DWARF: bias removed). Returns
  * the number of levels. */
 static uint32_t add_inlined(Dwfl_Module *mod, Dwarf_Addr call, fa_symbol_t *levels)
 {
-    if (!dw.addrdie || !dw.getscopes || !dw.getscopes_die || !dw.tag || !dw.attr_integrate || !dw.attr || !dw.formstring ||
+    if (!dw.addrdie || !dw.child || !dw.siblingof || !dw.haspc || !dw.getscopes_die || !dw.tag || !dw.attr_integrate || !dw.attr || !dw.formstring ||
         !dw.formudata || !dw.getsrcfiles || !dw.filesrc)
         return 1;
     Dwarf_Addr bias = 0;
@@ -378,18 +443,12 @@ static uint32_t add_inlined(Dwfl_Module *mod, Dwarf_Addr call, fa_symbol_t *leve
     const char *comp_dir = dw.attr(cu, DW_AT_comp_dir, &comp_attr) ? dw.formstring(&comp_attr) : NULL;
     if (levels[0].file[0])
         levels[0].file = source_path(levels[0].file, comp_dir);
-    /* dwarf_getscopes continues past the innermost inlined instance into its
-     * abstract definition; the concrete chain (each inlined instance nested in the
-     * one it was inlined into) comes from dwarf_getscopes_die on the innermost. */
-    Dwarf_Die *at_pc = NULL;
-    int found = dw.getscopes(cu, call - bias, &at_pc);
-    Dwarf_Die *scopes = NULL;
-    int nscopes = found > 0 ? dw.getscopes_die(&at_pc[0], &scopes) : -1;
-    free(at_pc);
-    if (nscopes <= 0) {
-        free(scopes);
+    Dwarf_Die chain[64], scopes[64];
+    int nscopes = find_chain(cu, call - bias, chain, 0, 64);
+    if (nscopes <= 0)
         return 1;
-    }
+    for (int i = 0; i < nscopes; i++) /* innermost first, as the levels go */
+        scopes[i] = chain[nscopes - 1 - i];
     Dwarf_Files *files = NULL;
     size_t nfiles = 0;
     if (dw.getsrcfiles(cu, &files, &nfiles) != 0)
@@ -409,14 +468,14 @@ static uint32_t add_inlined(Dwfl_Module *mod, Dwarf_Addr call, fa_symbol_t *leve
         if (tag == DW_TAG_subprogram) {
             level->inlined = 0;
             if (!physical.function) {
-                const char *name = scope_name(&scopes[i]);
+                const char *name = scope_name(mod, &scopes[i]);
                 if (name)
                     level->function = name;
             }
             break;
         }
         level->inlined = 1;
-        const char *name = scope_name(&scopes[i]);
+        const char *name = scope_name(mod, &scopes[i]);
         level->function = name ? name : "?";
         /* The next level's code is where this one was called. */
         Dwarf_Attribute attr;
@@ -431,7 +490,6 @@ static uint32_t add_inlined(Dwfl_Module *mod, Dwarf_Addr call, fa_symbol_t *leve
         if (dw.attr(&scopes[i], DW_AT_call_line, &attr) && dw.formudata(&attr, &call_line) == 0)
             line = (int)call_line;
     }
-    free(scopes);
     if (count == 0 || levels[count - 1].inlined) { /* no subprogram scope: keep the physical level */
         if (count == MAX_LEVELS)
             count--;
