@@ -143,9 +143,11 @@ static inline int fa_stats_get(fa_stats *out)
 /* True when the loaded library's table has the member (an older library's is shorter). */
 #define fa__has(api, member) ((api)->size >= offsetof(fa_api, member) + sizeof((api)->member) && (api)->member)
 
-/* Writes the allocation-records report (summary.txt, report.json, *.folded) into dir,
- * or into FRAMEALLOC_REPORT when dir is NULL. 0 on success; -1 without the library,
- * when records are off (FRAMEALLOC_RECORDS) or when dir cannot be written. */
+/* Writes the allocation-records report (summary.txt, report.json, *.folded) into dir
+ * (created if missing), or, when dir is NULL, into a new directory
+ * FRAMEALLOC_REPORT/PROGRAM.PID.N (N = 1, 2, ... per process). 0 on success; -1
+ * without the library, when records are off (FRAMEALLOC_RECORDS) or when a file
+ * cannot be written (a symlink or a file of another owner is never replaced). */
 static inline int fa_report(const char *dir)
 {
     const fa_api *api = fa__api();

@@ -1,8 +1,21 @@
 /* Report writers. They run outside the allocation paths (API calls, frame end,
- * exit), with recording paused on the calling thread, so they may allocate. */
+ * exit), with recording paused on the calling thread, so they may allocate.
+ *
+ * Where reports go, so that none replaces another (a launcher's, a child's, an
+ * earlier snapshot's, an earlier run's with the same pid):
+ *   fa_report(dir)             exactly dir (created, with its parents, if missing)
+ *   FRAMEALLOC_REPORT=BASE     BASE/NAME.PID/ at exit, BASE/NAME.PID.N/ for the Nth
+ *                              report before exit (report signal, fa_report(NULL))
+ * NAME is the program's name (program_invocation_short_name). BASE is created with
+ * its parents. A directory under BASE is always a new one made by this process: a
+ * name already taken gets "-2", "-3", ... Files are opened without following
+ * symlinks: with O_EXCL in a new directory; in a directory given to fa_report, an
+ * existing file is replaced only when it is a regular file of ours (same owner,
+ * one link). */
 #include "report.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -29,6 +42,7 @@ typedef struct {
     int fd;
     size_t len;
     int failed;
+    int items; /* JSON array items written so far (the tags list) */
     char buf[16384];
 } out_t;
 
@@ -73,7 +87,18 @@ static void out_printf(out_t *o, const char *fmt, ...)
     out_text(o, line, n);
 }
 
-/* A JSON string literal. */
+/* Length of the valid UTF-8 sequence at s, or 0. */
+static size_t utf8_length(const unsigned char *s)
+{
+    size_t n = s[0] >= 0xf0 && s[0] < 0xf5 ? 4 : s[0] >= 0xe0 ? 3 : s[0] >= 0xc2 && s[0] < 0xe0 ? 2 : 0;
+    for (size_t i = 1; i < n; i++)
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+    return n;
+}
+
+/* A JSON string literal. Bytes that are not UTF-8 (a name in another encoding) are
+ * written as the Latin-1 characters they would be, so the file always parses. */
 static void out_json_string(out_t *o, const char *s)
 {
     out_text(o, "\"", 1);
@@ -84,21 +109,48 @@ static void out_json_string(out_t *o, const char *s)
             out_text(o, esc, 2);
         } else if (c < 0x20) {
             out_printf(o, "\\u%04x", c);
-        } else {
+        } else if (c < 0x80) {
             out_text(o, (const char *)&c, 1);
+        } else {
+            size_t n = utf8_length((const unsigned char *)s);
+            if (n) {
+                out_text(o, s, n);
+                s += n - 1;
+            } else {
+                out_printf(o, "\\u%04x", c);
+            }
         }
     }
     out_text(o, "\"", 1);
 }
 
-static int out_open(out_t *o, const char *dir, const char *name)
+/* Opens name in the directory dirfd for writing. fresh: the directory is new and
+ * ours, so the file must not exist. Otherwise an existing file is replaced only
+ * when it is a regular file with our owner and one link. Never follows a symlink. */
+static int out_open(out_t *o, int dirfd, const char *dir, const char *name, int fresh)
 {
-    char path[4096];
-    fa_format(path, sizeof path, "%s/%s", dir, name);
-    o->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     o->len = 0;
-    o->failed = o->fd < 0;
-    return o->fd >= 0 ? 0 : -1;
+    o->failed = 1;
+    o->fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC | (fresh ? O_EXCL : 0), 0644);
+    if (o->fd < 0) {
+        fa_log("report: cannot create %s/%s (%s)", dir, name,
+               errno == ELOOP ? "it is a symlink" : errno == EEXIST ? "it exists" : "open failed");
+        return -1;
+    }
+    struct stat st;
+    if (fstat(o->fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid() || st.st_nlink != 1) {
+        fa_log("report: %s/%s is not a file of ours (another owner, or hard-linked): left alone", dir, name);
+        close(o->fd);
+        o->fd = -1;
+        return -1;
+    }
+    if (!fresh && ftruncate(o->fd, 0) != 0) {
+        close(o->fd);
+        o->fd = -1;
+        return -1;
+    }
+    o->failed = 0;
+    return 0;
 }
 
 static int out_close(out_t *o)
@@ -172,16 +224,44 @@ static int by_escape_bytes(const void *a, const void *b)
     return x < y ? 1 : x > y ? -1 : 0;
 }
 
+/* The program's name, safe as a file name: letters, digits, "._+-"; others '_'. */
+static void program_name(char *out, size_t cap)
+{
+    const char *name = program_invocation_short_name;
+    size_t n = 0;
+    for (; name && name[n] && n + 1 < cap && n < 64; n++) {
+        char c = name[n];
+        int plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+                    c == '_' || c == '+' || c == '-';
+        out[n] = plain && !(n == 0 && c == '.') ? c : '_';
+    }
+    if (n == 0)
+        fa_format(out, cap, "program");
+    else
+        out[n] = '\0';
+}
+
 /* ---- writers ---- */
 
-static void write_frame_line(out_t *o, uintptr_t pc)
+/* The lines of one return address: its inlined levels, then its function. */
+static void write_frame_lines(out_t *o, uintptr_t pc)
 {
-    fa_symbol_t sym;
-    fa_symbols_lookup(pc, &sym);
-    if (sym.file[0])
-        out_printf(o, "        at %s (%s:%d)\n", sym.function, sym.file, sym.line);
-    else
-        out_printf(o, "        at %s [%s]\n", sym.function, sym.module);
+    const fa_symbol_t *levels;
+    uint32_t count = fa_symbols_lookup(pc, &levels);
+    for (uint32_t k = 0; k < count; k++) {
+        const fa_symbol_t *sym = &levels[k];
+        out_text(o, "        at ", 11);
+        out_text(o, sym->function, strlen(sym->function));
+        if (sym->file[0]) {
+            out_text(o, " (", 2);
+            out_text(o, sym->file, strlen(sym->file));
+            out_printf(o, ":%d)%s\n", sym->line, sym->inlined ? " [inlined]" : "");
+        } else {
+            out_text(o, " [", 2);
+            out_text(o, sym->module, strlen(sym->module));
+            out_text(o, "]\n", 2);
+        }
+    }
 }
 
 typedef uint64_t (*site_value_fn)(const fa_site_t *site);
@@ -209,7 +289,7 @@ static void write_top(out_t *o, site_list_t *sites, const char *title, int (*ord
                    (unsigned long long)s->escape_count, intent_name(s->intent), s->tag ? ", tag \"" : "",
                    s->tag ? s->tag : "", s->tag ? "\"" : "");
         for (uint32_t f = 0; f < s->depth && (int)f < depth_shown; f++)
-            write_frame_line(o, s->frames[f]);
+            write_frame_lines(o, s->frames[f]);
     }
     if (!shown)
         out_printf(o, "  (none)\n");
@@ -257,12 +337,12 @@ static void write_summary(out_t *o, site_list_t *sites, int depth_shown)
     fa_records_for_each_tag(write_tag, o);
 }
 
-static void write_json_site(out_t *o, const fa_site_t *s, int first)
+static void write_json_site(out_t *o, const fa_site_t *s, int first_site)
 {
     out_printf(o, "%s\n    {\"id\": %u, \"alloc_count\": %llu, \"alloc_bytes\": %llu, \"live_count\": %llu, "
                "\"live_bytes\": %llu, \"escape_count\": %llu, \"escape_bytes\": %llu, \"samples\": %llu, "
                "\"intent\": \"%s\", \"tag\": ",
-               first ? "" : ",", s->id, (unsigned long long)s->alloc_count, (unsigned long long)s->alloc_bytes,
+               first_site ? "" : ",", s->id, (unsigned long long)s->alloc_count, (unsigned long long)s->alloc_bytes,
                (unsigned long long)s->live_count, (unsigned long long)s->live_bytes,
                (unsigned long long)s->escape_count, (unsigned long long)s->escape_bytes,
                (unsigned long long)s->samples, intent_name(s->intent));
@@ -271,19 +351,24 @@ static void write_json_site(out_t *o, const fa_site_t *s, int first)
     else
         out_text(o, "null", 4);
     out_text(o, ", \"stack\": [", 12);
+    int first = 1;
     for (uint32_t f = 0; f < s->depth; f++) {
-        fa_symbol_t sym;
-        fa_symbols_lookup(s->frames[f], &sym);
-        out_printf(o, "%s{\"address\": \"%p\", \"function\": ", f ? ", " : "", (void *)s->frames[f]);
-        out_json_string(o, sym.function);
-        out_text(o, ", \"file\": ", 10);
-        if (sym.file[0])
-            out_json_string(o, sym.file);
-        else
-            out_text(o, "null", 4);
-        out_printf(o, ", \"line\": %d, \"module\": ", sym.line);
-        out_json_string(o, sym.module);
-        out_text(o, "}", 1);
+        const fa_symbol_t *levels;
+        uint32_t count = fa_symbols_lookup(s->frames[f], &levels);
+        for (uint32_t k = 0; k < count; k++, first = 0) {
+            const fa_symbol_t *sym = &levels[k];
+            out_printf(o, "%s{\"address\": \"%p\", \"function\": ", first ? "" : ", ", (void *)s->frames[f]);
+            out_json_string(o, sym->function);
+            out_text(o, ", \"file\": ", 10);
+            if (sym->file[0])
+                out_json_string(o, sym->file);
+            else
+                out_text(o, "null", 4);
+            out_printf(o, ", \"line\": %d, \"inlined\": %s, \"module\": ", sym->line,
+                       sym->inlined ? "true" : "false");
+            out_json_string(o, sym->module);
+            out_text(o, "}", 1);
+        }
     }
     out_text(o, "]}", 2);
 }
@@ -291,7 +376,7 @@ static void write_json_site(out_t *o, const fa_site_t *s, int first)
 static void write_json_tag(const fa_tag_totals_t *t, void *arg)
 {
     out_t *o = arg;
-    out_printf(o, "%s\n    {\"name\": ", o->len && o->buf[o->len - 1] == '[' ? "" : ",");
+    out_printf(o, "%s\n    {\"name\": ", o->items++ ? "," : "");
     out_json_string(o, t->name);
     out_printf(o, ", \"live_bytes\": %llu, \"peak_bytes\": %llu, \"alloc_bytes\": %llu, \"budget\": %llu}",
                (unsigned long long)t->live_bytes, (unsigned long long)t->peak_bytes,
@@ -304,7 +389,17 @@ static void write_json(out_t *o, site_list_t *sites)
     fa_records_summary(&samples, &bytes, &rate);
     fa_stats stats;
     fa_stats_fill(&stats, sizeof stats);
-    out_printf(o, "{\n  \"pid\": %d,\n  \"mode\": \"%s\",\n  \"sample_rate_bytes\": %llu,\n  \"records\": %llu,\n"
+    char name[80];
+    program_name(name, sizeof name);
+    const char *framelog = fa_option_string(FA_OPT_FRAMELOG);
+    out_text(o, "{\n  \"program\": ", 15);
+    out_json_string(o, name);
+    out_text(o, ",\n  \"framelog\": ", 16);
+    if (framelog)
+        out_json_string(o, framelog);
+    else
+        out_text(o, "null", 4);
+    out_printf(o, ",\n  \"pid\": %d,\n  \"mode\": \"%s\",\n  \"sample_rate_bytes\": %llu,\n  \"records\": %llu,\n"
                "  \"estimated_bytes\": %llu,\n  \"frames\": %llu,\n  \"arena_frame_escapes\": %llu,\n  \"sites\": [",
                (int)getpid(), rate ? "sample" : "full", (unsigned long long)rate, (unsigned long long)samples,
                (unsigned long long)bytes, (unsigned long long)stats.frame, (unsigned long long)stats.frame_escapes);
@@ -312,12 +407,29 @@ static void write_json(out_t *o, site_list_t *sites)
     for (size_t i = 0; i < sites->count; i++)
         write_json_site(o, &sites->items[i], i == 0);
     out_text(o, "\n  ],\n  \"tags\": [", 17);
+    o->items = 0;
     fa_records_for_each_tag(write_json_tag, o);
     out_text(o, "\n  ]\n}\n", 7);
 }
 
+/* One frame of a folded stack: "function (file.c:line)", with ';' and newlines
+ * (the format's separators) replaced. */
+static void write_folded_frame(out_t *o, const fa_symbol_t *sym)
+{
+    for (const char *c = sym->function; *c; c++)
+        out_text(o, *c == ';' || *c == '\n' ? ":" : c, 1);
+    if (sym->file[0]) {
+        const char *base = strrchr(sym->file, '/');
+        base = base ? base + 1 : sym->file;
+        out_text(o, " (", 2);
+        out_text(o, base, strlen(base));
+        out_printf(o, ":%d)", sym->line);
+    }
+}
+
 /* Folded stacks (outermost frame first, ';'-separated, then the value), the input
- * of flame-graph tools. */
+ * of flame-graph tools. Inlined functions are frames of their own, each with the
+ * line where it was called (or, innermost, the line running). */
 static void write_folded(out_t *o, site_list_t *sites, site_value_fn value)
 {
     for (size_t i = 0; i < sites->count; i++) {
@@ -326,12 +438,13 @@ static void write_folded(out_t *o, site_list_t *sites, site_value_fn value)
         if (!v)
             continue;
         for (uint32_t f = s->depth; f-- > 0;) {
-            fa_symbol_t sym;
-            fa_symbols_lookup(s->frames[f], &sym);
-            for (char *c = sym.function; *c; c++)
-                if (*c == ';' || *c == '\n')
-                    *c = ':';
-            out_printf(o, "%s%s", sym.function, f ? ";" : "");
+            const fa_symbol_t *levels;
+            uint32_t count = fa_symbols_lookup(s->frames[f], &levels);
+            for (uint32_t k = count; k-- > 0;) {
+                write_folded_frame(o, &levels[k]);
+                if (f || k)
+                    out_text(o, ";", 1);
+            }
         }
         out_printf(o, " %llu\n", (unsigned long long)v);
     }
@@ -355,18 +468,72 @@ static int collect_sites(site_list_t *list)
 
 static void release_sites(site_list_t *list) { munmap(list->items, list->capacity * sizeof *list->items); }
 
-int fa_report(const char *dir)
+/* mkdir -p: creates path and its missing parents. */
+static int make_dirs(const char *path)
 {
-    if (!fa_records_mode)
+    char buf[PATH_MAX];
+    size_t n = strlen(path);
+    if (n == 0 || n >= sizeof buf)
         return -1;
-    if (!dir)
-        dir = fa_option_string(FA_OPT_REPORT);
-    if (!dir)
-        return -1;
-    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
-        fa_log("report: cannot create %s (errno %d)", dir, errno);
+    memcpy(buf, path, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (buf[i] != '/' && buf[i] != '\0')
+            continue;
+        char saved = buf[i];
+        buf[i] = '\0';
+        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+            return -1;
+        buf[i] = saved;
+    }
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode) ? 0 : -1;
+}
+
+/* Makes a new directory BASE/NAME.PID (exit report) or BASE/NAME.PID.N (snapshot N),
+ * with "-2", "-3", ... when the name is taken. Returns 0 and the path. */
+static int make_report_dir(const char *base, unsigned snapshot, char *path, size_t cap)
+{
+    if (make_dirs(base) != 0) {
+        fa_log("report: cannot create FRAMEALLOC_REPORT=%s (errno %d)", base, errno);
         return -1;
     }
+    char name[80];
+    program_name(name, sizeof name);
+    if (strlen(base) + sizeof name + 64 > cap) {
+        fa_log("report: FRAMEALLOC_REPORT is too long a path");
+        return -1;
+    }
+    for (int attempt = 1; attempt <= 100; attempt++) {
+        /* fa_format cuts each %s at 255 characters: the path is put together by hand. */
+        char number[64];
+        if (snapshot)
+            fa_format(number, sizeof number, ".%d.%u", (int)getpid(), snapshot);
+        else
+            fa_format(number, sizeof number, ".%d", (int)getpid());
+        if (attempt > 1) {
+            size_t n = strlen(number);
+            fa_format(number + n, sizeof number - n, "-%d", attempt);
+        }
+        size_t at = 0;
+        const char *parts[] = {base, "/", name, number};
+        for (size_t i = 0; i < 4; i++) {
+            size_t n = strlen(parts[i]);
+            memcpy(path + at, parts[i], n);
+            at += n;
+        }
+        path[at] = '\0';
+        if (mkdir(path, 0755) == 0)
+            return 0;
+        if (errno != EEXIST)
+            break;
+    }
+    fa_log("report: cannot create a new report directory in %s (errno %d)", base, errno);
+    return -1;
+}
+
+/* Writes every report file into the directory dirfd (path dir, for messages). */
+static int write_files(int dirfd, const char *dir, int fresh)
+{
     fa_records_pause(1);
     site_list_t sites;
     int status = collect_sites(&sites);
@@ -382,7 +549,7 @@ int fa_report(const char *dir)
             } files[] = {{"summary.txt", 0}, {"report.json", 1}, {"allocations.folded", 2},
                          {"live.folded", 3},  {"escapes.folded", 4}};
             for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
-                if (out_open(o, dir, files[i].name) != 0) {
+                if (out_open(o, dirfd, dir, files[i].name, fresh) != 0) {
                     status = -1;
                     continue;
                 }
@@ -406,6 +573,54 @@ int fa_report(const char *dir)
     return status;
 }
 
+/* Snapshots taken by this process so far (a forked child starts again at 1). */
+static unsigned snapshots;
+static pid_t snapshots_pid;
+
+/* The report into dir (fa_report(dir)), or into a new directory under
+ * FRAMEALLOC_REPORT: snapshot 0 is the exit report. */
+static int write_report(const char *dir, int snapshot)
+{
+    if (!fa_records_mode)
+        return -1;
+    char made[PATH_MAX];
+    int fresh = !dir;
+    if (dir) {
+        if (make_dirs(dir) != 0) {
+            fa_log("report: cannot create %s (errno %d)", dir, errno);
+            return -1;
+        }
+    } else {
+        const char *base = fa_option_string(FA_OPT_REPORT);
+        if (!base)
+            return -1;
+        unsigned n = 0;
+        if (snapshot) {
+            if (snapshots_pid != getpid()) {
+                snapshots_pid = getpid();
+                snapshots = 0;
+            }
+            n = ++snapshots;
+        }
+        if (make_report_dir(base, n, made, sizeof made) != 0)
+            return -1;
+        dir = made;
+    }
+    /* A directory we made is opened without following a symlink put in its place. */
+    int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC | (fresh ? O_NOFOLLOW : 0));
+    if (dirfd < 0) {
+        fa_log("report: cannot open %s (errno %d)", dir, errno);
+        return -1;
+    }
+    int status = write_files(dirfd, dir, fresh);
+    close(dirfd);
+    if (fresh && status == 0)
+        fa_log("records report written to %s", dir);
+    return status;
+}
+
+int fa_report(const char *dir) { return write_report(dir, 1); }
+
 static void on_report_signal(int signo)
 {
     (void)signo;
@@ -414,6 +629,9 @@ static void on_report_signal(int signo)
 
 void fa_report_start(void)
 {
+    if (fa_option_string(FA_OPT_REPORT) && !fa_records_mode)
+        fa_log("FRAMEALLOC_REPORT is set but records are off: no report is written "
+               "(set FRAMEALLOC_RECORDS=sample or full)");
     int signo = (int)fa_option(FA_OPT_REPORT_SIGNAL);
     if (!signo || !fa_records_mode)
         return;
@@ -440,7 +658,7 @@ void fa_report_at_exit(void)
     if (!fa_records_mode || (!fa_option(FA_OPT_RECORDS) && !fa_option_string(FA_OPT_REPORT)))
         return;
     if (fa_option_string(FA_OPT_REPORT)) {
-        fa_report(NULL);
+        write_report(NULL, 0);
         return;
     }
     /* No directory: the top sites on stderr, three frames each. */

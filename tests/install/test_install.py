@@ -11,6 +11,7 @@ Nothing here uses the build or source tree after the install.
 """
 
 import csv
+import glob
 import json
 import os
 import shutil
@@ -155,8 +156,9 @@ class Install(unittest.TestCase):
         reports = [d for d in os.listdir(work) if d.startswith("framealloc.game.")]
         self.assertEqual(len(reports), 1, os.listdir(work))
         self.assertIn(reports[0], r.stderr)
-        summary = os.path.join(work, reports[0], "summary.txt")
-        self.assertTrue(os.path.exists(summary))
+        # FRAMEALLOC_REPORT holds one directory per process: PROGRAM.PID.
+        summary = glob.glob(os.path.join(work, reports[0], "game.*", "summary.txt"))
+        self.assertEqual(len(summary), 1, os.listdir(os.path.join(work, reports[0])))
         shown = run([self.launcher, "report", os.path.join(work, reports[0])])
         self.assertTrue(shown.stdout.strip())
 

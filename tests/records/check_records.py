@@ -19,8 +19,11 @@ import json
 import os
 import re
 import shutil
+import struct
 import subprocess
 import sys
+import tempfile
+import zlib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 REPORT_FILES = ["summary.txt", "report.json", "allocations.folded", "live.folded", "escapes.folded"]
@@ -29,7 +32,7 @@ TOP_KEYS = {"pid": int, "mode": str, "sample_rate_bytes": int, "records": int, "
             "frames": int, "arena_frame_escapes": int, "sites": list, "tags": list}
 SITE_KEYS = {"id": int, "alloc_count": int, "alloc_bytes": int, "live_count": int, "live_bytes": int,
              "escape_count": int, "escape_bytes": int, "samples": int, "intent": str, "stack": list}
-FRAME_KEYS = {"address": str, "function": str, "line": int, "module": str}
+FRAME_KEYS = {"address": str, "function": str, "line": int, "inlined": bool, "module": str}
 TAG_KEYS = {"name": str, "live_bytes": int, "peak_bytes": int, "alloc_bytes": int, "budget": int}
 FULL = {"FRAMEALLOC_RECORDS": "full"}
 SKIP = 77
@@ -172,8 +175,17 @@ def check_json_schema(report, where):
 FOLDED_LINE = re.compile(r"^(\S[^\n]*) ([1-9][0-9]*)$")
 
 
+FOLDED_PLACE = re.compile(r" \(([^()]*):(\d+)\)$")
+
+
+def folded_function(frame):
+    """A folded frame's function, without its " (file.c:line)"."""
+    return FOLDED_PLACE.sub("", frame)
+
+
 def read_folded(path):
-    """[(frames outermost first, value)]; checks every line's form."""
+    """[(frames outermost first, value)]; checks every line's form. Frames are kept as
+    written ("function (file.c:line)"); see folded_function."""
     rows, bad = [], []
     with open(path) as f:
         for number, line in enumerate(f, 1):
@@ -190,7 +202,7 @@ def read_folded(path):
 
 ENTRY = re.compile(r"^  #\d+  (.+) in (\d+) allocations, live (.+) \((\d+)\), escaped (.+) \((\d+)\); "
                    r"intent (\w+)(?:, tag \"(.*)\")?$")
-FRAME_WITH_LINE = re.compile(r"^        at (.*) \(([^()]*):(\d+)\)$")
+FRAME_WITH_LINE = re.compile(r"^        at (.*) \(([^()]*):(\d+)\)( \[inlined\])?$")
 FRAME_WITHOUT = re.compile(r"^        at (.*) \[(.*)\]$")
 TAG_LINE = re.compile(r"^  (\S+)\s+live (.+?)\s+peak (.+?)\s+allocated (.+?)\s+budget (.+)$")
 
@@ -219,11 +231,11 @@ def parse_summary(text):
             continue
         m = FRAME_WITH_LINE.match(line)
         if m and entry is not None:
-            entry["frames"].append((m.group(1), m.group(2), int(m.group(3))))
+            entry["frames"].append((m.group(1), m.group(2), int(m.group(3)), bool(m.group(4))))
             continue
         m = FRAME_WITHOUT.match(line)
         if m and entry is not None:
-            entry["frames"].append((m.group(1), None, 0))
+            entry["frames"].append((m.group(1), None, 0, False))
     return sections, tags
 
 
@@ -237,8 +249,33 @@ def close_to(text, value):
     return abs(float(number) * scale - value) <= (0.1 * scale if scale > 1 else 0)
 
 
-def folded_total(rows, last_frame):
-    return sum(v for frames, v in rows if frames[-1] == last_frame)
+def folded_total(rows, last_function):
+    return sum(v for frames, v in rows if folded_function(frames[-1]) == last_function)
+
+
+REPORT_DIR = re.compile(r"^(?P<pid>\d+)(?:\.(?P<n>\d+))?(?:-(?P<again>\d+))?$")
+
+
+def report_dirs(base, program):
+    """{(program, pid, snapshot, again): path} for the per-process report directories
+    under FRAMEALLOC_REPORT=base: NAME.PID (exit, snapshot 0), NAME.PID.N (snapshot N),
+    with "-K" when the name was taken (again 1 without it)."""
+    found = {}
+    for entry in sorted(os.listdir(base)):
+        m = REPORT_DIR.match(entry[len(program) + 1:]) if entry.startswith(program + ".") else None
+        if m and os.path.isdir(os.path.join(base, entry)):
+            key = (program, int(m.group("pid")), int(m.group("n") or 0), int(m.group("again") or 1))
+            found[key] = os.path.join(base, entry)
+    return found
+
+
+def exit_report(base, exe, pid=None):
+    """The directory of exe's exit report under base (BASE/NAME.PID): the only one, or pid's."""
+    name = os.path.basename(exe)
+    dirs = [path for (_, p, n, _), path in report_dirs(base, name).items() if n == 0 and pid in (None, p)]
+    check(len(dirs) == 1, "%s: one exit report directory %s.%s (found: %s)" % (
+        base, name, pid or "PID", ", ".join(os.listdir(base)) if os.path.isdir(base) else "no directory"))
+    return dirs[0]
 
 
 # ---- the tests ----
@@ -249,7 +286,7 @@ def test_sites(a):
     work = fresh_dir(a.workdir)
     out, _ = run([a.exe], a.preload, dict(FULL, FRAMEALLOC_REPORT=os.path.join(work, "report")))
     expect = expectations(out, "expect")
-    r = Report(os.path.join(work, "report"))
+    r = Report(exit_report(os.path.join(work, "report"), a.exe))
     check(r.summary_text.startswith("framealloc records report") and "\nmode: full" in r.summary_text,
           "summary.txt starts with the title and says mode: full")
     check(r.json["mode"] == "full", "report.json mode is full")
@@ -298,7 +335,7 @@ def test_sites(a):
           "summary.txt: churn_site is among the top sites by bytes")
 
     # Folded stacks: outermost first, the site function last, values as in the JSON.
-    live = [f for f, _ in r.folded["live"] if f[-1] == "leak_site"]
+    live = [[folded_function(x) for x in f] for f, _ in r.folded["live"] if folded_function(f[-1]) == "leak_site"]
     check(live and all(f[0] == "_start" and f[-2] == "main" for f in live),
           "live.folded: leak_site stacks run _start;...;main;leak_site (outermost first)")
     check(folded_total(r.folded["live"], "leak_site") == expect["leak"]["bytes"],
@@ -318,7 +355,7 @@ def sample_estimates(a, rate_kib, key, tolerance):
     out, _ = run([a.exe], a.preload, {"FRAMEALLOC_RECORDS": "sample", "FRAMEALLOC_RECORDS_RATE": str(rate_kib),
                                       "FRAMEALLOC_REPORT": os.path.join(work, "report")})
     truth = expectations(out, "truth")
-    r = Report(os.path.join(work, "report"))
+    r = Report(exit_report(os.path.join(work, "report"), a.exe))
     check(r.json["mode"] == "sample" and r.json["sample_rate_bytes"] == rate_kib * 1024,
           "report.json: mode sample, sample_rate_bytes %d" % (rate_kib * 1024))
     calls = sum(t["count"] for t in truth.values())
@@ -364,7 +401,7 @@ def test_dlopen(a):
         out, _ = run([a.exe, a.plugin, during, "3000"], a.preload, dict(env, FRAMEALLOC_REPORT=exit_dir), timeout=30)
         check("loads 3000" in out, "%s: 3000 dlopen/dlclose rounds finished within 30 s" % label)
         Report(during)
-        r = Report(exit_dir)
+        r = Report(exit_report(exit_dir, a.exe))
         workers = [s for s in r.json["sites"] if s["stack"][0]["function"] == "worker_site"
                    and s["stack"][0]["line"] == lines["worker"]]
         check(len(workers) >= 12 and r.total(workers, "alloc_count") > 0,
@@ -391,7 +428,16 @@ def test_fork(a):
               "child %d: child_churn alloc_count 1000, live 0" % n)
         inherited = r.sites_at("parent_site", a.source, lines["parent"])
         check(r.total(inherited, "live_count") == 5, "child %d: the parent's 5 live blocks are still listed" % n)
-    r = Report(parent_dir)
+    # Every process's exit report in its own directory: the children's do not replace the parent's.
+    exits = {pid: path for (_, pid, n, _), path in report_dirs(parent_dir, os.path.basename(a.exe)).items() if n == 0}
+    check(sorted(exits) == sorted([parent_pid] + list(children.values())),
+          "FRAMEALLOC_REPORT holds one exit report per process, NAME.PID for the parent and each child (%s)" % (
+              ", ".join(sorted(os.listdir(parent_dir)))))
+    for n, pid in sorted(children.items()):
+        r = Report(exits[pid])
+        check(r.json["pid"] == pid and r.total(r.sites_at("child_site", a.source, lines["child"]), "live_count") == 10,
+              "child %d: its exit report %s has its own pid and child_site's 10 blocks" % (n, os.path.basename(exits[pid])))
+    r = Report(exit_report(parent_dir, a.exe, parent_pid))
     check(r.json["pid"] == parent_pid, "parent: report.json pid is the parent's (%d)" % parent_pid)
     check(r.total(r.sites_at("parent_site", a.source, lines["parent"]), "live_count") == 5,
           "parent: parent_site live_count 5")
@@ -417,7 +463,7 @@ def test_tags(a):
     check(warnings[0].startswith('framealloc: tag "ui" is over its budget') and "budget 4096" in warnings[0],
           "the warning names tag \"ui\" and its budget: %s" % warnings[0][:120])
     check("budgets are checked when" not in err, "records on: no records-off note")
-    r = Report(os.path.join(work, "report"))
+    r = Report(exit_report(os.path.join(work, "report"), a.exe))
     tags = {t["name"]: t for t in r.json["tags"]}
     for name in ("ui", "audio"):
         want = expect[name]
@@ -445,22 +491,23 @@ def test_tags(a):
 
 
 def test_signal(a):
-    """The report signal: written at the next fa_frame_end, before exit."""
+    """The report signal: snapshot N written to NAME.PID.N at the next fa_frame_end, the exit report to NAME.PID."""
     lines = markers(a.source)
     work = fresh_dir(a.workdir)
     report = os.path.join(work, "report")
     os.makedirs(report)
     out, _ = run([a.exe, "10"], a.preload, dict(FULL, FRAMEALLOC_REPORT=report, FRAMEALLOC_REPORT_SIGNAL="10"))
+    pid = int(re.search(r"^pid (\d+)$", out, re.M).group(1))
+    name = os.path.basename(a.exe)
     for n in (1, 2):
         check("round %d: report written at fa_frame_end, not before" % n in out,
-              "round %d: the program saw the report appear at fa_frame_end after raise(SIGUSR1)" % n)
-        with open("%s.%d.txt" % (report, n)) as f:
-            sections, _ = parse_summary(f.read())
-        leaks = next(v for k, v in sections.items() if k.startswith("Still allocated"))
-        live = sum(e["live_count"] for e in leaks if e["frames"] and e["frames"][0][0] == "signal_site"
-                   and e["frames"][0][2] == lines["signal"])
-        check(live == 25 * n, "round %d: that report lists signal_site with %d live blocks" % (n, 25 * n))
-    r = Report(report)
+              "round %d: the program saw %s.%d.%d appear at fa_frame_end after raise(SIGUSR1)" % (n, name, pid, n))
+        r = Report(os.path.join(report, "%s.%d.%d" % (name, pid, n)))
+        live = sum(e["live_count"] for e in r.entries_at("Still allocated", "signal_site", a.source, lines["signal"]))
+        check(live == 25 * n, "snapshot %d: lists signal_site with %d live blocks (%d)" % (n, 25 * n, live))
+    check(sorted(report_dirs(report, name)) == [(name, pid, 0, 1), (name, pid, 1, 1), (name, pid, 2, 1)],
+          "FRAMEALLOC_REPORT holds exactly %s.%d, %s.%d.1 and %s.%d.2" % (name, pid, name, pid, name, pid))
+    r = Report(exit_report(report, a.exe, pid))
     check(r.total(r.sites_at("signal_site", a.source, lines["signal"]), "live_count") == 50,
           "exit report: signal_site 50 live blocks")
 
@@ -484,10 +531,16 @@ def test_off(a):
         check("fa_report(dir) = -1" in out and "fa_report(NULL) = -1" in out, "%s: fa_report returns -1" % label)
         check(not os.path.exists(report), "%s: no report directory written" % label)
         check(sorted(os.listdir(work)) == ["state"], "%s: nothing else written" % label)
+        note = "framealloc: FRAMEALLOC_REPORT is set but records are off"
+        notes = [l for l in err.splitlines() if l.startswith(note)]
+        check(len(notes) == (1 if "FRAMEALLOC_REPORT" in env else 0),
+              "%s: %s" % (label, "one note that the report needs records" if env else "no note"))
+        err = "\n".join(l for l in err.splitlines() if not l.startswith(note))
         if base is None:
             base = (out, err)
         else:
-            check((out, err) == base, "%s: stdout and stderr identical to the run without the library" % label)
+            check((out, err) == base, "%s: stdout and stderr (but the note) identical to the run without the library"
+                  % label)
 
 
 def test_cxx(a):
@@ -496,7 +549,7 @@ def test_cxx(a):
     work = fresh_dir(a.workdir)
     out, _ = run([a.exe], a.preload, dict(FULL, FRAMEALLOC_REPORT=os.path.join(work, "report")))
     check("exceptions caught 20 of 20" in out, "exceptions thrown and caught while recording")
-    r = Report(os.path.join(work, "report"))
+    r = Report(exit_report(os.path.join(work, "report"), a.exe))
     leak = r.sites_at("game::spawn_widget(int)", a.source, lines["leak"])
     check(leak and r.total(leak, "live_count") == 50,
           "report.json: game::spawn_widget(int) at cxx.cpp:%d, live_count 50" % lines["leak"])
@@ -507,14 +560,239 @@ def test_cxx(a):
     std = [s for s in hud if any(f["function"].startswith(("std::", "void std::")) for f in s["stack"])]
     check(std and all(s["intent"] == "frame" for s in std),
           "std::vector / std::string growth in game::build_hud: demangled std:: frames, intent frame")
-    check(any(s["stack"][0]["function"].startswith("std::__cxx11::basic_string") for s in std),
+    def innermost(s):  # the levels of the innermost return address: inlined functions, then its function
+        return [f["function"] for f in s["stack"] if f["address"] == s["stack"][0]["address"]]
+    check(any(n.startswith("std::__cxx11::basic_string") for s in std for n in innermost(s)),
           "std::string growth names std::__cxx11::basic_string")
-    check(any("std::vector<int" in s["stack"][0]["function"] for s in std),
+    check(any("std::vector<int" in n for s in std for n in innermost(s)),
           "std::vector growth names std::vector<int")
-    check(any(f[-1] == "game::spawn_widget(int)" and f[-2] == "main" for f, _ in r.folded["live"]),
+    check(any(folded_function(f[-1]) == "game::spawn_widget(int)" and folded_function(f[-2]) == "main"
+              for f, _ in r.folded["live"]),
           "live.folded: ...;main;game::spawn_widget(int)")
     check(not any(f["function"].startswith("_Z") for s in r.json["sites"] for f in s["stack"]),
           "no mangled names left in report.json")
+
+
+def test_cxx_inline(a):
+    """-O2 -g C++: each site names this program's file:line through the inlined STL
+    frames (report.json, summary.txt, folded stacks); long names are whole."""
+    lines = markers(a.source)
+    base = os.path.basename(a.source)
+    work = fresh_dir(a.workdir)
+    out, _ = run([a.exe], a.preload, dict(FULL, FRAMEALLOC_REPORT=os.path.join(work, "report")))
+    check("enemies 2000 scores 2000" in out, "the program ran")
+    r = Report(exit_report(os.path.join(work, "report"), a.exe))
+    sites = r.json["sites"]
+
+    def own_frame(stack, line):
+        """Index of the first frame at base:line, or None."""
+        return next((i for i, f in enumerate(stack) if f["file"] and os.path.basename(f["file"]) == base
+                     and f["line"] == line), None)
+
+    for name, std_word in (("new", None), ("vector", "std::vector<int"), ("string", "basic_string"),
+                           ("registry", "std::")):
+        line = lines[name]
+        found = [(s, own_frame(s["stack"], line)) for s in sites]
+        found = [(s, i) for s, i in found if i is not None]
+        check(found, "report.json: a site names %s:%d (%s)" % (base, line, name))
+        if std_word:
+            through = [s for s, i in found if any(std_word in f["function"] and f["inlined"] for f in s["stack"][:i])]
+            check(through, "report.json: %s:%d is reached through inlined %s... frames" % (base, line, std_word))
+        check(any(s["stack"][i]["inlined"] and s["stack"][i]["function"].startswith("game::") for s, i in found),
+              "report.json: the %s:%d frame is game::..., marked inlined (into main)" % (base, line))
+        entries = [e for e in r.section("Top call sites by bytes") + r.section("Top call sites by number")
+                   if any(os.path.basename(fr[1] or "") == base and fr[2] == line for fr in e["frames"])]
+        check(entries, "summary.txt: a top site shows %s:%d" % (base, line))
+        folded = [f for f, _ in r.folded["allocations"] if any(x.endswith("(%s:%d)" % (base, line)) for x in f)]
+        check(folded, "allocations.folded: a stack with a frame at (%s:%d)" % (base, line))
+    # new, directly in game::spawn inlined into main: the innermost frame is the program's.
+    new_sites = [s for s in sites if own_frame(s["stack"], lines["new"]) == 0]
+    check(sum(s["alloc_count"] for s in new_sites) == 2000 and sum(s["live_count"] for s in new_sites) == 2000,
+          "new at %s:%d: 2000 allocations, 2000 live (leaked)" % (base, lines["new"]))
+    leaks = [e for e in r.section("Still allocated") if e["frames"] and e["frames"][0][1:3] and
+             os.path.basename(e["frames"][0][1] or "") == base and e["frames"][0][2] == lines["new"]]
+    check(leaks and leaks[0]["frames"][0][0] == "game::spawn" and leaks[0]["frames"][0][3],
+          "summary.txt leaks: first frame 'game::spawn (%s:%d) [inlined]'" % (base, lines["new"]))
+    check(any(f[0] == "main" for f in leaks[0]["frames"][1:2]), "summary.txt leaks: then main")
+    # Whole names: the std::map node allocation's names are thousands of characters.
+    longest = max((f["function"] for s in sites for f in s["stack"]), key=len)
+    check(len(longest) > 1000 and longest.count("<") == longest.count(">"),
+          "report.json: function names are whole (longest %d characters, its <> balanced)" % len(longest))
+    check(longest in r.summary_text, "summary.txt shows that name whole")
+    check(not any(f["function"].startswith("_Z") for s in sites for f in s["stack"]), "no mangled names")
+
+
+def two_runs(a, work):
+    """Runs the diff program with N=100 (A) and N=300 (B), each with a frame log; returns
+    the two FRAMEALLOC_REPORT directories."""
+    bases = []
+    for name, n in (("A", 100), ("B", 300)):
+        base = os.path.join(work, name)
+        run([a.exe, str(n)], a.preload, dict(FULL, FRAMEALLOC_REPORT=base,
+                                             FRAMEALLOC_FRAMELOG=os.path.join(work, name + "-frames.csv")))
+        bases.append(base)
+    return bases
+
+
+def run_script(name, *args, expect_rc=0):
+    cmd = [sys.executable, os.path.join(ROOT, "scripts", name)] + list(args)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    check(proc.returncode == expect_rc, "%s exits %d (%d)%s" % (
+        " ".join([name] + list(args)), expect_rc, proc.returncode,
+        "" if proc.returncode == expect_rc else ": " + (proc.stderr or proc.stdout)[-1500:]))
+    return proc.stdout
+
+
+def test_diff(a):
+    """framealloc-diff A B: the site that allocates more in B is listed as grown (bytes and
+    count), the unchanged one is not, B's new leak is listed, frame times side by side."""
+    lines = markers(a.source)
+    base = os.path.basename(a.source)
+    work = fresh_dir(a.workdir)
+    dir_a, dir_b = two_runs(a, work)
+    html = os.path.join(work, "diff.html")
+    text = run_script("framealloc-diff", dir_a, dir_b, "--html", html)
+    print(text)
+    sections = {}
+    for block in text.split("\n\n"):
+        title, _, body = block.partition("\n")
+        sections[title.rstrip(":")] = body
+    grew = sections.get("Sites that grew (bytes allocated)", "")
+    first = grew.splitlines()[:2]
+    check(len(first) == 2 and "at grow_site (%s:%d)" % (base, lines["grow"]) in first[1],
+          "the first grown site is grow_site (%s:%d): %s" % (base, lines["grow"], first))
+    check("+195.3 KiB (+200%)" in first[0] and "97.7 KiB -> 293.0 KiB" in first[0] and "count 100 -> 300" in first[0],
+          "grow_site: +200%% bytes, 97.7 KiB -> 293.0 KiB, count 100 -> 300 (%s)" % first[0].strip())
+    steady = "steady_site (%s:%d)" % (base, lines["steady"])
+    check(steady not in grew and steady not in sections.get("Sites that shrank (bytes allocated)", ""),
+          "steady_site (the same in both runs) neither grew nor shrank")
+    leaks = sections.get("New leaks (more still allocated in B)", "")
+    check("at leak_site (%s:%d)" % (base, lines["leak"]) in leaks and "count 0 -> 5" in leaks,
+          "new leaks: leak_site with 5 blocks in B only")
+    frames = next((b for t, b in sections.items() if t.startswith("Frame times (ms)")), "")
+    rows = {l.split()[0]: l.split()[1:] for l in frames.splitlines() if l.strip()}
+    check(rows.get("frames") == ["20", "20"] and "p99" in rows and "p50" in rows,
+          "frame times side by side: 20 frames each, p50 and p99 (%s)" % frames.replace("\n", " | ")[:200])
+    check(os.path.isfile(html), "the HTML page is written")
+    with open(html) as f:
+        page = f.read()
+    data = json.loads(re.search(r'<script id="fa-data" type="application/json">(.*?)</script>', page, re.S).group(1))
+    check(data["kind"] == "diff" and any(frame_is(r["stack"][0], "grow_site", base, lines["grow"])
+                                         for r in data["diff"]["grew"][:1]),
+          "diff.html carries the same data: grow_site first among the grown sites")
+    check(data["a"]["frames"]["stats"]["frames"] == 20 and data["b"]["frames"]["stats"]["frames"] == 20,
+          "diff.html has both frame logs")
+    bad = run_script("framealloc-diff", dir_a, os.path.join(work, "missing"), expect_rc=2)
+    check(bad == "", "a missing report: exit 2, nothing on stdout")
+
+
+# ---- the HTML page in a real browser ----
+
+def png_pixels(path):
+    """(width, height, rows of RGB(A) tuples) of an 8-bit RGB or RGBA PNG."""
+    with open(path, "rb") as f:
+        data = f.read()
+    check(data[:8] == b"\x89PNG\r\n\x1a\n", "%s is a PNG" % os.path.basename(path))
+    pos, idat, width = 8, b"", None
+    while pos < len(data):
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        body = data[pos + 8:pos + 8 + length]
+        if kind == b"IHDR":
+            width, height, depth, colour = struct.unpack(">IIBB", body[:10])
+        elif kind == b"IDAT":
+            idat += body
+        pos += 12 + length
+    check(width and depth == 8 and colour in (2, 6), "the PNG is 8-bit RGB or RGBA")
+    bpp = 3 if colour == 2 else 4
+    raw = zlib.decompress(idat)
+    stride = width * bpp
+    rows, prev = [], bytearray(stride)
+    for y in range(height):
+        filt = raw[y * (stride + 1)]
+        line = bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        if filt == 2:  # the common filters without a loop per byte in Python
+            line = bytearray((x + u) & 255 for x, u in zip(line, prev))
+            filt = 0
+        for i in range(stride if filt else 0):
+            left = line[i - bpp] if i >= bpp else 0
+            up, corner = prev[i], prev[i - bpp] if i >= bpp else 0
+            if filt == 1:
+                line[i] = (line[i] + left) & 255
+            elif filt == 2:
+                line[i] = (line[i] + up) & 255
+            elif filt == 3:
+                line[i] = (line[i] + (left + up) // 2) & 255
+            elif filt == 4:
+                p = left + up - corner
+                pa, pb, pc = abs(p - left), abs(p - up), abs(p - corner)
+                line[i] = (line[i] + (left if pa <= pb and pa <= pc else up if pb <= pc else corner)) & 255
+        rows.append([tuple(line[x:x + 3]) for x in range(0, stride, bpp)])
+        prev = line
+    return width, height, rows
+
+
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--enable-logging=stderr", "--v=0", "--window-size=1100,1300"]
+
+
+def chromium(browser, page, *extra):
+    """(stdout, stderr) of one headless chromium run on page, with a new empty profile."""
+    with tempfile.TemporaryDirectory(prefix="fa-chromium-") as profile:
+        proc = subprocess.run([browser] + CHROMIUM_FLAGS + ["--user-data-dir=" + profile] + list(extra) +
+                              ["file://" + page], capture_output=True, text=True, timeout=120)
+    return proc.stdout, proc.stderr
+
+
+def check_page(browser, page, kind, work, must_show):
+    name = os.path.basename(page)
+    with open(page) as f:
+        text = f.read()
+    external = re.findall(r"""<(?:script|link|img|iframe)[^>]*(?:src|href)\s*=|@import|url\(\s*['"]?(?:https?:)?//""",
+                          text)
+    check(not external, "%s: one self-contained file (no external script, style, image or font)" % name)
+    dom, err = chromium(browser, page, "--dump-dom")
+    errors = [l for l in err.splitlines() if "Uncaught" in l or ("CONSOLE" in l and "ERROR" in l)]
+    check(not errors, "%s: loads with no console error%s" % (name, "" if not errors else ": " + errors[0][:300]))
+    check('data-rendered="%s"' % kind in dom, "%s: the script ran to the end (data-rendered=%s)" % (name, kind))
+    nodes = dom.count('class="fg-node"')
+    check(nodes >= 5, "%s: the flame graph's rectangles were drawn by the script (%d)" % (name, nodes))
+    check('class="series"' in dom, "%s: the frame-time chart has its line" % name)
+    for word in must_show:
+        check(word in dom, "%s: shows %s" % (name, word))
+    shot = os.path.join(work, name + ".png")
+    _, err = chromium(browser, page, "--screenshot=" + shot)
+    check(os.path.isfile(shot), "%s: screenshot taken" % name)
+    width, height, rows = png_pixels(shot)
+    colours = {px for row in rows[::4] for px in row[::2]}
+    background = max(set(rows[height // 2]), key=rows[height // 2].count)
+    inked = sum(1 for row in rows[::8] for px in row[::4] if px != background)
+    total = len(rows[::8]) * len(rows[0][::4])
+    check(len(colours) >= 50 and inked > total // 20,
+          "%s: the screenshot is not blank (%dx%d, %d colours, %d%% not background)" % (
+              name, width, height, len(colours), 100 * inked // total))
+    return shot
+
+
+def test_html(a):
+    """The report page and the diff page in headless chromium."""
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not browser:
+        print("SKIP: chromium is not installed (Debian package chromium; scripts/install-deps): "
+              "the HTML pages were not tested in a browser")
+        sys.exit(SKIP)
+    lines = markers(a.source)
+    work = fresh_dir(a.workdir)
+    dir_a, dir_b = two_runs(a, work)
+    out = run_script("framealloc-report", dir_b)
+    page = out.split()[0]
+    check(page.endswith("/report.html") and os.path.dirname(page) == exit_report(dir_b, a.exe),
+          "framealloc-report writes report.html next to summary.txt (%s)" % page)
+    check_page(browser, page, "report", work, ["grow_site", "leak_site", "Frame times", "p99.9 (ms)",
+                                               "diff.c:%d" % lines["grow"]])
+    diff_page = os.path.join(work, "diff.html")
+    run_script("framealloc-diff", dir_a, dir_b, "--html", diff_page)
+    check_page(browser, diff_page, "diff", work, ["grow_site", "Sites that grew", "+200%"])
 
 
 def test_report_after_dlopen(a):
@@ -531,6 +809,107 @@ def test_report_after_dlopen(a):
     check(r.sites_at("plugin_work", a.source, lines["plugin"]),
           "second report: plugin_work with dlplugin.c:%d (shown: %s %s:%s)" % (
               lines["plugin"], shown["function"], shown["file"], shown["line"]))
+
+
+def names_live(r, a, lines):
+    return r.total(r.sites_at("names_site", a.source, lines["names"]), "live_count")
+
+
+def test_report_names(a):
+    """FRAMEALLOC_REPORT=BASE: BASE/NAME.PID.N for each snapshot and BASE/NAME.PID at exit,
+    BASE created with its parents; two processes of one launcher keep their own reports;
+    a pid seen again (a new pid namespace, as in containers) gets NAME.PID-2."""
+    lines = markers(a.source)
+    work = fresh_dir(a.workdir)
+    base = os.path.join(work, "not", "yet", "reports")
+    name = os.path.basename(a.exe)
+    out, err = run(["/bin/sh", "-c", '"$0"; "$0"', a.exe], a.preload, dict(FULL, FRAMEALLOC_REPORT=base))
+    pids = [int(p) for p in re.findall(r"^pid (\d+)$", out, re.M)]
+    check(len(pids) == 2 and pids[0] != pids[1], "a launcher ran the program twice (pids %s)" % pids)
+    check(out.count("snapshot 1 = 0") == 2 and out.count("snapshot 2 = 0") == 2, "fa_report(NULL) returned 0 each time")
+    check(os.path.isdir(base), "FRAMEALLOC_REPORT and its missing parents were created")
+    want = sorted((name, pid, n, 1) for pid in pids for n in (0, 1, 2))
+    check(sorted(report_dirs(base, name)) == want, "BASE holds NAME.PID, NAME.PID.1, NAME.PID.2 for both runs (%s)" % (
+        ", ".join(sorted(os.listdir(base)))))
+    for pid in pids:
+        for n, live in ((1, 10), (2, 20), (0, 40)):
+            path = os.path.join(base, "%s.%d%s" % (name, pid, ".%d" % n if n else ""))
+            r = Report(path)
+            check(r.json["pid"] == pid and names_live(r, a, lines) == live,
+                  "%s: pid %d, names_site %d live blocks (report: %d)" % (os.path.basename(path), pid, live,
+                                                                        names_live(r, a, lines)))
+            check(r.json.get("program") == name, "%s: report.json names the program" % os.path.basename(path))
+            check(("records report written to %s" % path) in err, "stderr says where %s went" % os.path.basename(path))
+
+    # Pid reuse: the program is pid 1 in a new pid namespace, twice.
+    probe = subprocess.run(["unshare", "--pid", "--fork", "true"], capture_output=True)
+    if probe.returncode != 0:
+        print("SKIP  (part) no new pid namespace here (unshare --pid: %s): pid reuse not tested" %
+              probe.stderr.decode(errors="replace").strip()[:200])
+        return
+    again = os.path.join(work, "again")
+    for _ in range(2):
+        run(["unshare", "--pid", "--fork", a.exe], a.preload, dict(FULL, FRAMEALLOC_REPORT=again))
+    got = sorted(report_dirs(again, name))
+    check(got == sorted((name, 1, n, k) for n in (0, 1, 2) for k in (1, 2)),
+          "the same pid twice: the second run's reports are NAME.1-2, NAME.1.1-2, NAME.1.2-2 (%s)" % (
+              ", ".join(sorted(os.listdir(again)))))
+    for k, suffix in ((1, ""), (2, "-2")):
+        r = Report(os.path.join(again, "%s.1%s" % (name, suffix)))
+        check(names_live(r, a, lines) == 40, "%s.1%s: a whole exit report (40 live blocks)" % (name, suffix))
+
+
+def test_report_files(a):
+    """fa_report(DIR): DIR created with its parents; an older report of ours replaced; a
+    symlink, a file of another owner or a hard-linked file in DIR left alone."""
+    lines = markers(a.source)
+    work = fresh_dir(a.workdir)
+    deep = os.path.join(work, "a", "b", "explicit")
+    out, _ = run([a.exe, deep], a.preload, FULL)
+    check("fa_report(dir) = 0" in out, "fa_report(DIR) with missing parents returns 0")
+    first = Report(deep)
+    check(names_live(first, a, lines) == 30, "the report in DIR has names_site with 30 blocks")
+
+    # The same DIR again: our own files are replaced by the new report.
+    os.utime(os.path.join(deep, "summary.txt"), (0, 0))
+    out, _ = run([a.exe, deep], a.preload, FULL)
+    check("fa_report(dir) = 0" in out, "fa_report(DIR) over an older report of ours returns 0")
+    second = Report(deep)
+    check(second.json["pid"] != first.json["pid"] and os.path.getmtime(os.path.join(deep, "summary.txt")) > 0,
+          "the older report was replaced (pid %d, then %d)" % (first.json["pid"], second.json["pid"]))
+
+    # Files that are not ours.
+    hostile = fresh_dir(os.path.join(work, "hostile"))
+    victim = os.path.join(work, "victim.txt")
+    linked = os.path.join(work, "linked.txt")
+    for path in (victim, linked):
+        with open(path, "w") as f:
+            f.write("precious\n")
+    os.symlink(victim, os.path.join(hostile, "summary.txt"))
+    os.link(linked, os.path.join(hostile, "live.folded"))
+    others = os.path.join(hostile, "report.json")
+    with open(others, "w") as f:
+        f.write("someone else's\n")
+    chowned = os.geteuid() == 0
+    if chowned:
+        os.chown(others, 65534, 65534)
+    out, err = run([a.exe, hostile], a.preload, FULL)
+    check("fa_report(dir) = -1" in out, "fa_report(DIR) returns -1 when a file in DIR is not its to replace")
+    for path in (victim, linked):
+        with open(path) as f:
+            check(f.read() == "precious\n", "%s unchanged (through a %s in DIR)" % (
+                os.path.basename(path), "symlink" if path == victim else "hard link"))
+    check(os.path.islink(os.path.join(hostile, "summary.txt")), "the symlink itself is left in place")
+    check("summary.txt (it is a symlink)" in err and "live.folded is not a file of ours" in err,
+          "stderr names the symlink and the hard-linked file")
+    if chowned:
+        with open(others) as f:
+            check(f.read() == "someone else's\n" and "report.json is not a file of ours" in err,
+                  "a file of another owner (uid 65534) is left alone, and stderr says so")
+    else:
+        print("SKIP  (part) not root: the file-of-another-owner case is not tested")
+    rows = read_folded(os.path.join(hostile, "allocations.folded"))
+    check(any(folded_function(f[-1]) == "names_site" for f, _ in rows), "the other files are still written (allocations.folded)")
 
 
 def test_bench_smoke(a):

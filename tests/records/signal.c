@@ -1,8 +1,9 @@
 /* FRAMEALLOC_REPORT_SIGNAL: the program raises the report signal and checks, while
- * it still runs, that the report appears in FRAMEALLOC_REPORT at the next
- * fa_frame_end() and not before. After each report it moves summary.txt aside
- * (to DIR.1.txt, DIR.2.txt) so the checker can read what each report said.
+ * it still runs, that snapshot N appears as FRAMEALLOC_REPORT/NAME.PID.N at the
+ * next fa_frame_end() and not before. Each snapshot stays where it is, so the
+ * checker can read what each report said, and the exit report goes to NAME.PID.
  * Usage: signal SIGNO (the same number as FRAMEALLOC_REPORT_SIGNAL). */
+#include <errno.h> /* program_invocation_short_name */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,8 +36,16 @@ static int report_state(const char *dir)
     return present == 5 ? 1 : present == 0 ? 0 : -1;
 }
 
-static int round_trip(const char *dir, int signo, int round)
+/* FRAMEALLOC_REPORT/NAME.PID.N, where snapshot N must appear. */
+static void snapshot_dir(char *out, size_t cap, const char *base, int round)
 {
+    snprintf(out, cap, "%s/%s.%d.%d", base, program_invocation_short_name, (int)getpid(), round);
+}
+
+static int round_trip(const char *base, int signo, int round)
+{
+    char dir[4096];
+    snapshot_dir(dir, sizeof dir, base, round);
     for (int i = 0; i < BATCH; i++)
         signal_site((round - 1) * BATCH + i);
     raise(signo);
@@ -50,23 +59,13 @@ static int round_trip(const char *dir, int signo, int round)
                 round, dir);
         return 1;
     }
-    char from[4096], to[4200];
-    snprintf(from, sizeof from, "%s/summary.txt", dir);
-    snprintf(to, sizeof to, "%s.%d.txt", dir, round);
-    for (int i = 0; i < 5; i++) { /* empty the directory for the next round */
-        char path[4096];
-        snprintf(path, sizeof path, "%s/%s", dir, files[i]);
-        if (i == 0 ? rename(from, to) != 0 : unlink(path) != 0) {
-            perror(path);
-            return 1;
-        }
-    }
     printf("round %d: report written at fa_frame_end, not before\n", round);
     return 0;
 }
 
 int main(int argc, char **argv)
 {
+    printf("pid %d\n", (int)getpid());
     const char *dir = getenv("FRAMEALLOC_REPORT");
     if (argc != 2 || !dir) {
         fprintf(stderr, "usage: FRAMEALLOC_REPORT=DIR signal SIGNO\n");
@@ -74,8 +73,10 @@ int main(int argc, char **argv)
     }
     int signo = atoi(argv[1]);
     fa_frame_end();
-    if (report_state(dir) != 0) {
-        fprintf(stderr, "signal: report files in %s before any signal\n", dir);
+    char first[4096];
+    snapshot_dir(first, sizeof first, dir, 1);
+    if (report_state(first) != 0) {
+        fprintf(stderr, "signal: report files in %s before any signal\n", first);
         return 1;
     }
     if (round_trip(dir, signo, 1) || round_trip(dir, signo, 2))
