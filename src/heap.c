@@ -138,7 +138,7 @@ static void set_arena_setting(unsigned arena, const char *setting, void *value, 
     fa_je_mallctl(name, NULL, NULL, value, len);
 }
 
-/* A thread's first heap allocation: its arena gets the hooks above and, for arena 0,
+/* A thread's first large heap allocation (heap.h): its arena gets the hooks above and, for arena 0,
  * the oversize setting. jemalloc 5.3 creates arena 0 before it reads
  * oversize_threshold into the global that new arenas copy, so arena 0 alone
  * would still give back every freed extent of 8 MiB or more at once. */
@@ -163,7 +163,9 @@ void *fa_heap_calloc(size_t count, size_t size)
     size_t total = count * size;
     if (total < FA_MIN_ALIGN)
         return fa_je_calloc(1, FA_MIN_ALIGN);
-    if (FA_UNLIKELY(!fa_heap_thread_ready))
+    /* Zeroed blocks from jemalloc's large classes (16 KiB up) are the ones the hooks
+     * clear with memset (smaller ones come from slabs, cleared with memset anyway). */
+    if (FA_UNLIKELY(!fa_heap_thread_ready) && total >= ((size_t)16 << 10))
         fa_heap_thread_prepare();
     return fa_je_calloc(count, size);
 }

@@ -28,15 +28,20 @@ FA_INLINE size_t fa_heap_size(size_t size) { return size < FA_MIN_ALIGN ? FA_MIN
 extern __thread bool fa_heap_thread_ready;
 void fa_heap_thread_prepare(void);
 
-FA_INLINE void fa_heap_thread_check(void)
+/* Setting up costs jemalloc's control tables (about 140 KiB, once per process), so
+ * it waits for a request big enough for the policy to matter: the eager purge
+ * concerns extents of 8 MiB, reached by large blocks or by many freed together. */
+#define FA_HEAP_PREPARE_MIN ((size_t)256 << 10)
+
+FA_INLINE void fa_heap_thread_check(size_t size)
 {
-    if (FA_UNLIKELY(!fa_heap_thread_ready))
+    if (FA_UNLIKELY(!fa_heap_thread_ready) && size >= FA_HEAP_PREPARE_MIN)
         fa_heap_thread_prepare();
 }
 
 FA_INLINE void *fa_heap_malloc(size_t size)
 {
-    fa_heap_thread_check();
+    fa_heap_thread_check(size);
     return fa_je_malloc(fa_heap_size(size));
 }
 
@@ -47,7 +52,7 @@ void *fa_heap_calloc(size_t count, size_t size);
 /* alignment: a power of two. jemalloc's mallocx does not accept size 0. */
 FA_INLINE void *fa_heap_aligned(size_t alignment, size_t size)
 {
-    fa_heap_thread_check();
+    fa_heap_thread_check(size);
     void *p = fa_je_mallocx(size ? size : 1, FA_JE_ALIGN(alignment));
     if (!p)
         errno = ENOMEM;
@@ -65,7 +70,7 @@ FA_INLINE void fa_heap_free(void *p)
 /* jemalloc leaves errno alone when realloc fails on an impossible size; glibc sets ENOMEM. */
 FA_INLINE void *fa_heap_realloc(void *p, size_t size)
 {
-    fa_heap_thread_check();
+    fa_heap_thread_check(size);
     void *q = fa_je_realloc(p, fa_heap_size(size));
     if (!q)
         errno = ENOMEM;
