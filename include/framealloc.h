@@ -11,7 +11,8 @@
  *   fa_scope_pop();
  *   fa_frame_end();                   // once per frame, on the main loop
  *
- * C:   FA_FRAME_SCOPE { ... }         (pops on every way out of the block)
+ * C:   FA_FRAME_SCOPE { ... }         (pops on every way out of the block; in C,
+ *                                     break/continue leave only the scope: see FA_SCOPE)
  * C++: { fa::frame_scope scope; ... } (RAII)
  */
 #ifndef FRAMEALLOC_H
@@ -175,12 +176,33 @@ static inline void fa__scope_cleanup(int *unused)
 #define FA__CONCAT(a, b) FA__CONCAT2(a, b)
 #define FA__ONCE FA__CONCAT(fa__scope_once_, __LINE__)
 
-/* FA_SCOPE(FA_POOL) { ... }: the block runs once with the intent pushed; it is
- * popped however the block is left (end, break, return, goto). */
+/* FA_SCOPE(FA_POOL) { ... }: the block runs with the intent pushed; it is popped
+ * however the block is left (end, break, continue, return, goto).
+ *
+ * BREAK AND CONTINUE: in C++17 and later FA_SCOPE is an if statement, so break and
+ * continue inside its block act on the enclosing loop or switch, as in any block.
+ * In C (and C++ before 17) it must be a one-pass for loop: there BREAK AND CONTINUE
+ * ONLY LEAVE THE SCOPE, NOT THE ENCLOSING LOOP. In C, write the scope as a
+ * declaration instead when the block must break out of a loop:
+ *
+ *   for (...) {
+ *       FA_SCOPE_HERE(FA_FRAME);   // pushed until the end of this block
+ *       if (done) break;           // leaves the loop; the intent is popped
+ *   }
+ */
+#if defined(__cplusplus) && __cplusplus >= 201703L
+#define FA_SCOPE(intent) if (fa::scope FA__ONCE{intent}; false) {} else
+#else
 #define FA_SCOPE(intent)                                                                      \
     for (int FA__ONCE __attribute__((cleanup(fa__scope_cleanup))) = (fa_scope_push(intent), 1); \
          FA__ONCE; FA__ONCE = 0)
+#endif
 #define FA_FRAME_SCOPE FA_SCOPE(FA_FRAME)
+
+/* FA_SCOPE_HERE(intent);: pushes intent until the end of the enclosing block (a
+ * declaration, one per line; GCC and Clang). */
+#define FA_SCOPE_HERE(intent) \
+    int FA__ONCE __attribute__((cleanup(fa__scope_cleanup), unused)) = (fa_scope_push(intent), 1)
 
 #endif /* FRAMEALLOC_BUILDING_LIBRARY */
 

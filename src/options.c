@@ -2,15 +2,17 @@
 #include "options.h"
 
 #include <limits.h>
+#include <signal.h>
 #include <stddef.h>
 #include <string.h>
+#include <sys/auxv.h>
 
 #include "debug.h"
 #include "log.h"
 
 extern char **environ;
 
-typedef enum { KIND_INT, KIND_BOOL, KIND_ENUM, KIND_LIST, KIND_STRING } fa_option_kind_t;
+typedef enum { KIND_INT, KIND_BOOL, KIND_ENUM, KIND_LIST, KIND_STRING, KIND_SIGNAL } fa_option_kind_t;
 
 typedef struct {
     const char *name;
@@ -130,6 +132,50 @@ static bool parse_list(const char *choices, const char *text, long long *out)
     return true;
 }
 
+/* A report signal must be one the program does not need for anything else, since
+ * the handler replaces the program's own. NULL when signo is acceptable, else why
+ * not. SIGHUP is refused too: closing the terminal must still end the game. */
+static const char *signal_refusal(long long signo)
+{
+    if (signo == 0 || signo == SIGUSR1 || signo == SIGUSR2 || (signo >= SIGRTMIN && signo <= SIGRTMAX))
+        return NULL;
+    switch (signo) {
+    case SIGSEGV: case SIGBUS: case SIGFPE: case SIGILL: case SIGTRAP: case SIGSYS: case SIGABRT:
+        return "it reports a crash: handling it would turn the crash into an endless fault loop";
+    case SIGKILL: case SIGSTOP:
+        return "it cannot be caught";
+    case SIGINT: case SIGTERM: case SIGQUIT: case SIGHUP: case SIGTSTP:
+        return "it asks the program to stop: Ctrl-C, kill or closing the terminal would no longer work";
+    default:
+        if (signo < 1 || signo > SIGRTMAX)
+            return "there is no such signal";
+        return "the program, libc or the terminal relies on it";
+    }
+}
+
+/* "10", "SIGUSR1", "USR1", "SIGRTMIN+2", "RTMIN+2": the signal's number. */
+static bool parse_signal(const char *s, long long *out)
+{
+    if (strncmp(s, "SIG", 3) == 0)
+        s += 3;
+    if (strcmp(s, "USR1") == 0) {
+        *out = SIGUSR1;
+        return true;
+    }
+    if (strcmp(s, "USR2") == 0) {
+        *out = SIGUSR2;
+        return true;
+    }
+    if (strncmp(s, "RTMIN", 5) == 0) {
+        long long offset = 0;
+        if (s[5] && (s[5] != '+' || !parse_int(s + 6, &offset)))
+            return false;
+        *out = SIGRTMIN + offset;
+        return true;
+    }
+    return parse_int(s, out);
+}
+
 static void describe_range(const fa_option_spec_t *spec, char *buf, size_t cap)
 {
     switch (spec->kind) {
@@ -138,6 +184,10 @@ static void describe_range(const fa_option_spec_t *spec, char *buf, size_t cap)
     case KIND_ENUM: fa_format(buf, cap, "one of %s", spec->choices); break;
     case KIND_LIST: fa_format(buf, cap, "any of %s, comma-separated", spec->choices); break;
     case KIND_STRING: fa_format(buf, cap, "text"); break;
+    case KIND_SIGNAL:
+        fa_format(buf, cap, "0, %d (SIGUSR1), %d (SIGUSR2) or a real-time signal %d-%d", SIGUSR1, SIGUSR2, SIGRTMIN,
+                  SIGRTMAX);
+        break;
     }
 }
 
@@ -154,16 +204,21 @@ static void load_one(const fa_option_spec_t *spec, long long *value, const char 
     case KIND_INT: ok = parse_int(text, &v) && v >= spec->min && v <= spec->max; break;
     case KIND_BOOL: ok = parse_bool(text, &v); break;
     case KIND_LIST: ok = parse_list(spec->choices, text, &v); break;
+    case KIND_SIGNAL: ok = parse_signal(text, &v); break;
     default: v = choice_index(spec->choices, text); ok = v >= 0; break;
     }
-    if (ok) {
+    const char *refusal = ok && spec->kind == KIND_SIGNAL ? signal_refusal(v) : NULL;
+    if (ok && !refusal) {
         *value = v;
         return;
     }
     char range[160];
     describe_range(spec, range, sizeof range);
     *value = spec->def;
-    if (spec->kind == KIND_ENUM)
+    if (refusal)
+        fa_log("%s%s=%s is not accepted: %s (use %s); using the default %lld", PREFIX, spec->name, text, refusal, range,
+               spec->def);
+    else if (spec->kind == KIND_ENUM)
         fa_log("%s%s=%s is not valid (%s); using the default", PREFIX, spec->name, text, range);
     else
         fa_log("%s%s=%s is not valid (%s); using the default %lld", PREFIX, spec->name, text, range, spec->def);
@@ -176,7 +231,11 @@ void fa_options_load(void)
         string_values[i] = NULL;
     }
     fa_debug_flags = 0;
-    if (!environ)
+    /* Secure execution (setuid, setgid, file capabilities): the environment belongs
+     * to a less privileged user, so every setting keeps its default, as glibc
+     * ignores MALLOC_* there. Otherwise FRAMEALLOC_FRAMELOG or FRAMEALLOC_REPORT
+     * would create or truncate files with the program's privileges. */
+    if (!environ || getauxval(AT_SECURE))
         return;
     for (char **e = environ; *e; e++) {
         if (strncmp(*e, PREFIX, sizeof PREFIX - 1) != 0)

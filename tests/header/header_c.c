@@ -57,6 +57,34 @@ int main(int argc, char **argv)
     /* "item 0".."item 99" is 10 x 6 + 90 x 7 = 690 characters a frame, plus one heap block. */
     check(sum == 10 * (690 + 1), "every block held its contents");
 
+    /* In C, break inside FA_FRAME_SCOPE leaves the scope only (documented); with
+     * FA_SCOPE_HERE it leaves the enclosing loop. Either way the intent is popped. */
+    int passes = 0;
+    for (int i = 0; i < 5; i++) {
+        FA_FRAME_SCOPE {
+            if (i == 1)
+                break;
+        }
+        passes++;
+    }
+    check(passes == 5, "in C, break inside FA_FRAME_SCOPE leaves only the scope");
+    int reached = -1;
+    for (int i = 0; i < 5; i++) {
+        FA_SCOPE_HERE(FA_FRAME);
+        reached = i;
+        if (i == 2)
+            break;
+        if (i < 5)
+            continue;
+        reached = 100;
+    }
+    check(reached == 2, "break and continue after FA_SCOPE_HERE act on the enclosing loop");
+    fa_stats before_plain, after_plain;
+    fa_stats_get(&before_plain);
+    free(malloc(48));
+    fa_stats_get(&after_plain);
+    check(after_plain.frame_allocs == before_plain.frame_allocs, "the scopes left by break were popped");
+
     fa_stats stats;
     memset(&stats, 0xff, sizeof stats);
     int rc = fa_stats_get(&stats);

@@ -45,6 +45,26 @@ int main(int argc, char **argv)
     // "line N" + 40 x: 45 characters plus the digits (10 one-digit, 40 two-digit), plus 100.
     check(total == 20 * (50 * 45 + 10 * 1 + 40 * 2 + 100), "strings have their contents");
 
+    // C++17: FA_FRAME_SCOPE is an if statement, so break and continue act on the
+    // enclosing loop, and the intent is popped however the block is left.
+    int reached = -1;
+    for (int i = 0; i < 5; i++) {
+        FA_FRAME_SCOPE {
+            reached = i;
+            if (i == 0)
+                continue;
+            if (i == 2)
+                break;
+            reached = 100;
+        }
+    }
+    check(reached == 2, "break and continue inside FA_FRAME_SCOPE act on the enclosing loop");
+    fa_stats before_plain, after_plain;
+    fa_stats_get(&before_plain);
+    delete new int(1);
+    fa_stats_get(&after_plain);
+    check(after_plain.frame_allocs == before_plain.frame_allocs, "the scopes left by break and continue were popped");
+
     fa_stats after;
     int rc = fa_stats_get(&after);
     if (expect_active) {

@@ -1,5 +1,7 @@
 /* The FRAMEALLOC_* table: values, ranges, bad input and the help text. */
 #include <check.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -108,6 +110,62 @@ START_TEST(unknown_setting_is_reported)
 }
 END_TEST
 
+START_TEST(report_signal_takes_spare_signals)
+{
+    char text[16], err[512];
+    int spare[] = {SIGUSR1, SIGUSR2, SIGRTMIN, SIGRTMIN + 3, SIGRTMAX};
+    for (size_t i = 0; i < sizeof spare / sizeof spare[0]; i++) {
+        snprintf(text, sizeof text, "%d", spare[i]);
+        setenv("FRAMEALLOC_REPORT_SIGNAL", text, 1);
+        load_capturing_stderr(err, sizeof err);
+        ck_assert_str_eq(err, "");
+        ck_assert_int_eq(fa_option(FA_OPT_REPORT_SIGNAL), spare[i]);
+    }
+    const char *names[] = {"SIGUSR1", "USR2", "SIGRTMIN+2"};
+    int numbers[] = {SIGUSR1, SIGUSR2, SIGRTMIN + 2};
+    for (size_t i = 0; i < 3; i++) {
+        setenv("FRAMEALLOC_REPORT_SIGNAL", names[i], 1);
+        load_capturing_stderr(err, sizeof err);
+        ck_assert_str_eq(err, "");
+        ck_assert_int_eq(fa_option(FA_OPT_REPORT_SIGNAL), numbers[i]);
+    }
+}
+END_TEST
+
+/* Signals the program or the system needs are refused with the reason, and the
+ * default (no report signal) is kept. */
+START_TEST(report_signal_refuses_signals_in_use)
+{
+    struct {
+        int signo;
+        const char *reason;
+    } refused[] = {
+        {SIGSEGV, "endless fault loop"}, {SIGBUS, "endless fault loop"}, {SIGFPE, "endless fault loop"},
+        {SIGINT, "Ctrl-C"},              {SIGTERM, "Ctrl-C"},            {SIGHUP, "closing the terminal"},
+        {SIGKILL, "cannot be caught"},   {SIGPIPE, "relies on it"},      {SIGCHLD, "relies on it"},
+        {SIGRTMIN - 1, "relies on it"},  {SIGRTMAX + 1, "no such signal"},
+    };
+    char text[16], err[512];
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        snprintf(text, sizeof text, "%d", refused[i].signo);
+        setenv("FRAMEALLOC_REPORT_SIGNAL", text, 1);
+        load_capturing_stderr(err, sizeof err);
+        char start[64];
+        snprintf(start, sizeof start, "framealloc: FRAMEALLOC_REPORT_SIGNAL=%d is not accepted: ", refused[i].signo);
+        ck_assert_msg(strncmp(err, start, strlen(start)) == 0, "signal %d: stderr '%s'", refused[i].signo, err);
+        ck_assert_msg(strstr(err, refused[i].reason), "signal %d: stderr '%s' does not say '%s'", refused[i].signo, err,
+                      refused[i].reason);
+        ck_assert_ptr_nonnull(strstr(err, "using the default 0\n"));
+        ck_assert_int_eq(strchr(err, '\n') - err, (long)strlen(err) - 1);
+        ck_assert_int_eq(fa_option(FA_OPT_REPORT_SIGNAL), 0);
+    }
+    setenv("FRAMEALLOC_REPORT_SIGNAL", "SIGWHAT", 1);
+    load_capturing_stderr(err, sizeof err);
+    ck_assert_ptr_nonnull(strstr(err, "FRAMEALLOC_REPORT_SIGNAL=SIGWHAT is not valid (0, 10 (SIGUSR1), 12 (SIGUSR2)"));
+    ck_assert_int_eq(fa_option(FA_OPT_REPORT_SIGNAL), 0);
+}
+END_TEST
+
 START_TEST(help_lists_every_setting)
 {
     int fds[2];
@@ -139,6 +197,8 @@ Suite *fa_test_suite(void)
     tcase_add_test(tc, string_setting_is_kept_as_given);
     tcase_add_test(tc, list_setting_takes_any_subset);
     tcase_add_test(tc, unknown_setting_is_reported);
+    tcase_add_test(tc, report_signal_takes_spare_signals);
+    tcase_add_test(tc, report_signal_refuses_signals_in_use);
     tcase_add_test(tc, help_lists_every_setting);
     suite_add_tcase(s, tc);
     return s;

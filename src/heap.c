@@ -1,0 +1,171 @@
+/* The backing heap's policy: the settings framealloc compiles into its private
+ * jemalloc, and the extent hooks that let a zeroed allocation reuse memory the
+ * program just freed instead of handing it back to the kernel. */
+#include "heap.h"
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/mman.h>
+
+#include "log.h"
+#include "os.h"
+
+/* jemalloc reads this string before MALLOC_CONF, so the user's MALLOC_CONF still
+ * wins setting by setting (the renamed archive defines a weak empty one).
+ * Each setting was chosen by measurement (issue 9; figures in the commit):
+ * - oversize_threshold:0: jemalloc sends blocks of 8 MiB and more to a dedicated
+ *   arena that gives them to the kernel at every free, and does the same to any
+ *   freed extent that coalesces past 8 MiB in a normal arena. A program that keeps
+ *   replacing 5-25 MiB buffers then faults and zeroes every page again and again
+ *   (6x glibc's time); freeciv-server did it 1 140 times per game with 8 MiB
+ *   blocks. Off, large blocks are kept like any other freed memory and age out
+ *   through dirty_decay_ms.
+ * - dirty_decay_ms:10000, muzzy_decay_ms:0 (jemalloc 5.3's defaults, written out
+ *   because they are the policy): a freed page is given back once it has stayed
+ *   unused about ten seconds of allocation activity, not at once.
+ * - tcache_max:65536: blocks up to 64 KiB, four times the pools' limit, are cached
+ *   per thread (at most tcache_nslots_large = 20 per size), so mid-size blocks that
+ *   a program keeps freeing and allocating take no arena lock and are never purged
+ *   while in use; larger limits let each thread hold megabytes it may never reuse. */
+const char *fa_je_malloc_conf = "oversize_threshold:0,dirty_decay_ms:10000,muzzy_decay_ms:0,tcache_max:65536";
+
+int fa_je_mallctl(const char *name, void *oldp, size_t *oldlenp, void *newp, size_t newlen);
+
+/* jemalloc 5.3's extent hook table (jemalloc.h's extent_hooks_t, which the renamed
+ * archive still uses; the header itself is not included because its names are the
+ * unrenamed ones). Every hook returns false on success. */
+typedef struct fa_extent_hooks_s fa_extent_hooks_t;
+struct fa_extent_hooks_s {
+    void *(*alloc)(fa_extent_hooks_t *, void *, size_t, size_t, bool *, bool *, unsigned);
+    bool (*dalloc)(fa_extent_hooks_t *, void *, size_t, bool, unsigned);
+    void (*destroy)(fa_extent_hooks_t *, void *, size_t, bool, unsigned);
+    bool (*commit)(fa_extent_hooks_t *, void *, size_t, size_t, size_t, unsigned);
+    bool (*decommit)(fa_extent_hooks_t *, void *, size_t, size_t, size_t, unsigned);
+    bool (*purge_lazy)(fa_extent_hooks_t *, void *, size_t, size_t, size_t, unsigned);
+    bool (*purge_forced)(fa_extent_hooks_t *, void *, size_t, size_t, size_t, unsigned);
+    bool (*split)(fa_extent_hooks_t *, void *, size_t, size_t, size_t, bool, unsigned);
+    bool (*merge)(fa_extent_hooks_t *, void *, size_t, void *, size_t, bool, unsigned);
+};
+
+/* Fresh mappings: new_addr (growing in place) is never asked for while retain is on
+ * (Linux's default); refuse it rather than map elsewhere. */
+static void *extent_alloc(fa_extent_hooks_t *hooks, void *new_addr, size_t size, size_t alignment, bool *zero,
+                          bool *commit, unsigned arena)
+{
+    (void)hooks, (void)arena;
+    if (new_addr)
+        return NULL;
+    size_t page = fa_os_page_size();
+    if (alignment < page)
+        alignment = page;
+    size_t span = size + alignment - page;
+    if (span < size)
+        return NULL;
+    char *base = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (base == MAP_FAILED)
+        return NULL;
+    char *start = (char *)(((uintptr_t)base + alignment - 1) & ~(uintptr_t)(alignment - 1));
+    if (start > base)
+        munmap(base, (size_t)(start - base));
+    if (start + size < base + span)
+        munmap(start + size, (size_t)(base + span - (start + size)));
+    *zero = true;
+    *commit = true;
+    return start;
+}
+
+static void extent_destroy(fa_extent_hooks_t *hooks, void *addr, size_t size, bool committed, unsigned arena)
+{
+    (void)hooks, (void)committed, (void)arena;
+    munmap(addr, size);
+}
+
+static bool extent_purge_lazy(fa_extent_hooks_t *hooks, void *addr, size_t size, size_t offset, size_t length,
+                              unsigned arena)
+{
+    (void)hooks, (void)size, (void)arena;
+    return madvise((char *)addr + offset, length, MADV_FREE) != 0;
+}
+
+static bool extent_purge_forced(fa_extent_hooks_t *hooks, void *addr, size_t size, size_t offset, size_t length,
+                                unsigned arena)
+{
+    (void)hooks, (void)size, (void)arena;
+    return madvise((char *)addr + offset, length, MADV_DONTNEED) != 0;
+}
+
+static bool extent_split(fa_extent_hooks_t *hooks, void *addr, size_t size, size_t a, size_t b, bool committed,
+                         unsigned arena)
+{
+    (void)hooks, (void)addr, (void)size, (void)a, (void)b, (void)committed, (void)arena;
+    return false; /* anonymous mappings split anywhere */
+}
+
+static bool extent_merge(fa_extent_hooks_t *hooks, void *a, size_t size_a, void *b, size_t size_b, bool committed,
+                         unsigned arena)
+{
+    (void)hooks, (void)a, (void)size_a, (void)b, (void)size_b, (void)committed, (void)arena;
+    return false; /* Linux coalesces adjacent anonymous mappings */
+}
+
+/* The same work as jemalloc's default hooks, with one difference that matters: for
+ * hooks that are not its defaults, jemalloc zeroes a recycled extent for calloc with
+ * memset instead of MADV_DONTNEED. glibc does the same (memset of reused memory,
+ * nothing for fresh mappings); the purge makes every reuse fault and the kernel
+ * zero every page again (issue 9: 6x glibc's time on a large-buffer loop).
+ * dalloc, commit and decommit are absent: mappings are kept (jemalloc retains and
+ * purges them) and memory is never decommitted, as with the defaults on Linux. */
+static fa_extent_hooks_t zero_by_memset_hooks = {
+    .alloc = extent_alloc,
+    .destroy = extent_destroy,
+    .purge_lazy = extent_purge_lazy,
+    .purge_forced = extent_purge_forced,
+    .split = extent_split,
+    .merge = extent_merge,
+};
+
+__thread bool fa_heap_thread_ready;
+
+/* Arenas already set up (arena indexes below 512; others are set up by each of
+ * their threads, which costs two more mallctl calls per thread). */
+static _Atomic uint64_t arenas_ready[8];
+
+static void set_arena_setting(unsigned arena, const char *setting, void *value, size_t len)
+{
+    char name[48];
+    fa_format(name, sizeof name, "arena.%u.%s", arena, setting);
+    fa_je_mallctl(name, NULL, NULL, value, len);
+}
+
+/* A thread's first large heap allocation (heap.h): its arena gets the hooks above and, for arena 0,
+ * the oversize setting. jemalloc 5.3 creates arena 0 before it reads
+ * oversize_threshold into the global that new arenas copy, so arena 0 alone
+ * would still give back every freed extent of 8 MiB or more at once. */
+void fa_heap_thread_prepare(void)
+{
+    fa_heap_thread_ready = true;
+    unsigned arena;
+    size_t len = sizeof arena;
+    if (fa_je_mallctl("thread.arena", &arena, &len, NULL, 0) != 0)
+        return;
+    uint64_t bit = (uint64_t)1 << (arena % 64);
+    if (arena < 512 && (atomic_fetch_or(&arenas_ready[arena / 64], bit) & bit))
+        return;
+    fa_extent_hooks_t *hooks = &zero_by_memset_hooks;
+    set_arena_setting(arena, "extent_hooks", &hooks, sizeof hooks);
+    size_t never = SIZE_MAX;
+    set_arena_setting(arena, "oversize_threshold", &never, sizeof never);
+}
+
+void *fa_heap_calloc(size_t count, size_t size)
+{
+    size_t total = count * size;
+    if (total < FA_MIN_ALIGN)
+        return fa_je_calloc(1, FA_MIN_ALIGN);
+    /* Zeroed blocks from jemalloc's large classes (16 KiB up) are the ones the hooks
+     * clear with memset (smaller ones come from slabs, cleared with memset anyway). */
+    if (FA_UNLIKELY(!fa_heap_thread_ready) && total >= ((size_t)16 << 10))
+        fa_heap_thread_prepare();
+    return fa_je_calloc(count, size);
+}
