@@ -228,8 +228,13 @@ START_TEST(new_handler_can_make_the_allocation_succeed)
     struct rlimit limit;
     ck_assert_int_eq(getrlimit(RLIMIT_AS, &limit), 0);
     original_limit = limit.rlim_cur;
-    std::set_new_handler(handler_that_frees_memory);
+    // Under a limit the allocator gives back what it reserved and never used the
+    // first time the heap runs short: let that happen first, then set the limit
+    // that the big request cannot meet.
     limit_address_space(32 << 20);
+    ck_assert_ptr_null(malloc(std::size_t(1) << 40));
+    limit_address_space(32 << 20);
+    std::set_new_handler(handler_that_frees_memory);
     handler_calls = 0;
     char *p = static_cast<char *>(try_allocate(form, big, 4096));
     ck_assert_msg(p != nullptr, "%s: no memory after the handler lifted the limit", form.name);
