@@ -229,9 +229,12 @@ static void retire_empty(fa_thread_t *t, fa_pool_chunk_t *c)
     release_expired(pc, now);
 }
 
-FA_COLD static void report_corrupt_link(const void *at)
+/* A link that decodes outside the region: the program wrote into a freed block
+ * (after free, or past the end of the block before it). */
+FA_COLD static void report_corrupt_link(const void *decoded)
 {
-    fa_fatal("pool free list corrupted at block %p (a write after free or an overflow changed a freed block)", at);
+    fa_fatal("pool free list corrupted: a freed block's link was overwritten (write after free or overflow; "
+             "it decodes to %p)", decoded);
 }
 
 /* The next block after b on a list, checked like malloc's pop checks a head. */
@@ -239,7 +242,7 @@ static fa_pool_block_t *next_of(const fa_pool_block_t *b)
 {
     fa_pool_block_t *next = fa_pool_link_decode(b);
     if (next && !fa_pool_link_ok(next))
-        report_corrupt_link(b);
+        report_corrupt_link(next);
     return next;
 }
 
