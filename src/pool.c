@@ -20,9 +20,10 @@ enum { FA_POOL_LIST_NONE, FA_POOL_LIST_AVAIL, FA_POOL_LIST_FULL };
 size_t fa_pool_max = 16384;
 static uint64_t decay_ms = 1000;
 uint64_t fa_pool_key, fa_pool_key_inverse;
+uintptr_t fa_pool_cookie_value;
 uintptr_t fa_pool_link_base;
 uint64_t fa_pool_link_span;
-uint16_t fa_pool_bin_of[FA_POOL_LARGEST / 16 + 1];
+uint8_t fa_pool_bin_of[FA_POOL_LARGEST / 16 + 1];
 uint8_t fa_pool_class_of[FA_POOL_LARGEST / 16 + 1];
 int32_t fa_pool_cache_limit[FA_POOL_CLASSES];
 
@@ -40,23 +41,29 @@ static _Atomic uint64_t orphan_total;
 static _Atomic uint64_t chunks_held;
 static _Atomic uint64_t exited_allocs[FA_POOL_CLASSES], exited_frees[FA_POOL_CLASSES];
 
-/* An odd random key (odd: invertible modulo 2^64, and never 0, so a zeroed word is
- * never a cookie), with its inverse by Newton's iteration (each step doubles the
- * correct low bits; key itself is right to 3 bits). */
-static void make_key(void)
+static uint64_t random_word(uint64_t salt)
 {
-    uint64_t key = 0;
-    if (getrandom(&key, sizeof key, GRND_NONBLOCK) != sizeof key) {
+    uint64_t word = 0;
+    if (getrandom(&word, sizeof word, GRND_NONBLOCK) != sizeof word) {
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
-        key = (uint64_t)ts.tv_nsec * 0x9e3779b97f4a7c15ULL ^ (uintptr_t)&ts;
+        word = ((uint64_t)ts.tv_nsec + salt) * 0x9e3779b97f4a7c15ULL ^ (uintptr_t)&ts;
     }
-    key |= 1;
+    return word;
+}
+
+/* An odd random link key (odd: invertible modulo 2^64) with its inverse by Newton's
+ * iteration (each step doubles the correct low bits; key itself is right to 3),
+ * and the cookie (never 0, so a zeroed word is never a cookie). */
+static void make_keys(void)
+{
+    uint64_t key = random_word(1) | 1;
     uint64_t inverse = key;
     for (int i = 0; i < 5; i++)
         inverse *= 2 - key * inverse;
     fa_pool_key = key;
     fa_pool_key_inverse = inverse;
+    fa_pool_cookie_value = random_word(2) | 1;
 }
 
 /* Runs during init, before any thread can use pools: the bin table starts all
@@ -67,7 +74,7 @@ void fa_pool_configure(void)
     fa_pool_max = (size_t)fa_option(FA_OPT_POOL_MAX);
     decay_ms = (uint64_t)fa_option(FA_OPT_POOL_DECAY_MS);
     if (!fa_pool_key)
-        make_key();
+        make_keys();
     /* About 64 KiB of ready blocks per class, 16 to 512 of them (like a tcache). */
     for (unsigned c = 0; c < FA_POOL_CLASSES; c++) {
         int32_t limit = (int32_t)(65536 / fa_pool_class_size[c]);
@@ -82,7 +89,7 @@ void fa_pool_configure(void)
         /* Above the limit: the always-empty bin, so malloc's fast path misses without
          * reading fa_pool_max (the slow path then routes the size). */
         unsigned bin = size <= fa_pool_max ? cls : FA_POOL_CLASSES;
-        fa_pool_bin_of[i] = (uint16_t)(bin * sizeof(fa_pool_bin_t));
+        fa_pool_bin_of[i] = (uint8_t)(bin * FA_POOL_BIN_WORDS);
     }
 }
 
@@ -125,8 +132,8 @@ static void init_chunk(fa_thread_t *t, fa_pool_chunk_t *c, unsigned cls)
     c->head.kind = FA_CHUNK_POOL;
     c->block_size = fa_pool_class_size[cls];
     c->class_index = cls;
-    c->bin_offset = (uint32_t)(cls * sizeof(fa_pool_bin_t));
-    c->div = fa_pool_div_of(c->block_size);
+    c->bin_index = cls * FA_POOL_BIN_WORDS;
+    c->div = c->div_below = fa_pool_div_of(c->block_size);
     c->used = 0;
     c->local_free = NULL;
     c->local_free_count = 0;
@@ -271,7 +278,7 @@ static void fill_bin(fa_thread_t *t, unsigned cls, fa_pool_block_t *first, uint3
     fa_pool_bin_t *bin = &t->pool.bins[cls];
     bin->head = first;
     bin->limit = fa_pool_cache_limit[cls];
-    bin->room = bin->limit - (int32_t)count;
+    bin->room = bin->limit - (int64_t)count;
     t->pool.flow[cls].entered += count;
 }
 
@@ -407,7 +414,7 @@ void *fa_pool_alloc_slow(fa_thread_t *t, size_t size)
         report_corrupt_link(bin->head); /* decoded from the link of the block popped before */
     if (!bin->head && !refill(t, cls))
         return NULL;
-    return fa_pool_pop(bin);
+    return fa_pool_pop(t, cls * FA_POOL_BIN_WORDS);
 }
 
 /* ---- free ---- */
@@ -429,7 +436,7 @@ void fa_pool_check_pointer(const fa_pool_chunk_t *c, const void *p, const char *
 {
     if (!fa_pool_is_block_start(c, p))
         report_bad_free(what, p, "not the start of a pool block (a pointer into the middle of a block, or never allocated)");
-    if (((const fa_pool_block_t *)p)->cookie == fa_pool_cookie(p))
+    if (((const fa_pool_block_t *)p)->cookie == fa_pool_cookie())
         report_bad_free(what, p, "block was already freed (use after free)");
 }
 
@@ -468,8 +475,8 @@ static uint32_t bin_count(const fa_pool_bin_t *bin) { return (uint32_t)(bin->lim
 static uint64_t thread_frees(const fa_pool_cache_t *pc, unsigned cls)
 {
     const fa_pool_bin_t *bin = &pc->bins[cls];
-    int32_t limit = __atomic_load_n(&bin->limit, __ATOMIC_RELAXED);
-    int32_t room = __atomic_load_n(&bin->room, __ATOMIC_RELAXED);
+    int64_t limit = __atomic_load_n(&bin->limit, __ATOMIC_RELAXED);
+    int64_t room = __atomic_load_n(&bin->room, __ATOMIC_RELAXED);
     uint64_t fast = (uint64_t)(uint32_t)(limit - room) - __atomic_load_n(&pc->flow[cls].entered, __ATOMIC_RELAXED) +
                     __atomic_load_n(&pc->flow[cls].left, __ATOMIC_RELAXED) +
                     __atomic_load_n(&bin->allocs, __ATOMIC_RELAXED);
@@ -493,7 +500,7 @@ static void flush_cache(fa_thread_t *t, unsigned cls, uint32_t keep)
         old = next_of(last);
         last->link = fa_pool_link_encode(last, NULL);
     }
-    bin->room = bin->limit - (int32_t)keep;
+    bin->room = bin->limit - (int64_t)keep;
     t->pool.flow[cls].left += count - keep;
     while (old) {
         fa_pool_block_t *next = next_of(old);
@@ -504,7 +511,7 @@ static void flush_cache(fa_thread_t *t, unsigned cls, uint32_t keep)
 
 static void free_remote(fa_pool_chunk_t *c, fa_pool_block_t *b)
 {
-    b->cookie = fa_pool_cookie(b);
+    b->cookie = fa_pool_cookie();
     fa_pool_block_t *head = __atomic_load_n(&c->thread_free, __ATOMIC_RELAXED);
     do {
         b->link = fa_pool_link_encode(b, head);
@@ -517,7 +524,7 @@ void fa_pool_free_slow(fa_thread_t *t, fa_pool_chunk_t *c, void *p)
     if (!fa_pool_is_block_start(c, p))
         report_bad_free("free", p, "not the start of a pool block (a pointer into the middle of a block, or never allocated)");
     bool owner = __atomic_load_n(&c->head.owner, __ATOMIC_RELAXED) == t->id;
-    if (b->cookie == fa_pool_cookie(b) && (!owner || owner_holds_free(t, c, b)))
+    if (b->cookie == fa_pool_cookie() && (!owner || owner_holds_free(t, c, b)))
         report_bad_free("free", p, "double free of a pool block");
     unsigned cls = c->class_index;
     /* A thread that only frees is attached here so its counts are summed. */
@@ -534,7 +541,7 @@ void fa_pool_free_slow(fa_thread_t *t, fa_pool_chunk_t *c, void *p)
     fa_pool_bin_t *bin = &t->pool.bins[cls];
     if (bin->room <= 0)
         flush_cache(t, cls, bin_count(bin) / 2);
-    b->cookie = fa_pool_cookie(b);
+    b->cookie = fa_pool_cookie();
     push(&bin->head, b);
     bin->room--;
     t->pool.flow[cls].entered++;

@@ -13,8 +13,9 @@
  *   overflow or a write after free that changes a link therefore decodes to an
  *   address nobody chose, and malloc checks each block against the region before
  *   it touches it: a bad link aborts with a message, it is never handed out.
- * - A freed block carries a cookie (its address times the key) in its second word,
- *   cleared when it is handed out again: a free that finds the cookie is a double
+ * - A freed block carries a cookie (a per-process random word, unrelated to the
+ *   link key, as glibc's tcache key) in its second word, cleared when it is handed
+ *   out again: a free that finds the cookie is a double
  *   free (confirmed by a list scan when the owner frees, since program data may
  *   hold anything). A pointer that is not a block start (interior or never carved)
  *   is rejected by an exact divisibility test. */
@@ -40,13 +41,15 @@ typedef struct fa_pool_block {
 
 typedef struct fa_pool_chunk {
     fa_chunk_head_t head;
-    uint32_t bin_offset;   /* byte offset of the class's bin in fa_pool_cache_t.bins */
+    uint32_t bin_index;    /* class * FA_POOL_BIN_WORDS: the bin's first word (pool_cache.h) */
     uint32_t class_index;
     /* Bytes of the block area handed out so far (from FA_POOL_DATA_OFFSET). Only the
      * owner writes it (atomically); other threads read it atomically, the owner's
      * fast free with a plain load (no race: it wrote the value itself). */
     uint64_t carved;
     uint64_t div;          /* 1 + UINT64_MAX / block_size: exact block-start test */
+    uint64_t div_below;    /* div again: a second field lets the compiler use both as
+                            * memory operands (multiply, compare) with no register copy */
     uint32_t block_size;
     uint32_t used;
     uint32_t local_free_count;
@@ -63,14 +66,14 @@ _Static_assert(sizeof(fa_pool_chunk_t) <= FA_POOL_DATA_OFFSET, "pool chunk heade
 
 /* All hidden: the fast paths reach them rip-relative, not through the GOT. */
 extern size_t fa_pool_max FA_HIDDEN;          /* FRAMEALLOC_POOL_MAX */
-extern uint64_t fa_pool_key FA_HIDDEN;        /* odd secret: links and cookies */
+extern uint64_t fa_pool_key FA_HIDDEN;        /* odd secret: links */
 extern uint64_t fa_pool_key_inverse FA_HIDDEN; /* key * key_inverse == 1 (mod 2^64) */
 /* Where a block may lie: [link_base, link_base + link_span); 0 until the first chunk. */
 extern uintptr_t fa_pool_link_base FA_HIDDEN;
 extern uint64_t fa_pool_link_span FA_HIDDEN;
-/* By (size + 15) / 16: the byte offset of the size's bin in fa_pool_cache_t.bins;
+/* By (size + 15) / 16: the bin index (class * FA_POOL_BIN_WORDS) of the size's bin;
  * sizes above FRAMEALLOC_POOL_MAX get the always-empty bin. */
-extern uint16_t fa_pool_bin_of[FA_POOL_LARGEST / 16 + 1] FA_HIDDEN;
+extern uint8_t fa_pool_bin_of[FA_POOL_LARGEST / 16 + 1] FA_HIDDEN;
 extern uint8_t fa_pool_class_of[FA_POOL_LARGEST / 16 + 1] FA_HIDDEN; /* the real class, for the slow paths */
 extern const uint32_t fa_pool_class_size[FA_POOL_CLASSES] FA_HIDDEN;
 extern int32_t fa_pool_cache_limit[FA_POOL_CLASSES] FA_HIDDEN; /* blocks a thread caches per class */
@@ -101,12 +104,17 @@ FA_INLINE bool fa_pool_link_ok(const fa_pool_block_t *b)
     return (uintptr_t)b - fa_pool_link_base < fa_pool_link_span;
 }
 
-FA_INLINE uintptr_t fa_pool_cookie(const void *p) { return (uintptr_t)p * fa_pool_key; }
+/* The same for every block: one load, no arithmetic. Its own secret, so reading a
+ * freed block's cookie tells nothing about the link key. */
+extern uintptr_t fa_pool_cookie_value FA_HIDDEN;
 
-FA_INLINE fa_pool_bin_t *fa_pool_bin_at(fa_thread_t *t, size_t offset)
-{
-    return (fa_pool_bin_t *)((char *)t->pool.bins + offset);
-}
+FA_INLINE uintptr_t fa_pool_cookie(void) { return fa_pool_cookie_value; }
+
+_Static_assert(sizeof(fa_pool_bin_t) == FA_POOL_BIN_WORDS * sizeof(uint64_t), "bin fields are words");
+_Static_assert(FA_POOL_CLASSES * FA_POOL_BIN_WORDS <= UINT8_MAX, "bin indexes fit the size table");
+
+/* A bin's fields for the fast paths, by bin index (see pool_cache.h for why). */
+#define FA_POOL_BIN_FIELD(t, index, field) ((t)->pool.bin_words[(index) + (field)])
 
 /* Refills the thread's list for the class of size and pops one block, or NULL when
  * pools cannot serve (thread dead, region exhausted, size above the limit). Aborts
@@ -114,15 +122,16 @@ FA_INLINE fa_pool_bin_t *fa_pool_bin_at(fa_thread_t *t, size_t offset)
 void *fa_pool_alloc_slow(fa_thread_t *t, size_t size);
 void fa_pool_free_slow(fa_thread_t *t, fa_pool_chunk_t *c, void *p);
 
-/* Pops the head of bin, or NULL when it is empty or its head fails the check. */
-FA_INLINE void *fa_pool_pop(fa_pool_bin_t *bin)
+/* Pops the head of the bin at index, or NULL when it is empty or its head fails
+ * the check. */
+FA_INLINE void *fa_pool_pop(fa_thread_t *t, size_t index)
 {
-    fa_pool_block_t *b = bin->head;
+    fa_pool_block_t *b = (fa_pool_block_t *)FA_POOL_BIN_FIELD(t, index, FA_POOL_BIN_HEAD);
     if (FA_UNLIKELY(!fa_pool_link_ok(b)))
         return NULL;
-    bin->head = fa_pool_link_decode(b);
-    bin->room++;
-    bin->allocs++;
+    FA_POOL_BIN_FIELD(t, index, FA_POOL_BIN_HEAD) = (uintptr_t)fa_pool_link_decode(b);
+    FA_POOL_BIN_FIELD(t, index, FA_POOL_BIN_ROOM)++;
+    FA_POOL_BIN_FIELD(t, index, FA_POOL_BIN_ALLOCS)++;
     b->cookie = 0;
     return b;
 }
@@ -135,7 +144,7 @@ FA_INLINE void *fa_pool_try_alloc(fa_thread_t *t, size_t size)
 {
     if (FA_UNLIKELY(size > FA_POOL_LARGEST))
         return NULL;
-    return fa_pool_pop(fa_pool_bin_at(t, fa_pool_bin_of[(size + 15) >> 4]));
+    return fa_pool_pop(t, fa_pool_bin_of[(size + 15) >> 4]);
 }
 
 FA_INLINE void *fa_pool_alloc(fa_thread_t *t, size_t size)
@@ -158,7 +167,7 @@ FA_INLINE bool fa_pool_is_multiple(uint64_t off, uint64_t div) { return off * di
 FA_INLINE bool fa_pool_is_start_below(const fa_pool_chunk_t *c, const void *p, uint64_t carved)
 {
     uint64_t off = ((uintptr_t)p - FA_POOL_DATA_OFFSET) & FA_CHUNK_MASK;
-    return off < carved && fa_pool_is_multiple(off, c->div);
+    return off < carved && off * c->div < c->div_below;
 }
 
 /* The same for any thread. */
@@ -168,12 +177,12 @@ FA_INLINE bool fa_pool_is_block_start(const fa_pool_chunk_t *c, const void *p)
 }
 
 /* Takes one unit of the bin's room for a free; false (room unchanged) when it has
- * none. On x86-64 GCC one decrement of memory and a branch on its sign: compilers
- * otherwise load, test, decrement and store (5 instructions on the hottest path). */
+ * none. With GCC on x86-64 one decrement of memory and a branch on its sign;
+ * compilers otherwise load, test, decrement and store (5 instructions). */
 FA_INLINE bool fa_pool_take_room(fa_pool_bin_t *bin)
 {
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11
-    __asm__ goto("subl $1, %0\n\tjs %l[none]" : "+m"(bin->room) : : "cc" : none);
+    __asm__ goto("subq $1, %0\n\tjs %l[none]" : "+m"(bin->room) : : "cc" : none);
     return true;
 none:
     bin->room++;
@@ -191,8 +200,9 @@ none:
 FA_INLINE bool fa_pool_try_free(fa_thread_t *t, fa_pool_chunk_t *c, void *p)
 {
     fa_pool_block_t *b = p;
-    fa_pool_bin_t *bin = fa_pool_bin_at(t, c->bin_offset);
-    uintptr_t cookie = fa_pool_cookie(b);
+    /* Through a pointer here: the room's asm operand needs one anyway. */
+    fa_pool_bin_t *bin = (fa_pool_bin_t *)&t->pool.bin_words[c->bin_index];
+    uintptr_t cookie = fa_pool_cookie();
     if (FA_LIKELY(__atomic_load_n(&c->head.owner, __ATOMIC_RELAXED) == t->id &&
                   fa_pool_is_start_below(c, p, c->carved) && b->cookie != cookie)) {
         if (FA_UNLIKELY(!fa_pool_take_room(bin)))

@@ -343,7 +343,7 @@ END_TEST
 START_TEST(user_data_that_looks_like_a_cookie_is_not_a_double_free)
 {
     uintptr_t *p = fa_malloc(32);
-    p[1] = fa_pool_cookie(p); /* legal, if unlikely, contents */
+    p[1] = fa_pool_cookie(); /* legal, if unlikely, contents */
     fa_free(p);
     void *q = fa_malloc(32);
     ck_assert_ptr_eq(q, p);
