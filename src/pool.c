@@ -132,7 +132,6 @@ static void init_chunk(fa_thread_t *t, fa_pool_chunk_t *c, unsigned cls)
     c->head.kind = FA_CHUNK_POOL;
     c->block_size = fa_pool_class_size[cls];
     c->class_index = cls;
-    c->bin_index = cls * FA_POOL_BIN_WORDS;
     c->div = c->div_below = fa_pool_div_of(c->block_size);
     c->used = 0;
     c->local_free = NULL;
@@ -142,6 +141,7 @@ static void init_chunk(fa_thread_t *t, fa_pool_chunk_t *c, unsigned cls)
     c->area = (FA_CHUNK_SIZE - FA_POOL_DATA_OFFSET) / c->block_size * c->block_size;
     __atomic_store_n(&c->carved, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&c->thread_free, NULL, __ATOMIC_RELAXED);
+    c->owner_bin = &t->pool.bins[cls];
     __atomic_store_n(&c->head.owner, t->id, __ATOMIC_RELEASE);
 }
 
@@ -349,6 +349,7 @@ static fa_pool_chunk_t *adopt_orphan(fa_thread_t *t, unsigned cls)
         return NULL;
     c->next = c->prev = NULL;
     c->list = FA_POOL_LIST_NONE;
+    c->owner_bin = &t->pool.bins[cls];
     __atomic_store_n(&c->head.owner, t->id, __ATOMIC_RELEASE);
     return c;
 }

@@ -41,8 +41,12 @@ typedef struct fa_pool_block {
 
 typedef struct fa_pool_chunk {
     fa_chunk_head_t head;
-    uint32_t bin_index;    /* class * FA_POOL_BIN_WORDS: the bin's first word (pool_cache.h) */
     uint32_t class_index;
+    uint32_t unused_;
+    /* The owner's bin for this class, by address (set with head.owner, and only
+     * used once head.owner matched the caller): the owner's free finds its bin in
+     * one load instead of an index and the thread's address. */
+    fa_pool_bin_t *owner_bin;
     /* Bytes of the block area handed out so far (from FA_POOL_DATA_OFFSET). Only the
      * owner writes it (atomically); other threads read it atomically, the owner's
      * fast free with a plain load (no race: it wrote the value itself). */
@@ -200,8 +204,7 @@ none:
 FA_INLINE bool fa_pool_try_free(fa_thread_t *t, fa_pool_chunk_t *c, void *p)
 {
     fa_pool_block_t *b = p;
-    /* Through a pointer here: the room's asm operand needs one anyway. */
-    fa_pool_bin_t *bin = (fa_pool_bin_t *)&t->pool.bin_words[c->bin_index];
+    fa_pool_bin_t *bin = c->owner_bin;
     uintptr_t cookie = fa_pool_cookie();
     if (FA_LIKELY(__atomic_load_n(&c->head.owner, __ATOMIC_RELAXED) == t->id &&
                   fa_pool_is_start_below(c, p, c->carved) && b->cookie != cookie)) {
