@@ -39,6 +39,12 @@ static pthread_mutex_t orphan_lock = PTHREAD_MUTEX_INITIALIZER;
 static fa_pool_chunk_t *orphans[FA_POOL_CLASSES];
 static _Atomic uint64_t orphan_total;
 static _Atomic uint64_t chunks_held;
+
+/* Emptied chunks of exited threads, newest first (see park_chunk). */
+static pthread_mutex_t spare_lock = PTHREAD_MUTEX_INITIALIZER;
+static fa_pool_chunk_t *spare_newest, *spare_oldest;
+static uint32_t spare_count;
+static _Atomic uint32_t spare_any;
 static _Atomic uint64_t exited_allocs[FA_POOL_CLASSES], exited_frees[FA_POOL_CLASSES];
 
 static uint64_t random_word(uint64_t salt)
@@ -178,6 +184,87 @@ static void release_chunk(fa_pool_chunk_t *c)
     fa_region_chunk_free(c);
 }
 
+/* ---- spare chunks ----
+ * A thread that exits used to give its emptied chunks straight back to the region,
+ * which returns their pages to the OS (madvise) at once; a program that keeps
+ * starting threads then paid a system call and page faults for every chunk of
+ * every thread. Instead they wait here, with their pages, for the next thread's
+ * new_chunk: at most FA_POOL_SPARE_MAX of them (16 MiB of address space, resident
+ * only as far as they were used), and those parked longer than
+ * FRAMEALLOC_POOL_DECAY_MS go back whenever a chunk is parked. */
+
+/* Unlinks the spares that expired (or all when now is UINT64_MAX), under the lock,
+ * and returns them as a list through next. */
+static fa_pool_chunk_t *unlink_expired_spares(uint64_t now)
+{
+    fa_pool_chunk_t *expired = NULL, *c;
+    while ((c = spare_oldest) && (now == UINT64_MAX || c->empty_since_ms + decay_ms <= now)) {
+        spare_oldest = c->prev;
+        if (spare_oldest)
+            spare_oldest->next = NULL;
+        else
+            spare_newest = NULL;
+        spare_count--;
+        c->next = expired;
+        expired = c;
+    }
+    __atomic_store_n(&spare_any, spare_count != 0, __ATOMIC_RELAXED);
+    return expired;
+}
+
+/* Released outside the lock: each costs a system call. */
+static void release_list(fa_pool_chunk_t *c)
+{
+    for (fa_pool_chunk_t *next; c; c = next) {
+        next = c->next;
+        release_chunk(c);
+    }
+}
+
+static void park_chunk(fa_pool_chunk_t *c)
+{
+    uint64_t now = now_ms();
+    c->empty_since_ms = now;
+    c->list = FA_POOL_LIST_NONE;
+    pthread_mutex_lock(&spare_lock);
+    fa_pool_chunk_t *expired = unlink_expired_spares(now);
+    if (spare_count < FA_POOL_SPARE_MAX && decay_ms) {
+        c->prev = NULL;
+        c->next = spare_newest;
+        if (spare_newest)
+            spare_newest->prev = c;
+        else
+            spare_oldest = c;
+        spare_newest = c;
+        spare_count++;
+        __atomic_store_n(&spare_any, 1, __ATOMIC_RELAXED);
+        c = NULL;
+    }
+    pthread_mutex_unlock(&spare_lock);
+    release_list(expired);
+    if (c)
+        release_chunk(c);
+}
+
+static fa_pool_chunk_t *take_spare(void)
+{
+    if (!__atomic_load_n(&spare_any, __ATOMIC_RELAXED))
+        return NULL;
+    pthread_mutex_lock(&spare_lock);
+    fa_pool_chunk_t *c = spare_newest;
+    if (c) {
+        spare_newest = c->next;
+        if (spare_newest)
+            spare_newest->prev = NULL;
+        else
+            spare_oldest = NULL;
+        spare_count--;
+    }
+    __atomic_store_n(&spare_any, spare_count != 0, __ATOMIC_RELAXED);
+    pthread_mutex_unlock(&spare_lock);
+    return c;
+}
+
 static void release_expired(fa_pool_cache_t *pc, uint64_t now)
 {
     fa_pool_chunk_t *c;
@@ -204,6 +291,8 @@ static void set_link_bounds(void)
 static fa_pool_chunk_t *new_chunk(fa_thread_t *t, unsigned cls)
 {
     fa_pool_chunk_t *c = take_empty(&t->pool);
+    if (!c)
+        c = take_spare();
     if (!c) {
         c = fa_thread_chunk_alloc(t, FA_CHUNK_POOL);
         if (!c)
@@ -219,7 +308,7 @@ static void retire_empty(fa_thread_t *t, fa_pool_chunk_t *c)
 {
     list_remove(t, c);
     if (t->state != FA_THREAD_LIVE) {
-        release_chunk(c);
+        park_chunk(c);
         return;
     }
     fa_pool_cache_t *pc = &t->pool;
@@ -553,6 +642,10 @@ void fa_pool_release_cached(fa_thread_t *t)
     fa_pool_chunk_t *c;
     while ((c = take_empty(&t->pool)))
         release_chunk(c);
+    pthread_mutex_lock(&spare_lock);
+    c = unlink_expired_spares(UINT64_MAX);
+    pthread_mutex_unlock(&spare_lock);
+    release_list(c);
 }
 
 /* ---- thread exit ---- */
@@ -561,7 +654,7 @@ static void orphan_or_release(fa_pool_chunk_t *c)
 {
     collect_remote(c);
     if (c->used == 0) {
-        release_chunk(c);
+        park_chunk(c);
         return;
     }
     c->list = FA_POOL_LIST_NONE;
@@ -606,7 +699,7 @@ void fa_pool_thread_exit(fa_thread_t *t)
     }
     for (fa_pool_chunk_t *c = pc->empty, *next; c; c = next) {
         next = c->next;
-        release_chunk(c);
+        park_chunk(c);
     }
     memset(pc, 0, sizeof *pc);
 }
@@ -640,6 +733,20 @@ void fa_pool_add_exited(fa_pool_totals_t *out)
     out->chunks = chunks_held;
 }
 
-void fa_pool_fork_prepare(void) { pthread_mutex_lock(&orphan_lock); }
-void fa_pool_fork_parent(void) { pthread_mutex_unlock(&orphan_lock); }
-void fa_pool_fork_child(void) { pthread_mutex_init(&orphan_lock, NULL); }
+void fa_pool_fork_prepare(void)
+{
+    pthread_mutex_lock(&orphan_lock);
+    pthread_mutex_lock(&spare_lock);
+}
+
+void fa_pool_fork_parent(void)
+{
+    pthread_mutex_unlock(&spare_lock);
+    pthread_mutex_unlock(&orphan_lock);
+}
+
+void fa_pool_fork_child(void)
+{
+    pthread_mutex_init(&spare_lock, NULL);
+    pthread_mutex_init(&orphan_lock, NULL);
+}

@@ -65,6 +65,9 @@ typedef struct fa_pool_chunk {
     uint64_t empty_since_ms; /* when it joined the thread's empty list */
 } fa_pool_chunk_t;
 
+/* Emptied chunks of exited threads kept for the next threads (pool.c, park_chunk). */
+#define FA_POOL_SPARE_MAX 64
+
 #define FA_POOL_DATA_OFFSET 256
 _Static_assert(sizeof(fa_pool_chunk_t) <= FA_POOL_DATA_OFFSET, "pool chunk header too large");
 

@@ -491,6 +491,87 @@ START_TEST(stats_stay_exact_through_every_path)
 }
 END_TEST
 
+/* A thread that frees everything before it exits (a short-lived worker): its
+ * emptied chunks wait, with their pages, for the next thread instead of going back
+ * to the OS (a system call and fresh page faults for every chunk of every thread). */
+static void *batch_worker(void *arg)
+{
+    (void)arg;
+    allocate_and_free_batch();
+    return NULL;
+}
+
+static void run_batch_worker(void)
+{
+    pthread_t th;
+    pthread_create(&th, NULL, batch_worker, NULL);
+    pthread_join(th, NULL);
+}
+
+START_TEST(exited_threads_leave_their_chunks_to_the_next)
+{
+    run_batch_worker();
+    fa_stats s = stats();
+    ck_assert_uint_ge(s.pool_chunks, 30); /* parked, not released */
+    ck_assert_uint_ge(s.region_bytes, 30 * FA_CHUNK_SIZE);
+    for (int i = 0; i < 5; i++)
+        run_batch_worker();
+    ck_assert_uint_eq(stats().region_peak_bytes, s.region_peak_bytes); /* reused */
+    ck_assert_uint_eq(stats().pool_chunks, s.pool_chunks);
+}
+END_TEST
+
+/* Parked chunks are bounded: a thread that emptied many gives the rest back. */
+static void *big_batch_worker(void *arg)
+{
+    (void)arg;
+    enum { N = 2000 }; /* 15 blocks of 16 KiB a chunk: 134 chunks */
+    static void *blocks[N];
+    for (int i = 0; i < N; i++)
+        blocks[i] = fa_malloc(16384);
+    for (int i = 0; i < N; i++)
+        fa_free(blocks[i]);
+    return NULL;
+}
+
+START_TEST(parked_chunks_are_bounded)
+{
+    pthread_t th;
+    pthread_create(&th, NULL, big_batch_worker, NULL);
+    pthread_join(th, NULL);
+    ck_assert_uint_ge(stats().region_peak_bytes, 130 * FA_CHUNK_SIZE);
+    ck_assert_uint_le(stats().pool_chunks, FA_POOL_SPARE_MAX);
+}
+END_TEST
+
+START_TEST(decay_zero_parks_nothing)
+{
+    setenv("FRAMEALLOC_POOL_DECAY_MS", "0", 1);
+    run_batch_worker();
+    ck_assert_uint_eq(stats().pool_chunks, 0);
+}
+END_TEST
+
+/* A parked chunk is reused by a thread of another size class. */
+static void *small_worker(void *arg)
+{
+    (void)arg;
+    void *p = fa_malloc(24);
+    fa_free(p);
+    return NULL;
+}
+
+START_TEST(parked_chunks_serve_any_class)
+{
+    run_batch_worker();
+    uint64_t peak = stats().region_peak_bytes;
+    pthread_t th;
+    pthread_create(&th, NULL, small_worker, NULL);
+    pthread_join(th, NULL);
+    ck_assert_uint_eq(stats().region_peak_bytes, peak);
+}
+END_TEST
+
 Suite *fa_test_suite(void)
 {
     Suite *s = suite_create("pool");
@@ -520,6 +601,10 @@ Suite *fa_test_suite(void)
     tcase_add_test_raise_signal(tc, partly_overwritten_link_is_reported, SIGABRT);
     tcase_add_test_raise_signal(tc, overwritten_remote_link_is_reported, SIGABRT);
     tcase_add_test(tc, stats_stay_exact_through_every_path);
+    tcase_add_test(tc, exited_threads_leave_their_chunks_to_the_next);
+    tcase_add_test(tc, parked_chunks_are_bounded);
+    tcase_add_test(tc, decay_zero_parks_nothing);
+    tcase_add_test(tc, parked_chunks_serve_any_class);
     suite_add_tcase(s, tc);
     return s;
 }
