@@ -185,11 +185,13 @@ FA_INLINE bool fa_pool_is_block_start(const fa_pool_chunk_t *c, const void *p)
 
 /* Takes one unit of the bin's room for a free; false (room unchanged) when it has
  * none. With GCC on x86-64 one decrement of memory and a branch on its sign;
- * compilers otherwise load, test, decrement and store (5 instructions). */
+ * compilers otherwise load, test, decrement and store (5 instructions). The room
+ * is an input memory operand with a memory clobber, as alloc_fast.h's sampling
+ * countdown: GCC 12 mislaid the branch of the "+m" output form there. */
 FA_INLINE bool fa_pool_take_room(fa_pool_bin_t *bin)
 {
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11
-    __asm__ goto("subq $1, %0\n\tjs %l[none]" : "+m"(bin->room) : : "cc" : none);
+    __asm__ goto("subq $1, %0\n\tjs %l[none]" : : "m"(bin->room) : "cc", "memory" : none);
     return true;
 none:
     bin->room++;

@@ -572,6 +572,30 @@ START_TEST(parked_chunks_serve_any_class)
 }
 END_TEST
 
+/* The owner's free takes one unit of the bin's room (an asm decrement-and-branch
+ * on GCC): at 0 it must go to the slow path, which flushes, never below 0. */
+START_TEST(bin_room_never_goes_below_zero)
+{
+    enum { N = 3000 };
+    static void *blocks[N];
+    for (int i = 0; i < N; i++)
+        blocks[i] = fa_malloc(64);
+    fa_pool_bin_t *bin = &fa_thread()->pool.bins[fa_pool_class_of[64 / 16]];
+    for (int i = 0; i < N; i++) {
+        fa_free(blocks[i]);
+        ck_assert_int_ge(bin->room, 0);
+        ck_assert_int_le(bin->room, bin->limit);
+    }
+    ck_assert_int_gt(bin->limit, 0);
+    /* Every block is still handed out once each. */
+    for (int i = 0; i < N; i++)
+        blocks[i] = fa_malloc(64);
+    for (int i = 0; i < N; i++)
+        for (int j = i + 1; j < i + 8 && j < N; j++)
+            ck_assert_ptr_ne(blocks[i], blocks[j]);
+}
+END_TEST
+
 Suite *fa_test_suite(void)
 {
     Suite *s = suite_create("pool");
@@ -605,6 +629,7 @@ Suite *fa_test_suite(void)
     tcase_add_test(tc, parked_chunks_are_bounded);
     tcase_add_test(tc, decay_zero_parks_nothing);
     tcase_add_test(tc, parked_chunks_serve_any_class);
+    tcase_add_test(tc, bin_room_never_goes_below_zero);
     suite_add_tcase(s, tc);
     return s;
 }
