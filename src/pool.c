@@ -19,9 +19,13 @@ enum { FA_POOL_LIST_NONE, FA_POOL_LIST_AVAIL, FA_POOL_LIST_FULL };
 
 size_t fa_pool_max = 16384;
 static uint64_t decay_ms = 1000;
-uintptr_t fa_pool_secret;
+uint64_t fa_pool_key, fa_pool_key_inverse;
+uintptr_t fa_pool_cookie_value;
+uintptr_t fa_pool_link_base;
+uint64_t fa_pool_link_span;
+uint8_t fa_pool_bin_of[FA_POOL_LARGEST / 16 + 1];
 uint8_t fa_pool_class_of[FA_POOL_LARGEST / 16 + 1];
-uint32_t fa_pool_cache_limit[FA_POOL_CLASSES];
+int32_t fa_pool_cache_limit[FA_POOL_CLASSES];
 
 /* 16-byte steps to 128, then four classes per doubling (at most 25% slack). */
 const uint32_t fa_pool_class_size[FA_POOL_CLASSES] = {
@@ -35,31 +39,51 @@ static pthread_mutex_t orphan_lock = PTHREAD_MUTEX_INITIALIZER;
 static fa_pool_chunk_t *orphans[FA_POOL_CLASSES];
 static _Atomic uint64_t orphan_total;
 static _Atomic uint64_t chunks_held;
+
+/* Emptied chunks of exited threads, newest first (see park_chunk). */
+static pthread_mutex_t spare_lock = PTHREAD_MUTEX_INITIALIZER;
+static fa_pool_chunk_t *spare_newest, *spare_oldest;
+static uint32_t spare_count;
+static _Atomic uint32_t spare_any;
 static _Atomic uint64_t exited_allocs[FA_POOL_CLASSES], exited_frees[FA_POOL_CLASSES];
 
-static uintptr_t make_secret(void)
+static uint64_t random_word(uint64_t salt)
 {
-    uintptr_t secret = 0;
-    if (getrandom(&secret, sizeof secret, GRND_NONBLOCK) != sizeof secret) {
+    uint64_t word = 0;
+    if (getrandom(&word, sizeof word, GRND_NONBLOCK) != sizeof word) {
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
-        secret = (uintptr_t)ts.tv_nsec * 0x9e3779b97f4a7c15ULL ^ (uintptr_t)&ts;
+        word = ((uint64_t)ts.tv_nsec + salt) * 0x9e3779b97f4a7c15ULL ^ (uintptr_t)&ts;
     }
-    return secret | 1; /* never 0, so a zeroed word is never a cookie */
+    return word;
 }
 
-/* Runs during init, before any thread can use pools: the class table starts all
- * zero, which sends every size to class 0, whose empty list misses into the slow
+/* An odd random link key (odd: invertible modulo 2^64) with its inverse by Newton's
+ * iteration (each step doubles the correct low bits; key itself is right to 3),
+ * and the cookie (never 0, so a zeroed word is never a cookie). */
+static void make_keys(void)
+{
+    uint64_t key = random_word(1) | 1;
+    uint64_t inverse = key;
+    for (int i = 0; i < 5; i++)
+        inverse *= 2 - key * inverse;
+    fa_pool_key = key;
+    fa_pool_key_inverse = inverse;
+    fa_pool_cookie_value = random_word(2) | 1;
+}
+
+/* Runs during init, before any thread can use pools: the bin table starts all
+ * zero, which sends every size to bin 0, whose empty list misses into the slow
  * path, and the slow path initialises before it looks at the table again. */
 void fa_pool_configure(void)
 {
     fa_pool_max = (size_t)fa_option(FA_OPT_POOL_MAX);
     decay_ms = (uint64_t)fa_option(FA_OPT_POOL_DECAY_MS);
-    if (!fa_pool_secret)
-        fa_pool_secret = make_secret();
+    if (!fa_pool_key)
+        make_keys();
     /* About 64 KiB of ready blocks per class, 16 to 512 of them (like a tcache). */
     for (unsigned c = 0; c < FA_POOL_CLASSES; c++) {
-        uint32_t limit = 65536 / fa_pool_class_size[c];
+        int32_t limit = (int32_t)(65536 / fa_pool_class_size[c]);
         fa_pool_cache_limit[c] = limit < 16 ? 16 : limit > 512 ? 512 : limit;
     }
     unsigned cls = 0;
@@ -68,6 +92,10 @@ void fa_pool_configure(void)
         while (fa_pool_class_size[cls] < size)
             cls++;
         fa_pool_class_of[i] = (uint8_t)cls;
+        /* Above the limit: the always-empty bin, so malloc's fast path misses without
+         * reading fa_pool_max (the slow path then routes the size). */
+        unsigned bin = size <= fa_pool_max ? cls : FA_POOL_CLASSES;
+        fa_pool_bin_of[i] = (uint8_t)(bin * FA_POOL_BIN_WORDS);
     }
 }
 
@@ -110,16 +138,16 @@ static void init_chunk(fa_thread_t *t, fa_pool_chunk_t *c, unsigned cls)
     c->head.kind = FA_CHUNK_POOL;
     c->block_size = fa_pool_class_size[cls];
     c->class_index = cls;
-    c->div_magic = (uint32_t)((((uint64_t)1 << 32) + c->block_size - 1) / c->block_size);
+    c->div = c->div_below = fa_pool_div_of(c->block_size);
     c->used = 0;
     c->local_free = NULL;
     c->local_free_count = 0;
     c->list = FA_POOL_LIST_NONE;
     c->next = c->prev = NULL;
-    c->limit = (char *)c + FA_POOL_DATA_OFFSET +
-               (FA_CHUNK_SIZE - FA_POOL_DATA_OFFSET) / c->block_size * c->block_size;
-    __atomic_store_n(&c->carve, (char *)c + FA_POOL_DATA_OFFSET, __ATOMIC_RELAXED);
+    c->area = (FA_CHUNK_SIZE - FA_POOL_DATA_OFFSET) / c->block_size * c->block_size;
+    __atomic_store_n(&c->carved, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&c->thread_free, NULL, __ATOMIC_RELAXED);
+    c->owner_bin = &t->pool.bins[cls];
     __atomic_store_n(&c->head.owner, t->id, __ATOMIC_RELEASE);
 }
 
@@ -156,6 +184,87 @@ static void release_chunk(fa_pool_chunk_t *c)
     fa_region_chunk_free(c);
 }
 
+/* ---- spare chunks ----
+ * A thread that exits used to give its emptied chunks straight back to the region,
+ * which returns their pages to the OS (madvise) at once; a program that keeps
+ * starting threads then paid a system call and page faults for every chunk of
+ * every thread. Instead they wait here, with their pages, for the next thread's
+ * new_chunk: at most FA_POOL_SPARE_MAX of them (16 MiB of address space, resident
+ * only as far as they were used), and those parked longer than
+ * FRAMEALLOC_POOL_DECAY_MS go back whenever a chunk is parked. */
+
+/* Unlinks the spares that expired (or all when now is UINT64_MAX), under the lock,
+ * and returns them as a list through next. */
+static fa_pool_chunk_t *unlink_expired_spares(uint64_t now)
+{
+    fa_pool_chunk_t *expired = NULL, *c;
+    while ((c = spare_oldest) && (now == UINT64_MAX || c->empty_since_ms + decay_ms <= now)) {
+        spare_oldest = c->prev;
+        if (spare_oldest)
+            spare_oldest->next = NULL;
+        else
+            spare_newest = NULL;
+        spare_count--;
+        c->next = expired;
+        expired = c;
+    }
+    __atomic_store_n(&spare_any, spare_count != 0, __ATOMIC_RELAXED);
+    return expired;
+}
+
+/* Released outside the lock: each costs a system call. */
+static void release_list(fa_pool_chunk_t *c)
+{
+    for (fa_pool_chunk_t *next; c; c = next) {
+        next = c->next;
+        release_chunk(c);
+    }
+}
+
+static void park_chunk(fa_pool_chunk_t *c)
+{
+    uint64_t now = now_ms();
+    c->empty_since_ms = now;
+    c->list = FA_POOL_LIST_NONE;
+    pthread_mutex_lock(&spare_lock);
+    fa_pool_chunk_t *expired = unlink_expired_spares(now);
+    if (spare_count < FA_POOL_SPARE_MAX && decay_ms) {
+        c->prev = NULL;
+        c->next = spare_newest;
+        if (spare_newest)
+            spare_newest->prev = c;
+        else
+            spare_oldest = c;
+        spare_newest = c;
+        spare_count++;
+        __atomic_store_n(&spare_any, 1, __ATOMIC_RELAXED);
+        c = NULL;
+    }
+    pthread_mutex_unlock(&spare_lock);
+    release_list(expired);
+    if (c)
+        release_chunk(c);
+}
+
+static fa_pool_chunk_t *take_spare(void)
+{
+    if (!__atomic_load_n(&spare_any, __ATOMIC_RELAXED))
+        return NULL;
+    pthread_mutex_lock(&spare_lock);
+    fa_pool_chunk_t *c = spare_newest;
+    if (c) {
+        spare_newest = c->next;
+        if (spare_newest)
+            spare_newest->prev = NULL;
+        else
+            spare_oldest = NULL;
+        spare_count--;
+    }
+    __atomic_store_n(&spare_any, spare_count != 0, __ATOMIC_RELAXED);
+    pthread_mutex_unlock(&spare_lock);
+    return c;
+}
+
 static void release_expired(fa_pool_cache_t *pc, uint64_t now)
 {
     fa_pool_chunk_t *c;
@@ -167,14 +276,29 @@ static void release_expired(fa_pool_cache_t *pc, uint64_t now)
     }
 }
 
+/* Every block lies in the region, which stays where it is once reserved: the
+ * bounds malloc checks each popped block against are set from it when the first
+ * chunk exists (before that every list is empty). The whole region, not only the
+ * pool chunks: one range costs one compare. */
+static void set_link_bounds(void)
+{
+    if (__atomic_load_n(&fa_pool_link_span, __ATOMIC_RELAXED))
+        return;
+    __atomic_store_n(&fa_pool_link_base, fa_region.base, __ATOMIC_RELAXED);
+    __atomic_store_n(&fa_pool_link_span, fa_region.size, __ATOMIC_RELAXED);
+}
+
 static fa_pool_chunk_t *new_chunk(fa_thread_t *t, unsigned cls)
 {
     fa_pool_chunk_t *c = take_empty(&t->pool);
+    if (!c)
+        c = take_spare();
     if (!c) {
         c = fa_thread_chunk_alloc(t, FA_CHUNK_POOL);
         if (!c)
             return NULL;
         chunks_held++;
+        set_link_bounds();
     }
     init_chunk(t, c, cls);
     return c;
@@ -184,7 +308,7 @@ static void retire_empty(fa_thread_t *t, fa_pool_chunk_t *c)
 {
     list_remove(t, c);
     if (t->state != FA_THREAD_LIVE) {
-        release_chunk(c);
+        park_chunk(c);
         return;
     }
     fa_pool_cache_t *pc = &t->pool;
@@ -201,18 +325,50 @@ static void retire_empty(fa_thread_t *t, fa_pool_chunk_t *c)
     release_expired(pc, now);
 }
 
+/* A link that decodes outside the region: the program wrote into a freed block
+ * (after free, or past the end of the block before it). */
+FA_COLD static void report_corrupt_link(const void *decoded)
+{
+    fa_fatal("pool free list corrupted: a freed block's link was overwritten (write after free or overflow; "
+             "it decodes to %p)", decoded);
+}
+
+/* The next block after b on a list, checked like malloc's pop checks a head. */
+static fa_pool_block_t *next_of(const fa_pool_block_t *b)
+{
+    fa_pool_block_t *next = fa_pool_link_decode(b);
+    if (next && !fa_pool_link_ok(next))
+        report_corrupt_link(next);
+    return next;
+}
+
+static void push(fa_pool_block_t **list, fa_pool_block_t *b)
+{
+    b->link = fa_pool_link_encode(b, *list);
+    *list = b;
+}
+
 /* Takes the blocks other threads freed into c. */
 static void collect_remote(fa_pool_chunk_t *c)
 {
     fa_pool_block_t *b = __atomic_exchange_n(&c->thread_free, NULL, __ATOMIC_ACQUIRE);
     while (b) {
-        fa_pool_block_t *next = b->next;
-        b->next = c->local_free;
-        c->local_free = b;
+        fa_pool_block_t *next = next_of(b);
+        push(&c->local_free, b);
         c->local_free_count++;
         c->used--;
         b = next;
     }
+}
+
+/* An empty bin takes count blocks headed by first. */
+static void fill_bin(fa_thread_t *t, unsigned cls, fa_pool_block_t *first, uint32_t count)
+{
+    fa_pool_bin_t *bin = &t->pool.bins[cls];
+    bin->head = first;
+    bin->limit = fa_pool_cache_limit[cls];
+    bin->room = bin->limit - (int64_t)count;
+    t->pool.flow[cls].entered += count;
 }
 
 /* Moves c's free blocks (local list, else a carved batch) into the thread's list.
@@ -220,34 +376,50 @@ static void collect_remote(fa_pool_chunk_t *c)
 static bool fill_from(fa_thread_t *t, fa_pool_chunk_t *c)
 {
     unsigned cls = c->class_index;
+    uint32_t limit = (uint32_t)fa_pool_cache_limit[cls];
     if (!c->local_free)
         collect_remote(c);
     if (c->local_free) {
-        t->pool.free[cls] = c->local_free;
-        t->pool.free_count[cls] = c->local_free_count;
-        c->used += c->local_free_count;
-        c->local_free = NULL;
-        c->local_free_count = 0;
+        /* The whole list when it fits the bin (the links stay as they are: they
+         * depend only on each block's address), else its first `limit` blocks. */
+        fa_pool_block_t *first = c->local_free;
+        uint32_t count = c->local_free_count;
+        if (count > limit) {
+            fa_pool_block_t *last = first;
+            for (uint32_t i = 1; i < limit; i++)
+                last = next_of(last);
+            c->local_free = next_of(last);
+            last->link = fa_pool_link_encode(last, NULL);
+            count = limit;
+        } else {
+            c->local_free = NULL;
+        }
+        c->local_free_count -= count;
+        c->used += count;
+        fill_bin(t, cls, first, count);
         return true;
     }
-    char *carve = __atomic_load_n(&c->carve, __ATOMIC_RELAXED);
-    if (carve >= c->limit)
+    uint64_t carved = __atomic_load_n(&c->carved, __ATOMIC_RELAXED);
+    if (carved >= c->area)
         return false;
-    /* About 16 KiB at a time (at least one block), so pages are touched only as
-     * they are needed, also for the large classes. */
-    size_t size = c->block_size;
-    size_t count = 16384 / size ? 16384 / size : 1;
-    size_t room = (size_t)(c->limit - carve) / size;
-    if (count > room)
-        count = room;
-    fa_pool_block_t *first = (fa_pool_block_t *)carve;
-    for (size_t i = 0; i + 1 < count; i++)
-        ((fa_pool_block_t *)(carve + i * size))->next = (fa_pool_block_t *)(carve + (i + 1) * size);
-    ((fa_pool_block_t *)(carve + (count - 1) * size))->next = NULL;
-    __atomic_store_n(&c->carve, carve + count * size, __ATOMIC_RELEASE);
+    /* About 16 KiB at a time (at least one block, at most the bin's limit), so
+     * pages are touched only as they are needed, also for the large classes. */
+    uint32_t size = c->block_size;
+    uint64_t count = 16384 / size ? 16384 / size : 1;
+    if (count > limit)
+        count = limit;
+    if (count > (c->area - carved) / size)
+        count = (c->area - carved) / size;
+    char *start = (char *)c + FA_POOL_DATA_OFFSET + carved;
+    fa_pool_block_t *next = NULL;
+    for (uint64_t i = count; i-- > 0;) {
+        fa_pool_block_t *b = (fa_pool_block_t *)(start + i * size);
+        b->link = fa_pool_link_encode(b, next);
+        next = b;
+    }
+    __atomic_store_n(&c->carved, carved + count * size, __ATOMIC_RELEASE);
     c->used += (uint32_t)count;
-    t->pool.free[cls] = first;
-    t->pool.free_count[cls] = (uint32_t)count;
+    fill_bin(t, cls, next, (uint32_t)count);
     return true;
 }
 
@@ -266,6 +438,7 @@ static fa_pool_chunk_t *adopt_orphan(fa_thread_t *t, unsigned cls)
         return NULL;
     c->next = c->prev = NULL;
     c->list = FA_POOL_LIST_NONE;
+    c->owner_bin = &t->pool.bins[cls];
     __atomic_store_n(&c->head.owner, t->id, __ATOMIC_RELEASE);
     return c;
 }
@@ -321,20 +494,24 @@ void *fa_pool_alloc_slow(fa_thread_t *t, size_t size)
 {
     if (t->state != FA_THREAD_LIVE && !fa_thread_attach(t))
         return NULL;
-    /* The first call may have initialised the library: re-check FRAMEALLOC_POOL_MAX. */
+    /* The first call may have initialised the library: check FRAMEALLOC_POOL_MAX
+     * here, where a pool scope may also exceed it. */
     if (size > (fa_thread_intent(t) == FA_POOL ? FA_POOL_LARGEST : fa_pool_max))
         return NULL;
     unsigned cls = fa_pool_class_of[(size + 15) >> 4];
-    if (!t->pool.free[cls] && !refill(t, cls))
+    fa_pool_bin_t *bin = &t->pool.bins[cls];
+    if (bin->head && !fa_pool_link_ok(bin->head))
+        report_corrupt_link(bin->head); /* decoded from the link of the block popped before */
+    if (!bin->head && !refill(t, cls))
         return NULL;
-    return fa_pool_alloc(t, size);
+    return fa_pool_pop(t, cls * FA_POOL_BIN_WORDS);
 }
 
 /* ---- free ---- */
 
 static bool list_contains(const fa_pool_block_t *list, const fa_pool_block_t *b)
 {
-    for (; list; list = list->next)
+    for (; list; list = next_of(list))
         if (list == b)
             return true;
     return false;
@@ -349,7 +526,7 @@ void fa_pool_check_pointer(const fa_pool_chunk_t *c, const void *p, const char *
 {
     if (!fa_pool_is_block_start(c, p))
         report_bad_free(what, p, "not the start of a pool block (a pointer into the middle of a block, or never allocated)");
-    if (((const fa_pool_block_t *)p)->cookie == ((uintptr_t)p ^ fa_pool_secret))
+    if (((const fa_pool_block_t *)p)->cookie == fa_pool_cookie())
         report_bad_free(what, p, "block was already freed (use after free)");
 }
 
@@ -358,7 +535,7 @@ void fa_pool_check_pointer(const fa_pool_chunk_t *c, const void *p, const char *
  * like a cookie). */
 static bool owner_holds_free(fa_thread_t *t, fa_pool_chunk_t *c, fa_pool_block_t *b)
 {
-    return list_contains(t->pool.free[c->class_index], b) || list_contains(c->local_free, b) ||
+    return list_contains(t->pool.bins[c->class_index].head, b) || list_contains(c->local_free, b) ||
            list_contains(__atomic_load_n(&c->thread_free, __ATOMIC_ACQUIRE), b);
 }
 
@@ -366,8 +543,7 @@ static bool owner_holds_free(fa_thread_t *t, fa_pool_chunk_t *c, fa_pool_block_t
 static void return_to_chunk(fa_thread_t *t, fa_pool_block_t *b)
 {
     fa_pool_chunk_t *c = (fa_pool_chunk_t *)fa_chunk_of(b);
-    b->next = c->local_free;
-    c->local_free = b;
+    push(&c->local_free, b);
     c->local_free_count++;
     if (--c->used == 0 && c != t->pool.current[c->class_index]) {
         retire_empty(t, c);
@@ -381,55 +557,84 @@ static void return_to_chunk(fa_thread_t *t, fa_pool_block_t *b)
 
 /* Keeps the newest `keep` blocks of the class's cache (the warm ones) and gives the
  * older ones back to their chunks, where emptied chunks are noticed. */
+/* Blocks on the bin: its limit minus its room (0 for a bin never filled). */
+static uint32_t bin_count(const fa_pool_bin_t *bin) { return (uint32_t)(bin->limit - bin->room); }
+
+/* All frees this thread made of class cls: its fast frees, derived (pool_cache.h),
+ * and those its slow path counted. Read field by field (another thread may ask). */
+static uint64_t thread_frees(const fa_pool_cache_t *pc, unsigned cls)
+{
+    const fa_pool_bin_t *bin = &pc->bins[cls];
+    int64_t limit = __atomic_load_n(&bin->limit, __ATOMIC_RELAXED);
+    int64_t room = __atomic_load_n(&bin->room, __ATOMIC_RELAXED);
+    uint64_t fast = (uint64_t)(uint32_t)(limit - room) - __atomic_load_n(&pc->flow[cls].entered, __ATOMIC_RELAXED) +
+                    __atomic_load_n(&pc->flow[cls].left, __ATOMIC_RELAXED) +
+                    __atomic_load_n(&bin->allocs, __ATOMIC_RELAXED);
+    return fast + __atomic_load_n(&pc->flow[cls].slow_frees, __ATOMIC_RELAXED);
+}
+
 static void flush_cache(fa_thread_t *t, unsigned cls, uint32_t keep)
 {
-    fa_pool_cache_t *pc = &t->pool;
-    fa_pool_block_t **link = &pc->free[cls];
-    for (uint32_t i = 0; i < keep && *link; i++)
-        link = &(*link)->next;
-    fa_pool_block_t *old = *link;
-    *link = NULL;
-    pc->free_count[cls] = keep;
+    fa_pool_bin_t *bin = &t->pool.bins[cls];
+    uint32_t count = bin_count(bin);
+    if (count <= keep)
+        return;
+    fa_pool_block_t *old;
+    if (keep == 0) {
+        old = bin->head;
+        bin->head = NULL;
+    } else {
+        fa_pool_block_t *last = bin->head;
+        for (uint32_t i = 1; i < keep; i++)
+            last = next_of(last);
+        old = next_of(last);
+        last->link = fa_pool_link_encode(last, NULL);
+    }
+    bin->room = bin->limit - (int64_t)keep;
+    t->pool.flow[cls].left += count - keep;
     while (old) {
-        fa_pool_block_t *next = old->next;
+        fa_pool_block_t *next = next_of(old);
         return_to_chunk(t, old);
         old = next;
     }
 }
 
-static void free_remote(fa_pool_chunk_t *c, fa_pool_block_t *b, uintptr_t cookie)
+static void free_remote(fa_pool_chunk_t *c, fa_pool_block_t *b)
 {
-    b->cookie = cookie;
+    b->cookie = fa_pool_cookie();
     fa_pool_block_t *head = __atomic_load_n(&c->thread_free, __ATOMIC_RELAXED);
     do {
-        b->next = head;
+        b->link = fa_pool_link_encode(b, head);
     } while (!__atomic_compare_exchange_n(&c->thread_free, &head, b, true, __ATOMIC_RELEASE, __ATOMIC_RELAXED));
 }
 
 void fa_pool_free_slow(fa_thread_t *t, fa_pool_chunk_t *c, void *p)
 {
     fa_pool_block_t *b = p;
-    uintptr_t cookie = (uintptr_t)b ^ fa_pool_secret;
     if (!fa_pool_is_block_start(c, p))
         report_bad_free("free", p, "not the start of a pool block (a pointer into the middle of a block, or never allocated)");
     bool owner = __atomic_load_n(&c->head.owner, __ATOMIC_RELAXED) == t->id;
-    if (b->cookie == cookie && (!owner || owner_holds_free(t, c, b)))
+    if (b->cookie == fa_pool_cookie() && (!owner || owner_holds_free(t, c, b)))
         report_bad_free("free", p, "double free of a pool block");
     unsigned cls = c->class_index;
     /* A thread that only frees is attached here so its counts are summed. */
     if (t->state == FA_THREAD_LIVE || fa_thread_attach(t))
-        t->pool.frees[cls]++;
+        t->pool.flow[cls].slow_frees++;
     else
         exited_frees[cls]++;
     if (!owner) {
-        free_remote(c, b, cookie);
+        free_remote(c, b);
         return;
     }
-    b->cookie = cookie;
-    b->next = t->pool.free[cls];
-    t->pool.free[cls] = b;
-    if (++t->pool.free_count[cls] > fa_pool_cache_limit[cls])
-        flush_cache(t, cls, t->pool.free_count[cls] / 2);
+    /* The owner's bin is full: keep its newest half (the warm blocks), give the
+     * older ones back to their chunks, where emptied chunks are noticed. */
+    fa_pool_bin_t *bin = &t->pool.bins[cls];
+    if (bin->room <= 0)
+        flush_cache(t, cls, bin_count(bin) / 2);
+    b->cookie = fa_pool_cookie();
+    push(&bin->head, b);
+    bin->room--;
+    t->pool.flow[cls].entered++;
 }
 
 void fa_pool_release_cached(fa_thread_t *t)
@@ -437,6 +642,10 @@ void fa_pool_release_cached(fa_thread_t *t)
     fa_pool_chunk_t *c;
     while ((c = take_empty(&t->pool)))
         release_chunk(c);
+    pthread_mutex_lock(&spare_lock);
+    c = unlink_expired_spares(UINT64_MAX);
+    pthread_mutex_unlock(&spare_lock);
+    release_list(c);
 }
 
 /* ---- thread exit ---- */
@@ -445,7 +654,7 @@ static void orphan_or_release(fa_pool_chunk_t *c)
 {
     collect_remote(c);
     if (c->used == 0) {
-        release_chunk(c);
+        park_chunk(c);
         return;
     }
     c->list = FA_POOL_LIST_NONE;
@@ -465,15 +674,15 @@ void fa_pool_thread_exit(fa_thread_t *t)
         /* The cached blocks go back to their chunks first; none is retired here,
          * every chunk is orphaned or released below. */
         fa_pool_chunk_t *c = pc->current[cls];
-        for (fa_pool_block_t *b = pc->free[cls], *next; b; b = next) {
-            next = b->next;
+        fa_pool_bin_t *bin = &pc->bins[cls];
+        uint64_t allocs = bin->allocs, frees = thread_frees(pc, cls);
+        for (fa_pool_block_t *b = bin->head, *next; b; b = next) {
+            next = next_of(b);
             fa_pool_chunk_t *owner_chunk = (fa_pool_chunk_t *)fa_chunk_of(b);
-            b->next = owner_chunk->local_free;
-            owner_chunk->local_free = b;
+            push(&owner_chunk->local_free, b);
             owner_chunk->local_free_count++;
             owner_chunk->used--;
         }
-        pc->free[cls] = NULL;
         if (c)
             orphan_or_release(c);
         fa_pool_chunk_t *next;
@@ -485,12 +694,12 @@ void fa_pool_thread_exit(fa_thread_t *t)
             next = c->next;
             orphan_or_release(c);
         }
-        exited_allocs[cls] += pc->allocs[cls];
-        exited_frees[cls] += pc->frees[cls];
+        exited_allocs[cls] += allocs;
+        exited_frees[cls] += frees;
     }
     for (fa_pool_chunk_t *c = pc->empty, *next; c; c = next) {
         next = c->next;
-        release_chunk(c);
+        park_chunk(c);
     }
     memset(pc, 0, sizeof *pc);
 }
@@ -505,11 +714,13 @@ static void add_counts(fa_pool_totals_t *out, unsigned cls, uint64_t allocs, uin
     out->class_live[cls] += allocs - frees; /* wraps per thread; the sum is right */
 }
 
+/* Read while the owner runs: each field is read once, so a sum taken during a
+ * refill or flush may be off by that batch until the next call (as any counters
+ * read without stopping the thread). Exact for the calling thread itself. */
 void fa_pool_add_thread(const fa_thread_t *t, fa_pool_totals_t *out)
 {
     for (unsigned cls = 0; cls < FA_POOL_CLASSES; cls++)
-        add_counts(out, cls, __atomic_load_n(&t->pool.allocs[cls], __ATOMIC_RELAXED),
-                   __atomic_load_n(&t->pool.frees[cls], __ATOMIC_RELAXED));
+        add_counts(out, cls, __atomic_load_n(&t->pool.bins[cls].allocs, __ATOMIC_RELAXED), thread_frees(&t->pool, cls));
 }
 
 void fa_pool_add_exited(fa_pool_totals_t *out)
@@ -522,6 +733,20 @@ void fa_pool_add_exited(fa_pool_totals_t *out)
     out->chunks = chunks_held;
 }
 
-void fa_pool_fork_prepare(void) { pthread_mutex_lock(&orphan_lock); }
-void fa_pool_fork_parent(void) { pthread_mutex_unlock(&orphan_lock); }
-void fa_pool_fork_child(void) { pthread_mutex_init(&orphan_lock, NULL); }
+void fa_pool_fork_prepare(void)
+{
+    pthread_mutex_lock(&orphan_lock);
+    pthread_mutex_lock(&spare_lock);
+}
+
+void fa_pool_fork_parent(void)
+{
+    pthread_mutex_unlock(&spare_lock);
+    pthread_mutex_unlock(&orphan_lock);
+}
+
+void fa_pool_fork_child(void)
+{
+    pthread_mutex_init(&spare_lock, NULL);
+    pthread_mutex_init(&orphan_lock, NULL);
+}

@@ -343,11 +343,256 @@ END_TEST
 START_TEST(user_data_that_looks_like_a_cookie_is_not_a_double_free)
 {
     uintptr_t *p = fa_malloc(32);
-    p[1] = (uintptr_t)p ^ fa_pool_secret; /* legal, if unlikely, contents */
+    p[1] = fa_pool_cookie(); /* legal, if unlikely, contents */
     fa_free(p);
     void *q = fa_malloc(32);
     ck_assert_ptr_eq(q, p);
     fa_free(q);
+}
+END_TEST
+
+/* The block-start test multiplies instead of dividing; it is claimed exact for
+ * every offset below 2^32. Check every offset a chunk can give, for every class. */
+START_TEST(multiply_test_is_exact_for_every_offset)
+{
+    for (unsigned c = 0; c < FA_POOL_CLASSES; c++) {
+        uint32_t size = fa_pool_class_size[c];
+        uint64_t div = fa_pool_div_of(size);
+        for (uint64_t off = 0; off < FA_CHUNK_SIZE; off++)
+            if (fa_pool_is_multiple(off, div) != (off % size == 0))
+                ck_abort_msg("class %u B, offset %llu", size, (unsigned long long)off);
+    }
+}
+END_TEST
+
+/* Every address of a real chunk of every class: a block start below the carve
+ * line, nothing else (header, interiors, uncarved blocks, the tail). */
+START_TEST(block_start_test_accepts_exactly_carved_starts)
+{
+    for (unsigned c = 0; c < FA_POOL_CLASSES; c++) {
+        uint32_t size = fa_pool_class_size[c];
+        fa_scope_push(FA_POOL);
+        char *p = fa_malloc(size);
+        fa_scope_pop();
+        fa_pool_chunk_t *chunk = (fa_pool_chunk_t *)fa_chunk_of(p);
+        char *data = (char *)chunk + FA_POOL_DATA_OFFSET;
+        uint64_t carved = chunk->carved;
+        ck_assert_uint_gt(carved, 0);
+        ck_assert_uint_lt(carved, chunk->area); /* some blocks stay uncarved */
+        for (size_t i = 0; i < FA_CHUNK_SIZE; i++) {
+            char *q = (char *)chunk + i;
+            int expected = q >= data && (uint64_t)(q - data) < carved && (q - data) % size == 0;
+            if (fa_pool_is_block_start(chunk, q) != expected)
+                ck_abort_msg("class %u B, chunk offset %zu", size, i);
+        }
+        fa_free(p);
+    }
+}
+END_TEST
+
+/* A write after free (or an overflow from the block before) that replaces a freed
+ * block's link with a chosen address: malloc must stop with a message, never hand
+ * out that address. */
+static char target[64] __attribute__((aligned(16)));
+
+START_TEST(overwritten_link_is_reported)
+{
+    void **p = fa_malloc(32);
+    void *q = fa_malloc(32);
+    fa_free(q);
+    fa_free(p); /* the list is now p -> q */
+    p[0] = target;
+    void *a = fa_malloc(32);
+    ck_assert_ptr_eq(a, p);
+    void *b = fa_malloc(32); /* the link of p decodes to garbage: abort here */
+    ck_assert_ptr_ne(b, target);
+}
+END_TEST
+
+/* Changing only the low byte of a link must not move it onto a neighbouring block
+ * (an xor encoding would allow that without knowing the secret). */
+START_TEST(partly_overwritten_link_is_reported)
+{
+    unsigned char *p = fa_malloc(32);
+    void *q = fa_malloc(32);
+    fa_free(q);
+    fa_free(p);
+    p[0] ^= 0x20; /* q + 32 if the link were a plain or xor-ed pointer */
+    ck_assert_ptr_eq(fa_malloc(32), p);
+    fa_malloc(32);
+}
+END_TEST
+
+/* The same for a link on a chunk's list of blocks freed by other threads. */
+static void *free_remotely(void *p)
+{
+    fa_free(p);
+    return NULL;
+}
+
+START_TEST(overwritten_remote_link_is_reported)
+{
+    enum { N = 2000 };
+    static void *blocks[N];
+    for (int i = 0; i < N; i++)
+        blocks[i] = fa_malloc(32);
+    pthread_t th;
+    pthread_create(&th, NULL, free_remotely, blocks[N - 1]);
+    pthread_join(th, NULL);
+    pthread_create(&th, NULL, free_remotely, blocks[N - 2]);
+    pthread_join(th, NULL);
+    /* The chunk's remote list is blocks[N-2] -> blocks[N-1]. */
+    ((void **)blocks[N - 2])[0] = target;
+    for (int i = 0; i < 3 * N; i++) /* refills collect the remote list */
+        ck_assert_ptr_ne(fa_malloc(32), target);
+}
+END_TEST
+
+/* fa_stats counts are derived from the bins and the slow paths' counts, not counted
+ * per call: they must stay exact through refills, flushes, remote frees and exits. */
+enum { STAT_N = 3000 };
+static void *stat_blocks[STAT_N];
+
+static void *allocate_half_free_some(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < STAT_N; i++)
+        stat_blocks[i] = fa_malloc(48);
+    for (int i = 0; i < STAT_N; i += 3)
+        fa_free(stat_blocks[i]); /* the owner's own frees */
+    return NULL;
+}
+
+START_TEST(stats_stay_exact_through_every_path)
+{
+    fa_stats s0 = stats();
+    void *mine[STAT_N];
+    for (int round = 0; round < 3; round++) {
+        for (int i = 0; i < STAT_N; i++)
+            mine[i] = fa_malloc(100); /* class 112: several refills */
+        ck_assert_uint_eq(stats().pool_allocs, s0.pool_allocs + (uint64_t)(round + 1) * STAT_N);
+        ck_assert_uint_eq(stats().pool_live_bytes, s0.pool_live_bytes + (uint64_t)STAT_N * 112);
+        for (int i = 0; i < STAT_N; i++)
+            fa_free(mine[i]); /* beyond the bin's limit: flushes */
+        ck_assert_uint_eq(stats().pool_live_bytes, s0.pool_live_bytes);
+    }
+    uint64_t before = stats().pool_allocs;
+    pthread_t th;
+    pthread_create(&th, NULL, allocate_half_free_some, NULL);
+    pthread_join(th, NULL);
+    fa_stats s = stats(); /* the thread exited: its counts were folded in */
+    ck_assert_uint_eq(s.pool_allocs, before + STAT_N);
+    ck_assert_uint_eq(s.pool_live_bytes, s0.pool_live_bytes + (uint64_t)(STAT_N - STAT_N / 3) * 48);
+    for (int i = 0; i < STAT_N; i++)
+        if (i % 3)
+            fa_free(stat_blocks[i]); /* frees into an exited thread's chunks */
+    ck_assert_uint_eq(stats().pool_live_bytes, s0.pool_live_bytes);
+    ck_assert_uint_eq(stats().pool_allocs, before + STAT_N);
+}
+END_TEST
+
+/* A thread that frees everything before it exits (a short-lived worker): its
+ * emptied chunks wait, with their pages, for the next thread instead of going back
+ * to the OS (a system call and fresh page faults for every chunk of every thread). */
+static void *batch_worker(void *arg)
+{
+    (void)arg;
+    allocate_and_free_batch();
+    return NULL;
+}
+
+static void run_batch_worker(void)
+{
+    pthread_t th;
+    pthread_create(&th, NULL, batch_worker, NULL);
+    pthread_join(th, NULL);
+}
+
+START_TEST(exited_threads_leave_their_chunks_to_the_next)
+{
+    run_batch_worker();
+    fa_stats s = stats();
+    ck_assert_uint_ge(s.pool_chunks, 30); /* parked, not released */
+    ck_assert_uint_ge(s.region_bytes, 30 * FA_CHUNK_SIZE);
+    for (int i = 0; i < 5; i++)
+        run_batch_worker();
+    ck_assert_uint_eq(stats().region_peak_bytes, s.region_peak_bytes); /* reused */
+    ck_assert_uint_eq(stats().pool_chunks, s.pool_chunks);
+}
+END_TEST
+
+/* Parked chunks are bounded: a thread that emptied many gives the rest back. */
+static void *big_batch_worker(void *arg)
+{
+    (void)arg;
+    enum { N = 2000 }; /* 15 blocks of 16 KiB a chunk: 134 chunks */
+    static void *blocks[N];
+    for (int i = 0; i < N; i++)
+        blocks[i] = fa_malloc(16384);
+    for (int i = 0; i < N; i++)
+        fa_free(blocks[i]);
+    return NULL;
+}
+
+START_TEST(parked_chunks_are_bounded)
+{
+    pthread_t th;
+    pthread_create(&th, NULL, big_batch_worker, NULL);
+    pthread_join(th, NULL);
+    ck_assert_uint_ge(stats().region_peak_bytes, 130 * FA_CHUNK_SIZE);
+    ck_assert_uint_le(stats().pool_chunks, FA_POOL_SPARE_MAX);
+}
+END_TEST
+
+START_TEST(decay_zero_parks_nothing)
+{
+    setenv("FRAMEALLOC_POOL_DECAY_MS", "0", 1);
+    run_batch_worker();
+    ck_assert_uint_eq(stats().pool_chunks, 0);
+}
+END_TEST
+
+/* A parked chunk is reused by a thread of another size class. */
+static void *small_worker(void *arg)
+{
+    (void)arg;
+    void *p = fa_malloc(24);
+    fa_free(p);
+    return NULL;
+}
+
+START_TEST(parked_chunks_serve_any_class)
+{
+    run_batch_worker();
+    uint64_t peak = stats().region_peak_bytes;
+    pthread_t th;
+    pthread_create(&th, NULL, small_worker, NULL);
+    pthread_join(th, NULL);
+    ck_assert_uint_eq(stats().region_peak_bytes, peak);
+}
+END_TEST
+
+/* The owner's free takes one unit of the bin's room (an asm decrement-and-branch
+ * on GCC): at 0 it must go to the slow path, which flushes, never below 0. */
+START_TEST(bin_room_never_goes_below_zero)
+{
+    enum { N = 3000 };
+    static void *blocks[N];
+    for (int i = 0; i < N; i++)
+        blocks[i] = fa_malloc(64);
+    fa_pool_bin_t *bin = &fa_thread()->pool.bins[fa_pool_class_of[64 / 16]];
+    for (int i = 0; i < N; i++) {
+        fa_free(blocks[i]);
+        ck_assert_int_ge(bin->room, 0);
+        ck_assert_int_le(bin->room, bin->limit);
+    }
+    ck_assert_int_gt(bin->limit, 0);
+    /* Every block is still handed out once each. */
+    for (int i = 0; i < N; i++)
+        blocks[i] = fa_malloc(64);
+    for (int i = 0; i < N; i++)
+        for (int j = i + 1; j < i + 8 && j < N; j++)
+            ck_assert_ptr_ne(blocks[i], blocks[j]);
 }
 END_TEST
 
@@ -374,6 +619,17 @@ Suite *fa_test_suite(void)
     tcase_add_test_raise_signal(tc, interior_pointer_is_reported, SIGABRT);
     tcase_add_test_raise_signal(tc, remote_double_free_is_reported, SIGABRT);
     tcase_add_test(tc, user_data_that_looks_like_a_cookie_is_not_a_double_free);
+    tcase_add_test(tc, multiply_test_is_exact_for_every_offset);
+    tcase_add_test(tc, block_start_test_accepts_exactly_carved_starts);
+    tcase_add_test_raise_signal(tc, overwritten_link_is_reported, SIGABRT);
+    tcase_add_test_raise_signal(tc, partly_overwritten_link_is_reported, SIGABRT);
+    tcase_add_test_raise_signal(tc, overwritten_remote_link_is_reported, SIGABRT);
+    tcase_add_test(tc, stats_stay_exact_through_every_path);
+    tcase_add_test(tc, exited_threads_leave_their_chunks_to_the_next);
+    tcase_add_test(tc, parked_chunks_are_bounded);
+    tcase_add_test(tc, decay_zero_parks_nothing);
+    tcase_add_test(tc, parked_chunks_serve_any_class);
+    tcase_add_test(tc, bin_room_never_goes_below_zero);
     suite_add_tcase(s, tc);
     return s;
 }
