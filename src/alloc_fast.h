@@ -49,7 +49,7 @@ FA_INLINE void *fa_malloc_fast(size_t size)
         if (FA_LIKELY((p = fa_frame_try_alloc(t, size)) != NULL))
             return p;
     } else if (FA_LIKELY(t->intent == FA_DEFAULT)) {
-        if (FA_LIKELY(size <= fa_pool_max) && (p = fa_pool_try_alloc(t, size)))
+        if (FA_LIKELY((p = fa_pool_try_alloc(t, size)) != NULL)) /* sizes above the limit find an empty bin */
             return p;
     }
     return fa_malloc_slow(t, size, 1);
