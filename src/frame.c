@@ -557,9 +557,15 @@ static void recycle_for_idle(fa_thread_t *t, void *arg)
 {
     fa_frame_arena_t *a = &t->frame;
     uint64_t now = *(uint64_t *)arg;
-    if (t == fa_thread() || t->state != FA_THREAD_LIVE || a->synced_frame + IDLE_FRAMES > now ||
-        !(a->gen_count || a->escaped || a->spare_count > spare_retain || a->quarantine_head) || !try_lock_arena(a))
+    if (t == fa_thread() || !try_lock_arena(a))
         return;
+    /* The owner changes these only with the lock held (an attaching thread's arena
+     * is still all zero, an exiting one holds the lock until it is). */
+    if (a->synced_frame + IDLE_FRAMES > now ||
+        !(a->gen_count || a->escaped || a->spare_count > spare_retain || a->quarantine_head)) {
+        unlock_arena(a);
+        return;
+    }
     /* Frees other threads made meanwhile, so that they are not taken for escapes.
      * These chunks hold no block of the owner's current generation, whose counts
      * only the owner changes. */

@@ -144,8 +144,9 @@ void *fa_region_chunk_alloc(fa_chunk_kind_t kind)
         chunk = chunk_at(part->free_stack[--part->free_count]);
     else if (part->next_fresh < part->end && commit_through(part, part->next_fresh))
         chunk = chunk_at(part->next_fresh++);
-    if (chunk && ++in_use > peak)
-        peak = in_use;
+    /* Changed under the lock; read without it by statistics. */
+    if (chunk && __atomic_add_fetch(&in_use, 1, __ATOMIC_RELAXED) > peak)
+        __atomic_store_n(&peak, in_use, __ATOMIC_RELAXED);
     pthread_mutex_unlock(&region_lock);
     return chunk;
 }
@@ -180,7 +181,7 @@ void fa_region_chunk_free(void *chunk)
     region_part_t *part = part_of_index(index);
     pthread_mutex_lock(&region_lock);
     part->free_stack[part->free_count++] = (uint32_t)index;
-    in_use--;
+    __atomic_sub_fetch(&in_use, 1, __ATOMIC_RELAXED);
     pthread_mutex_unlock(&region_lock);
 }
 

@@ -66,8 +66,8 @@ static void fork_child(void)
 static void thread_exit(void *arg)
 {
     fa_thread_t *t = arg;
-    fa_frame_thread_exit(t);
-    fa_pool_thread_exit(t);
+    /* Out of the registry first: statistics and other threads' frame ends stop
+     * looking at this thread's state before it is torn down. */
     pthread_mutex_lock(&registry_lock);
     if (t->prev)
         t->prev->next = t->next;
@@ -76,6 +76,8 @@ static void thread_exit(void *arg)
     if (t->next)
         t->next->prev = t->prev;
     pthread_mutex_unlock(&registry_lock);
+    fa_frame_thread_exit(t);
+    fa_pool_thread_exit(t);
     /* Allocations made after this (later destructors, libc's own late frees) miss
      * into the slow paths, which see DEAD and use the heap. */
     t->state = FA_THREAD_DEAD;

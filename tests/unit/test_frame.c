@@ -628,12 +628,12 @@ END_TEST
  * and freeing right behind the block: the size is the block's own, never the
  * owner's newest state, and realloc never grows over the owner's next block. */
 static unsigned char *shared_block;
-static volatile int owner_done;
+static int owner_done;
 
 static void *query_sizes(void *arg)
 {
     size_t expected = (size_t)(uintptr_t)arg;
-    while (!owner_done)
+    while (!__atomic_load_n(&owner_done, __ATOMIC_ACQUIRE))
         if (fa_malloc_usable_size(shared_block) != expected)
             return (void *)1;
     return NULL;
@@ -652,7 +652,7 @@ START_TEST(remote_size_queries_race_with_owner)
         q[0] = 1;
         fa_free(q); /* the newest block: its bytes go back at once */
     }
-    owner_done = 1;
+    __atomic_store_n(&owner_done, 1, __ATOMIC_RELEASE);
     void *failed;
     pthread_join(th, &failed);
     ck_assert_ptr_null(failed);
