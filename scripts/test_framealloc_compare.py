@@ -5,6 +5,7 @@ FA_TEST_LIB, FA_TEST_PROBE, FA_TEST_GAME, FA_TEST_BUILD."""
 
 import contextlib
 import csv
+import json
 import importlib.machinery
 import importlib.util
 import io
@@ -270,6 +271,15 @@ class Compare(Base):
         summary = read_summary(out)
         self.assertEqual(summary["glibc"]["frames"], "300")
         self.assertEqual(summary["framealloc"]["failed_runs"], "0")
+        # The same table and frame times as one self-contained page.
+        with open(os.path.join(out, "report.html")) as f:
+            page = f.read()
+        data = json.loads(re.search(r'<script id="fa-data" type="application/json">(.*?)</script>', page,
+                                    re.S).group(1))
+        self.assertEqual(data["kind"], "compare")
+        self.assertEqual([row[0] for row in data["tables"][0]["rows"]], ["glibc", "framealloc"])
+        self.assertEqual([len(run["frames"]["frametime_ms"]) for run in data["runs"]], [300, 300])
+        self.assertIn(os.path.join(out, "report.html"), r.stdout)
         if shutil.which("gnuplot"):
             for png in ("frametimes.png", "ratios.png"):
                 with open(os.path.join(out, png), "rb") as f:
