@@ -257,6 +257,46 @@ def diff_reports(a, b):
             "new_leaks": _changes(sa, sb, "live", 1), "new_escapes": _changes(sa, sb, "escape", 1), "tags": tags}
 
 
+# ---- two comparison runs (framealloc compare --out A, --out B) ----
+
+COMPARE_FIGURES = [("fps", "avg FPS"), ("low1", "1% low"), ("low01", "0.1% low"), ("mean", "mean ms"),
+                   ("p99", "p99 ms"), ("p99.9", "p99.9 ms"), ("max", "max ms"), ("hitches", "hitches"),
+                   ("rss_mib", "peak RSS MiB"), ("wall", "wall s"), ("cpu", "cpu s")]
+
+
+def is_compare_run(path):
+    return os.path.isfile(os.path.join(path, "summary.csv"))
+
+
+def read_compare_summary(path):
+    with open(os.path.join(path, "summary.csv"), newline="") as f:
+        return {row["allocator"]: row for row in csv.DictReader(f)}
+
+
+def diff_compare_runs(dir_a, dir_b):
+    """The page for two comparison runs: per allocator in both, each figure of A, of B,
+    and B divided by A."""
+    a, b = read_compare_summary(dir_a), read_compare_summary(dir_b)
+    rows = []
+    for name in [n for n in a if n in b]:
+        for key, title in COMPARE_FIGURES:
+            va, vb = _number(a[name].get(key, "")), _number(b[name].get(key, ""))
+            if va is None or vb is None:
+                continue
+            rows.append([name, title, "%.4g" % va, "%.4g" % vb, "%.3fx" % (vb / va) if va else ""])
+    table = {"title": "Comparison runs: B against A", "columns": ["allocator", "figure", "A", "B", "B / A"],
+             "rows": rows, "note": "A: %s; B: %s. Allocators in only one run: %s." % (
+                 dir_a, dir_b, ", ".join(sorted(set(a) ^ set(b))) or "none")}
+    return compare_page("framealloc diff of two comparison runs", [table], (), "%s -> %s" % (dir_a, dir_b))
+
+
+def compare_diff_text(page):
+    table = page["tables"][0]
+    lines = ["%-18s %-14s %12s %12s %9s" % tuple(table["columns"])]
+    lines += ["%-18s %-14s %12s %12s %9s" % tuple(row) for row in table["rows"]]
+    return "\n".join(lines + ["", table["note"], ""])
+
+
 def label(report, directory):
     return "%s pid %s, %s, %s" % (report.get("program", "?"), report.get("pid"), report.get("mode"),
                                   os.path.basename(os.path.normpath(directory)))

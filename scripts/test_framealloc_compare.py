@@ -255,7 +255,8 @@ class Compare(Base):
         self.assertEqual(glibc[1:3], ["2/2", "300"])
         self.assertEqual(fa[1:3], ["2/2", "300"])
         self.assertEqual(len(ratio), 2 + 13)  # "x glibc" and the thirteen ratios
-        self.assertTrue(all(v.endswith("x") for v in ratio[2:]), ratio)
+        # "-" where glibc's figure is 0 (no hitches in a short run): no ratio to give.
+        self.assertTrue(all(v.endswith("x") or v == "-" for v in ratio[2:]), ratio)
         # FPS figures agree with the frame times: avg FPS = 1000 / mean ms, lows below it.
         fps, low1, low01, mean = float(glibc[3]), float(glibc[4]), float(glibc[5]), float(glibc[6])
         self.assertAlmostEqual(fps, 1000 / mean, delta=0.2)
@@ -309,6 +310,23 @@ class Compare(Base):
             for line in f:
                 self.assertEqual(line.split()[4], "1")  # each bar starts at 1x
         self.assertIn("set logscale y", ratios)
+
+    def test_diff_of_two_comparison_runs(self):
+        keys = ["allocator", "runs", "failed_runs", "frames", "fps", "mean", "p99", "rss_mib", "cpu"]
+        runs = {"a": [["glibc", 2, 0, 300, 500, 2.0, 3.0, 20.0, 4.0], ["framealloc", 2, 0, 300, 600, 1.6, 2.5, 22.0, 3.0]],
+                "b": [["glibc", 2, 0, 300, 500, 2.0, 3.0, 20.0, 4.0], ["framealloc", 2, 0, 300, 660, 1.5, 2.0, 22.0, 2.4]]}
+        for name, rows in runs.items():
+            os.makedirs(os.path.join(self.tmp, name))
+            with open(os.path.join(self.tmp, name, "summary.csv"), "w", newline="") as f:
+                w = csv.writer(f)
+                w.writerow(keys)
+                w.writerows(rows)
+        r = subprocess.run([sys.executable, os.path.join(SCRIPT_DIR, "framealloc-diff"), os.path.join(self.tmp, "a"),
+                            os.path.join(self.tmp, "b")], capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        cpu = next(l for l in r.stdout.splitlines() if l.startswith("framealloc") and "cpu s" in l).split()
+        self.assertEqual(cpu[-3:], ["3", "2.4", "0.800x"])
+        self.assertTrue(os.path.exists(os.path.join(self.tmp, "b", "diff.html")))
 
     def test_peak_rss_is_the_programs_own(self):
         # Python's own 10-15 MiB used to be counted (Linux carries the peak over exec).
