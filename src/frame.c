@@ -562,7 +562,7 @@ static void recycle_for_idle(fa_thread_t *t, void *arg)
     /* The owner changes these only with the lock held (an attaching thread's arena
      * is still all zero, an exiting one holds the lock until it is). */
     if (a->synced_frame + IDLE_FRAMES > now ||
-        !(a->gen_count || a->escaped || a->spare_count > spare_retain || a->quarantine_head)) {
+        !(a->gen_count || a->escaped || a->spare_count > spare_retain || a->quarantine_head || a->taken_this_frame)) {
         unlock_arena(a);
         return;
     }
@@ -573,12 +573,9 @@ static void recycle_for_idle(fa_thread_t *t, void *arg)
     recycle_due(a, now);
     sweep_escaped(a, now);
     expire_quarantine(a, now);
-    while (a->spare_count > spare_retain) {
-        fa_frame_chunk_t *c = a->spare;
-        a->spare = c->next;
-        a->spare_count--;
-        release_chunk(c);
-    }
+    /* Each look counts as one frame of its recent need: a worker idle for a few
+     * frames keeps its chunks warm; one idle for a few looks gives them back. */
+    trim_spares(a);
     unlock_arena(a);
 }
 
@@ -759,10 +756,11 @@ void fa_frame_on_intent_change(fa_thread_t *t, bool from_frame, bool to_frame)
     uint64_t now = __atomic_load_n(&fa_frame_number, __ATOMIC_ACQUIRE);
     if (from_frame)
         a->scope_end_frame = now;
-    /* A scope that took more than one chunk (a loading spike) ends its generation:
-     * then its memory can be recycled for this thread even if it never syncs again
-     * (see recycle_for_idle). Small scopes keep bumping into the same chunk. */
-    if (from_frame && !to_frame && a->chunks && a->chunks->next) {
+    /* Leaving the outermost scope after taking more than one chunk (a loading
+     * spike) ends the generation: then its memory can be recycled for this thread
+     * even if it never syncs again (see recycle_for_idle). Small scopes, and scopes
+     * nested in others (FA_DEFAULT inside FA_FRAME), keep bumping where they were. */
+    if (from_frame && !to_frame && t->depth == 0 && a->chunks && a->chunks->next) {
         lock_arena(a);
         retire_current(a, now);
         unlock_arena(a);

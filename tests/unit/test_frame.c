@@ -790,7 +790,7 @@ static void *spike_then_pools(void *arg)
 
 START_TEST(idle_worker_returns_spike_memory)
 {
-    spike_frames = 12;
+    spike_frames = 30; /* idle threads are looked at every 4 frames; a look ages their need by a frame */
     pthread_barrier_init(&frame_barrier, NULL, 2);
     pthread_t th;
     fa_malloc(16); /* attach this thread */
