@@ -14,9 +14,10 @@
  * the secret alone (span, state and seq) and reports misuse exactly.
  *
  * Invariants
- * - Blocks tile a chunk from its data start: walking span by span from the first
- *   header reaches every block up to `top`. Dead runs that are kept (gaps between
- *   escaped blocks) are single FREED blocks, so the walk always works.
+ * - Blocks tile a chunk from its data start to its end: walking span by span from
+ *   the first header reaches every block (a bump range that ends leaves its unused
+ *   rest as one FREED block). Dead runs that are kept (gaps between escaped
+ *   blocks) are single FREED blocks, so the walk always works.
  * - A chunk belongs to exactly one place: the current generation, one finished
  *   generation, the escaped list, the spares, the quarantine, or the orphans.
  * - Only the owner changes a header from LIVE to FREED. Another thread changes it
@@ -55,7 +56,6 @@
 typedef struct fa_frame_chunk {
     fa_chunk_head_t head;
     struct fa_frame_chunk *next;
-    char *top;                /* blocks tile [first header, top) */
     uint64_t live;            /* escaped blocks still alive (counted by a walk) */
     uint64_t stamp;           /* orphans: last frame their blocks can belong to */
     uint64_t quarantined_at;  /* frame it became inaccessible (FRAMEALLOC_DEBUG=protect) */
