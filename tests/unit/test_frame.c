@@ -187,6 +187,7 @@ END_TEST
  * frame. The gaps around escaped blocks are reused, so memory stays bounded. */
 START_TEST(escapes_do_not_pin_a_chunk_per_frame)
 {
+    setenv("FRAMEALLOC_FRAME_RETAIN", "1", 1); /* bounds below: recent need + 1 spare */
     enum { FRAMES = 500 };
     static unsigned char *kept[FRAMES];
     for (int f = 0; f < FRAMES; f++) {
@@ -308,6 +309,7 @@ static void *remote_freer(void *arg)
 
 START_TEST(remote_frees_of_escaped_blocks_during_reuse)
 {
+    setenv("FRAMEALLOC_FRAME_RETAIN", "1", 1); /* bounds below: recent need + 1 spare */
     pthread_t th;
     pthread_create(&th, NULL, remote_freer, NULL);
     unsigned sent = 0;
@@ -485,6 +487,7 @@ END_TEST
 
 START_TEST(memory_returns_after_spike)
 {
+    setenv("FRAMEALLOC_FRAME_RETAIN", "1", 1); /* bounds below: recent need + 1 spare */
     /* A loading frame takes ~200 chunks; afterwards the spares go back within a few frames. */
     /* Freed in allocation order: only the last could give its bytes back at once. */
     static void *spike[800];
@@ -790,6 +793,7 @@ static void *spike_then_pools(void *arg)
 
 START_TEST(idle_worker_returns_spike_memory)
 {
+    setenv("FRAMEALLOC_FRAME_RETAIN", "1", 1); /* bounds below: recent need + 1 spare */
     spike_frames = 30; /* idle threads are looked at every 4 frames; a look ages their need by a frame */
     pthread_barrier_init(&frame_barrier, NULL, 2);
     pthread_t th;
@@ -813,6 +817,7 @@ END_TEST
  * intact and the memory comes back once freed. */
 START_TEST(many_large_scopes_in_one_frame)
 {
+    setenv("FRAMEALLOC_FRAME_RETAIN", "1", 1); /* bounds below: recent need + 1 spare */
     enum { SCOPES = 120, EACH = 5, SIZE = 60000 };
     static unsigned char *kept[SCOPES];
     for (int s = 0; s < SCOPES; s++) {
