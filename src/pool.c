@@ -5,12 +5,12 @@
 
 #include <pthread.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 
 #include "framealloc.h"
 #include "log.h"
 #include "options.h"
+#include "os.h"
 
 enum { FA_POOL_LIST_NONE, FA_POOL_LIST_AVAIL, FA_POOL_LIST_FULL };
 
@@ -47,29 +47,18 @@ static uint32_t spare_count;
 static _Atomic uint32_t spare_any;
 static _Atomic uint64_t exited_allocs[FA_POOL_CLASSES], exited_frees[FA_POOL_CLASSES];
 
-static uint64_t random_word(uint64_t salt)
-{
-    uint64_t word = 0;
-    if (getrandom(&word, sizeof word, GRND_NONBLOCK) != sizeof word) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        word = ((uint64_t)ts.tv_nsec + salt) * 0x9e3779b97f4a7c15ULL ^ (uintptr_t)&ts;
-    }
-    return word;
-}
-
 /* An odd random link key (odd: invertible modulo 2^64) with its inverse by Newton's
  * iteration (each step doubles the correct low bits; key itself is right to 3),
  * and the cookie (never 0, so a zeroed word is never a cookie). */
 static void make_keys(void)
 {
-    uint64_t key = random_word(1) | 1;
+    uint64_t key = fa_os_random64(); /* odd already */
     uint64_t inverse = key;
     for (int i = 0; i < 5; i++)
         inverse *= 2 - key * inverse;
     fa_pool_key = key;
     fa_pool_key_inverse = inverse;
-    fa_pool_cookie_value = random_word(2) | 1;
+    fa_pool_cookie_value = fa_os_random64();
 }
 
 /* Runs during init, before any thread can use pools: the bin table starts all
