@@ -21,6 +21,8 @@
 
 #include "framealloc.h"
 
+#include "loaded.h"
+
 typedef void (*any_fn)(void);
 typedef void (*swap_fn)(void *display, unsigned long drawable);
 
@@ -58,18 +60,6 @@ static void *present_loop(void *unused)
         present();
     }
     return NULL;
-}
-
-static int loaded(const char *name)
-{
-    FILE *maps = fopen("/proc/self/maps", "r");
-    char line[4096];
-    int found = 0;
-    while (maps && fgets(line, sizeof line, maps))
-        found |= strstr(line, name) != NULL;
-    if (maps)
-        fclose(maps);
-    return found;
 }
 
 /* Sets up the route's function; 0 for an unknown route. */

@@ -15,20 +15,10 @@
 
 #include "framealloc.h"
 
+#include "loaded.h"
+
 typedef void (*clear_fn)(unsigned int mask);
 #define GL_COLOR_BUFFER_BIT 0x4000
-
-static int loaded(const char *name)
-{
-    FILE *maps = fopen("/proc/self/maps", "r");
-    char line[4096];
-    int found = 0;
-    while (maps && fgets(line, sizeof line, maps))
-        found |= strstr(line, name) != NULL;
-    if (maps)
-        fclose(maps);
-    return found;
-}
 
 static int fail(const char *what)
 {

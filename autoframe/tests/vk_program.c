@@ -25,6 +25,8 @@
 
 #include "framealloc.h"
 
+#include "loaded.h"
+
 #define MAX_IMAGES 8
 
 static struct {
@@ -216,18 +218,6 @@ static int set_up_gl(const char *fakegl_path)
         return 0;
     on_swap(present_frame);
     return 1;
-}
-
-static int loaded(const char *name)
-{
-    FILE *maps = fopen("/proc/self/maps", "r");
-    char line[4096];
-    int found = 0;
-    while (maps && fgets(line, sizeof line, maps))
-        found |= strstr(line, name) != NULL;
-    if (maps)
-        fclose(maps);
-    return found;
 }
 
 int main(int argc, char **argv)
