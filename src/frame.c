@@ -34,6 +34,15 @@ static _Atomic uint64_t orphan_count;
 static _Atomic uint64_t chunks_held;
 static _Atomic uint64_t exited_allocs, exited_bytes, exited_escapes;
 
+/* "Another thread freed into your chunks": set by a remote free for the chunk's
+ * owner, taken by the owner at its next sync, so a sync with nothing to apply does
+ * not look at every chunk's list. Threads share a flag when their ids collide,
+ * which only costs a look. */
+#define REMOTE_FLAGS 64
+static struct {
+    _Alignas(64) _Atomic uint8_t set;
+} remote_flags[REMOTE_FLAGS];
+
 void fa_frame_configure(void)
 {
     frame_max = (size_t)fa_option(FA_OPT_FRAME_MAX);
@@ -100,6 +109,53 @@ static bool well_formed(fa_frame_chunk_t *c, char *slot, uint64_t decoded)
            seq_of(decoded) != 0 && seq_of(decoded) < __atomic_load_n(&next_seq, __ATOMIC_RELAXED);
 }
 
+/* ---- chunk lists ---- */
+
+static void list_push(fa_frame_list_t *l, fa_frame_chunk_t *c)
+{
+    c->next = l->head;
+    l->head = c;
+    if (!l->tail)
+        l->tail = c;
+    l->count++;
+}
+
+static void list_append(fa_frame_list_t *l, fa_frame_chunk_t *c)
+{
+    c->next = NULL;
+    if (l->tail)
+        l->tail->next = c;
+    else
+        l->head = c;
+    l->tail = c;
+    l->count++;
+}
+
+static fa_frame_chunk_t *list_pop(fa_frame_list_t *l)
+{
+    fa_frame_chunk_t *c = l->head;
+    if (c) {
+        l->head = c->next;
+        if (!l->head)
+            l->tail = NULL;
+        l->count--;
+    }
+    return c;
+}
+
+/* Moves all of from's chunks in front of to's, leaving from empty. */
+static void list_splice(fa_frame_list_t *to, fa_frame_list_t *from)
+{
+    if (!from->head)
+        return;
+    from->tail->next = to->head;
+    if (!to->tail)
+        to->tail = from->tail;
+    to->head = from->head;
+    to->count += from->count;
+    *from = (fa_frame_list_t){0};
+}
+
 /* ---- chunks ---- */
 
 static void release_chunk(fa_frame_chunk_t *c)
@@ -118,9 +174,7 @@ static void push_spare(fa_frame_arena_t *a, fa_frame_chunk_t *c)
     if (fa_debug_flags & FA_DEBUG_POISON)
         memset(first_slot(c), FA_POISON_BYTE, (size_t)(slot_limit(c) - first_slot(c)));
     c->live = 0;
-    c->next = a->spare;
-    a->spare = c;
-    a->spare_count++;
+    list_push(&a->spare, c);
 }
 
 /* A chunk whose blocks are all dead: a spare, or inaccessible for a few frames
@@ -133,22 +187,14 @@ static void retire_empty(fa_frame_arena_t *a, fa_frame_chunk_t *c, uint64_t now)
     }
     set_data_access(c, false);
     c->quarantined_at = now;
-    c->next = NULL;
-    if (a->quarantine_tail)
-        a->quarantine_tail->next = c;
-    else
-        a->quarantine_head = c;
-    a->quarantine_tail = c;
+    list_append(&a->quarantine, c);
 }
 
 static fa_frame_chunk_t *new_chunk(fa_thread_t *t)
 {
     fa_frame_arena_t *a = &t->frame;
-    fa_frame_chunk_t *c = a->spare;
-    if (c) {
-        a->spare = c->next;
-        a->spare_count--;
-    } else {
+    fa_frame_chunk_t *c = list_pop(&a->spare);
+    if (!c) {
         c = fa_thread_chunk_alloc(t, FA_CHUNK_FRAME);
         if (!c)
             return NULL;
@@ -292,11 +338,23 @@ static void apply_remote_list(fa_frame_arena_t *a, fa_frame_chunk_t *c)
             apply_remote(a, c);
 }
 
+static void flag_remote_free(uint64_t owner)
+{
+    __atomic_store_n(&remote_flags[owner % REMOTE_FLAGS].set, 1, __ATOMIC_RELEASE);
+}
+
+/* True when another thread may have freed into owner's chunks since the last call. */
+static bool take_remote_flag(uint64_t owner)
+{
+    _Atomic uint8_t *flag = &remote_flags[owner % REMOTE_FLAGS].set;
+    return __atomic_load_n(flag, __ATOMIC_RELAXED) && __atomic_exchange_n(flag, 0, __ATOMIC_ACQUIRE);
+}
+
 /* Applies the remote frees in the chunks of finished generations and escapes. */
 static void apply_finished_remote(fa_frame_arena_t *a)
 {
     for (uint32_t i = 0; i < a->gen_count; i++)
-        apply_remote_list(a, gen_at(a, i)->chunks);
+        apply_remote_list(a, gen_at(a, i)->chunks.head);
     apply_remote_list(a, a->escaped);
 }
 
@@ -326,7 +384,8 @@ static void start_generation(fa_frame_arena_t *a)
     a->key = key_of(a->seq);
     a->free_key = a->key ^ (rewind_allowed ? 0 : 8);
     a->made = a->freed = 0;
-    a->chunks = NULL;
+    a->chunks = (fa_frame_list_t){0};
+    a->chunks_have_escapes = false;
 }
 
 /* Moves the current generation to the ring, stamped with the last frame its blocks
@@ -341,21 +400,25 @@ static void retire_current(fa_frame_arena_t *a, uint64_t stamp)
         /* Many generations in a few frames (large scopes end theirs): the newest
          * entry takes this one too, and is recycled when both could be. */
         fa_frame_gen_t *g = gen_at(a, a->gen_count - 1);
-        fa_frame_chunk_t **tail = &a->chunks;
-        while (*tail)
-            tail = &(*tail)->next;
-        *tail = g->chunks;
-        g->chunks = a->chunks;
+        list_splice(&g->chunks, &a->chunks);
+        g->has_escapes |= a->chunks_have_escapes;
         g->last = a->seq;
         g->made += a->made;
         g->freed += a->freed;
         g->stamp = stamp > g->stamp ? stamp : g->stamp;
     } else {
         *gen_at(a, a->gen_count++) = (fa_frame_gen_t){
-            .first = a->seq, .last = a->seq, .stamp = stamp, .made = a->made, .freed = a->freed, .chunks = a->chunks};
+            .first = a->seq,
+            .last = a->seq,
+            .stamp = stamp,
+            .made = a->made,
+            .freed = a->freed,
+            .chunks = a->chunks,
+            .has_escapes = a->chunks_have_escapes};
     }
     a->key = a->free_key = a->seq = a->made = a->freed = 0;
-    a->chunks = NULL;
+    a->chunks = (fa_frame_list_t){0};
+    a->chunks_have_escapes = false;
 }
 
 static void keep_escaped(fa_frame_arena_t *a, fa_frame_chunk_t *c)
@@ -364,42 +427,38 @@ static void keep_escaped(fa_frame_arena_t *a, fa_frame_chunk_t *c)
     a->escaped = c;
 }
 
-/* A generation whose frame is recycled: equal counts reset its chunks; otherwise
- * its live blocks stay and the space around them becomes gaps. */
+/* A generation whose frame is recycled. Nothing alive (equal counts and no older
+ * escapes among its chunks, or strict mode): all its chunks become spares at once,
+ * with no work per chunk or per byte. Otherwise its chunks are walked: live blocks
+ * stay, and the space around them becomes gaps. */
 static void recycle_generation(fa_frame_arena_t *a, fa_frame_gen_t *g, uint64_t now)
 {
-    bool all_freed = g->made == g->freed;
-    /* The common case, a few instructions per chunk: nothing alive, no debug mode. */
-    bool plain = !(fa_debug_flags & (FA_DEBUG_POISON | FA_DEBUG_PROTECT));
+    bool empty = strict || (g->made == g->freed && !g->has_escapes);
+    if (empty && !(fa_debug_flags & (FA_DEBUG_POISON | FA_DEBUG_PROTECT))) {
+        list_splice(&a->spare, &g->chunks);
+        return;
+    }
     uint64_t escapes = 0;
-    for (fa_frame_chunk_t *c = g->chunks, *next; c; c = next) {
+    for (fa_frame_chunk_t *c = g->chunks.head, *next; c; c = next) {
         next = c->next;
-        if (strict || (all_freed && c->live == 0)) {
-            if (plain) {
-                c->next = a->spare;
-                a->spare = c;
-                a->spare_count++;
-            } else {
-                retire_empty(a, c, now);
-            }
-            continue;
-        }
-        escapes += walk_chunk(c, g->first, g->last);
-        if (c->live == 0)
+        if (!empty)
+            escapes += walk_chunk(c, g->first, g->last);
+        if (empty || c->live == 0)
             retire_empty(a, c, now);
         else
             keep_escaped(a, c);
     }
-    __atomic_store_n(&a->escapes, a->escapes + escapes, __ATOMIC_RELAXED);
+    if (escapes)
+        __atomic_store_n(&a->escapes, a->escapes + escapes, __ATOMIC_RELAXED);
 }
 
 static void recycle_due(fa_frame_arena_t *a, uint64_t now)
 {
-    while (a->gen_count && gen_at(a, 0)->stamp + frames_in_flight <= now) {
-        fa_frame_gen_t g = *gen_at(a, 0);
+    fa_frame_gen_t *g;
+    while (a->gen_count && (g = gen_at(a, 0))->stamp + frames_in_flight <= now) {
+        recycle_generation(a, g, now);
         a->gen_first = (a->gen_first + 1) % FA_FRAME_GENS;
         a->gen_count--;
-        recycle_generation(a, &g, now);
     }
 }
 
@@ -418,11 +477,8 @@ static void sweep_escaped(fa_frame_arena_t *a, uint64_t now)
 
 static void expire_quarantine(fa_frame_arena_t *a, uint64_t now)
 {
-    fa_frame_chunk_t *c;
-    while ((c = a->quarantine_head) && c->quarantined_at + FA_PROTECT_FRAMES <= now) {
-        a->quarantine_head = c->next;
-        if (!a->quarantine_head)
-            a->quarantine_tail = NULL;
+    while (a->quarantine.head && a->quarantine.head->quarantined_at + FA_PROTECT_FRAMES <= now) {
+        fa_frame_chunk_t *c = list_pop(&a->quarantine);
         set_data_access(c, true);
         push_spare(a, c);
     }
@@ -440,12 +496,8 @@ static void trim_spares(fa_frame_arena_t *a)
     for (size_t i = 0; i < slots; i++)
         if (a->recent_need[i] > need)
             need = a->recent_need[i];
-    while (a->spare_count > need + spare_retain) {
-        fa_frame_chunk_t *c = a->spare;
-        a->spare = c->next;
-        a->spare_count--;
-        release_chunk(c);
-    }
+    while (a->spare.count > need + spare_retain)
+        release_chunk(list_pop(&a->spare));
 }
 
 /* ---- orphans ---- */
@@ -517,10 +569,13 @@ static void sync_frame(fa_thread_t *t, uint64_t now, uint64_t stamp)
     if (now == a->synced_frame)
         return;
     retire_current(a, stamp);
-    apply_finished_remote(a);
+    if (take_remote_flag(t->id))
+        apply_finished_remote(a);
     recycle_due(a, now);
-    sweep_escaped(a, now);
-    expire_quarantine(a, now);
+    if (a->escaped)
+        sweep_escaped(a, now);
+    if (a->quarantine.head)
+        expire_quarantine(a, now);
     trim_spares(a);
     reclaim_orphans(now);
     a->synced_frame = now;
@@ -535,7 +590,7 @@ static void sync_frame_locked(fa_thread_t *t, uint64_t now, uint64_t stamp)
 
 static bool holds_chunks(const fa_frame_arena_t *a)
 {
-    return a->key || a->gen_count || a->escaped || a->spare || a->quarantine_head;
+    return a->key || a->gen_count || a->escaped || a->spare.head || a->quarantine.head;
 }
 
 void fa_frame_idle_sync(fa_thread_t *t)
@@ -562,7 +617,7 @@ static void recycle_for_idle(fa_thread_t *t, void *arg)
     /* The owner changes these only with the lock held (an attaching thread's arena
      * is still all zero, an exiting one holds the lock until it is). */
     if (a->synced_frame + IDLE_FRAMES > now ||
-        !(a->gen_count || a->escaped || a->spare_count > spare_retain || a->quarantine_head || a->taken_this_frame)) {
+        !(a->gen_count || a->escaped || a->spare.count > spare_retain || a->quarantine.head || a->taken_this_frame)) {
         unlock_arena(a);
         return;
     }
@@ -602,15 +657,14 @@ static bool next_range(fa_thread_t *t, uint64_t need)
             continue;
         }
         *link = c->next;
-        c->next = a->chunks;
-        a->chunks = c;
+        list_push(&a->chunks, c);
+        a->chunks_have_escapes = true;
         enter_range(a, c, gap, gap + span_of(decode(gap)));
         return true;
     }
     if (!(c = new_chunk(t)))
         return false;
-    c->next = a->chunks;
-    a->chunks = c;
+    list_push(&a->chunks, c);
     enter_range(a, c, first_slot(c), slot_limit(c));
     return true;
 }
@@ -697,6 +751,7 @@ void fa_frame_free_slow(fa_thread_t *t, void *p)
         *(uint64_t **)p = head;
     while (!__atomic_compare_exchange_n(&c->remote, &head, (uint64_t *)p, true, __ATOMIC_RELEASE,
                                         __ATOMIC_RELAXED));
+    flag_remote_free(__atomic_load_n(&c->head.owner, __ATOMIC_RELAXED));
 }
 
 size_t fa_frame_usable_size(const void *p)
@@ -730,9 +785,8 @@ void fa_frame_release_spares(fa_thread_t *t)
      * then), or by a thread returning them anyway. */
     if (!try_lock_arena(a))
         return;
-    release_list(a->spare);
-    a->spare = NULL;
-    a->spare_count = 0;
+    release_list(a->spare.head);
+    a->spare = (fa_frame_list_t){0};
     unlock_arena(a);
 }
 
@@ -760,7 +814,7 @@ void fa_frame_on_intent_change(fa_thread_t *t, bool from_frame, bool to_frame)
      * spike) ends the generation: then its memory can be recycled for this thread
      * even if it never syncs again (see recycle_for_idle). Small scopes, and scopes
      * nested in others (FA_DEFAULT inside FA_FRAME), keep bumping where they were. */
-    if (from_frame && !to_frame && t->depth == 0 && a->chunks && a->chunks->next) {
+    if (from_frame && !to_frame && t->depth == 0 && a->chunks.count > 1) {
         lock_arena(a);
         retire_current(a, now);
         unlock_arena(a);
@@ -779,12 +833,12 @@ void fa_frame_thread_exit(fa_thread_t *t)
     lock_arena(a); /* held to the end: the memset below also clears it */
     retire_current(a, now);
     for (uint32_t i = 0; i < a->gen_count; i++)
-        orphan_list(gen_at(a, i)->chunks, gen_at(a, i)->stamp);
+        orphan_list(gen_at(a, i)->chunks.head, gen_at(a, i)->stamp);
     orphan_list(a->escaped, 0);
-    for (fa_frame_chunk_t *c = a->quarantine_head; c; c = c->next)
+    for (fa_frame_chunk_t *c = a->quarantine.head; c; c = c->next)
         set_data_access(c, true);
-    release_list(a->quarantine_head);
-    release_list(a->spare);
+    release_list(a->quarantine.head);
+    release_list(a->spare.head);
     exited_allocs += a->allocs;
     exited_bytes += a->bytes;
     exited_escapes += a->escapes;
