@@ -7,11 +7,13 @@
 #include <string.h>
 
 #include "api.h"
+#include "frame.h"
 #include "log.h"
 #include "options.h"
 #include "protect.h"
 #include "records.h"
 #include "report.h"
+#include "system_callers.h"
 #include "thread.h"
 
 /* The setting is read by the audit module and the Vulkan layer; without either it
@@ -33,6 +35,11 @@ __attribute__((constructor)) static void framealloc_start(void)
 {
     fa_init();
     fa_init_late();
+    /* Safe mode keeps whatever libc allocated in a frame scope alive for as long as
+     * libc uses it (an escape), so only strict mode needs libc's own allocations
+     * elsewhere; safe mode keeps serving strdup or asprintf in a scope from frames. */
+    if (fa_frame_strict())
+        fa_preload_redirect_system_callers();
     check_autoframe();
     fa_records_start();
     fa_protect_start();

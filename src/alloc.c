@@ -286,3 +286,43 @@ void *fa_pvalloc(size_t size)
     }
     return fa_malloc_aligned(page, rounded);
 }
+
+/* ---- allocations libc and the loader make for themselves ---- */
+
+/* The thread's frame intent becomes FA_DEFAULT until the matching frames_back (the
+ * records flag is kept: only the intent bits change). Returns what to undo. */
+static uint8_t frames_aside(fa_thread_t *t)
+{
+    uint8_t swap = fa_thread_intent(t) == FA_FRAME ? (FA_FRAME ^ FA_DEFAULT) : 0;
+    t->intent ^= swap;
+    return swap;
+}
+
+static void frames_back(fa_thread_t *t, uint8_t swap) { t->intent ^= swap; }
+
+void *fa_malloc_for_system(size_t size)
+{
+    fa_thread_t *t = fa_thread();
+    uint8_t swap = frames_aside(t);
+    void *p = fa_malloc(size);
+    frames_back(t, swap);
+    return p;
+}
+
+void *fa_calloc_for_system(size_t count, size_t size)
+{
+    fa_thread_t *t = fa_thread();
+    uint8_t swap = frames_aside(t);
+    void *p = fa_calloc(count, size);
+    frames_back(t, swap);
+    return p;
+}
+
+void *fa_realloc_for_system(void *p, size_t size)
+{
+    fa_thread_t *t = fa_thread();
+    uint8_t swap = frames_aside(t);
+    void *q = fa_realloc(p, size);
+    frames_back(t, swap);
+    return q;
+}

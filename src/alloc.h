@@ -22,4 +22,12 @@ size_t fa_malloc_usable_size(void *p);
 /* alignment: any power of two (the C++ aligned operators). */
 void *fa_malloc_aligned(size_t alignment, size_t size);
 
+/* For the allocations libc, the dynamic loader and framealloc's own libraries make
+ * for themselves (a stream's buffer, the environment, a thread's dynamic TLS):
+ * the same contracts, but never served by a frame arena, since what they keep
+ * must outlive the frame scope they happened to be called in. */
+void *fa_malloc_for_system(size_t size);
+void *fa_calloc_for_system(size_t count, size_t size);
+void *fa_realloc_for_system(void *p, size_t size);
+
 #endif

@@ -57,6 +57,8 @@ void fa_frame_configure(void)
     fa_frame_checked_end = strict ? 0 : fa_region.frame_size;
 }
 
+bool fa_frame_strict(void) { return strict; }
+
 /* ---- the arena lock (see frame_arena.h) ---- */
 
 static void lock_arena(fa_frame_arena_t *a)

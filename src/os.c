@@ -56,6 +56,14 @@ bool fa_os_protect(void *p, size_t size, bool accessible)
     return mprotect(p, size, accessible ? PROT_READ | PROT_WRITE : PROT_NONE) == 0;
 }
 
+bool fa_os_make_writable(void *p, size_t size, bool writable)
+{
+    uintptr_t page = fa_os_page_size();
+    uintptr_t start = (uintptr_t)p & ~(page - 1);
+    uintptr_t end = ((uintptr_t)p + size + page - 1) & ~(page - 1);
+    return mprotect((void *)start, end - start, writable ? PROT_READ | PROT_WRITE : PROT_READ) == 0;
+}
+
 size_t fa_os_page_size(void)
 {
     static size_t page;

@@ -20,6 +20,9 @@ bool fa_os_commit(void *p, size_t size);
 void fa_os_release(void *p, size_t size);
 /* Makes [p, p+size) inaccessible (debug modes) or accessible again. */
 bool fa_os_protect(void *p, size_t size, bool accessible);
+/* Makes the pages holding [p, p+size) of a loaded object's data writable, or
+ * read-only again (another object's relocated pointers, see preload/system_callers.c). */
+bool fa_os_make_writable(void *p, size_t size, bool writable);
 size_t fa_os_page_size(void);
 /* Physical memory plus swap: what the kernel's overcommit heuristic lets one
  * mapping reach (SIZE_MAX if unknown). */
