@@ -59,11 +59,29 @@ static void *route(fa_thread_t *t, uint8_t intent, size_t size, size_t alignment
     return HEAP_TRYING_TRIM(fa_heap_aligned(alignment, size));
 }
 
+/* route() for a block allocation records keep: the same arena, with every free of
+ * the block made to reach fa_free_slow, where records see it (pool blocks from the
+ * records' own pool chunks, frame blocks flagged in their header). Observing never
+ * moves a block to another arena, so every check of that arena still applies. */
+static void *route_recorded(fa_thread_t *t, uint8_t intent, size_t size, size_t alignment)
+{
+    void *p = NULL;
+    bool pooled = alignment <= FA_MIN_ALIGN &&
+                  ((intent == FA_DEFAULT && size <= fa_pool_max) || (intent == FA_POOL && size <= FA_POOL_LARGEST));
+    if (pooled)
+        p = fa_pool_alloc_recorded(t, size);
+    else if (intent == FA_FRAME && (p = fa_frame_alloc_slow(t, size, alignment > FA_MIN_ALIGN ? alignment : FA_MIN_ALIGN)))
+        fa_frame_mark_recorded(p);
+    if (p)
+        return p;
+    return alignment <= FA_MIN_ALIGN ? HEAP_TRYING_TRIM(fa_heap_malloc(size)) : HEAP_TRYING_TRIM(fa_heap_aligned(alignment, size));
+}
+
 /* An allocation that used up the thread's sample_left: recorded when sampling is on.
  * In a thread's first slow path (sample_left 0) this also sets sample_left. */
 static FA_NOINLINE void *allocate_due(fa_thread_t *t, uint8_t intent, size_t size, size_t alignment)
 {
-    void *p = fa_records_mode == FA_RECORDS_SAMPLE ? fa_records_alloc(t, intent, size, alignment, route)
+    void *p = fa_records_mode == FA_RECORDS_SAMPLE ? fa_records_alloc(t, intent, size, alignment, route_recorded)
                                                    : route(t, intent, size, alignment);
     fa_records_rearm(t, size);
     return p;
@@ -78,7 +96,7 @@ static void *allocate(fa_thread_t *t, size_t size, size_t alignment, bool counte
         if (intent == FA_FRAME && (fa_debug_flags & FA_DEBUG_PROTECT))
             return fa_protect_alloc(t, size, alignment, route);
         if (fa_records_mode == FA_RECORDS_FULL)
-            return fa_records_alloc(t, intent, size, alignment, route);
+            return fa_records_alloc(t, intent, size, alignment, route_recorded);
     }
     if (!counted) {
         if (FA_UNLIKELY(size >= t->sample_left))
@@ -145,6 +163,8 @@ FA_NOINLINE void fa_free_slow(void *p)
 {
     size_t off = fa_region_offset(p);
     if (off < fa_region.frame_size) {
+        if (FA_UNLIKELY(fa_records_mode) && fa_frame_is_recorded(p))
+            fa_records_forget(p);
         fa_frame_free_slow(fa_thread(), p);
         return;
     }
@@ -152,6 +172,8 @@ FA_NOINLINE void fa_free_slow(void *p)
         fa_chunk_head_t *c = fa_chunk_of(p);
         if (c->kind != FA_CHUNK_POOL)
             report_foreign_pointer("free", p);
+        if (FA_UNLIKELY(c->owner == FA_OWNER_RECORDS))
+            fa_records_forget(p);
         fa_pool_free(fa_thread(), (fa_pool_chunk_t *)c, p);
         return;
     }
@@ -174,19 +196,20 @@ static fa_pool_chunk_t *pool_chunk_checked(void *p, const char *what)
     return (fa_pool_chunk_t *)c;
 }
 
-size_t fa_malloc_usable_size(void *p)
+/* The usable bytes of p, checked (misuse is reported as operation what). */
+static size_t usable_size(void *p, const char *what)
 {
-    if (!p)
-        return 0;
-    if (fa_region_is_frame(p))
-        return fa_frame_usable_size(p);
-    if (fa_region_owns(p))
-        return fa_pool_usable_size(pool_chunk_checked(p, "malloc_usable_size"));
     size_t requested;
     if (FA_UNLIKELY(fa_records_mode) && (fa_debug_flags & FA_DEBUG_GUARDS) && fa_records_requested_size(p, &requested))
         return requested; /* the guard bytes are not the program's */
+    if (fa_region_is_frame(p))
+        return fa_frame_usable_size(p, what);
+    if (fa_region_owns(p))
+        return fa_pool_usable_size(pool_chunk_checked(p, what));
     return fa_heap_usable_size(p);
 }
+
+size_t fa_malloc_usable_size(void *p) { return p ? usable_size(p, "malloc_usable_size") : 0; }
 
 /* Moves p (old usable bytes) to a new block of size bytes, through the normal
  * routing, so records see the new block as an allocation and the old as a free. */
@@ -200,6 +223,17 @@ static void *realloc_moving(void *p, size_t old, size_t size)
     return q;
 }
 
+/* A block records keep (FRAMEALLOC_RECORDS, guards, poison): flagged in a frame
+ * block's header, a pool block by its chunk; a heap block is looked up when freed. */
+static bool is_recorded(void *p)
+{
+    if (fa_region_is_frame(p))
+        return fa_frame_is_recorded(p);
+    if (fa_region_owns(p))
+        return fa_chunk_of(p)->owner == FA_OWNER_RECORDS;
+    return true;
+}
+
 /* realloc of a block in the region: in place when the arena allows, else move. */
 static void *realloc_owned(void *p, size_t size)
 {
@@ -207,7 +241,7 @@ static void *realloc_owned(void *p, size_t size)
     if (fa_region_is_frame(p)) {
         if (fa_frame_resize_in_place(fa_thread(), p, size))
             return p;
-        old = fa_frame_usable_size(p);
+        old = fa_frame_usable_size(p, "realloc");
     } else {
         old = fa_pool_usable_size(pool_chunk_checked(p, "realloc"));
         /* Keep the block unless it would waste more than half of it. */
@@ -226,10 +260,12 @@ void *fa_realloc(void *p, size_t size)
         fa_free(p);
         return NULL;
     }
+    /* Records see a resize of a recorded block as a new block and a free (never in
+     * place: its guard bytes and its record would go stale). */
+    if (FA_UNLIKELY(fa_records_mode) && is_recorded(p))
+        return realloc_moving(p, usable_size(p, "realloc"), size);
     if (fa_region_owns(p))
         return realloc_owned(p, size);
-    if (FA_UNLIKELY(fa_records_mode))
-        return realloc_moving(p, fa_malloc_usable_size(p), size);
     return HEAP_TRYING_TRIM(fa_heap_realloc(p, size));
 }
 

@@ -75,7 +75,7 @@ static void unlock_arena(fa_frame_arena_t *a) { __atomic_store_n(&a->lock, 0, __
 
 #define SPAN_MASK ((uint64_t)0xffff0)
 /* Bits that are zero in every well-formed decoded header. */
-#define RESERVED_MASK ((uint64_t)0xf | (uint64_t)0xc << 20)
+#define RESERVED_MASK ((uint64_t)0xf | (uint64_t)0x8 << 20)
 
 static uint64_t key_of(uint64_t seq) { return fa_frame_secret ^ (seq << FA_FRAME_SEQ_SHIFT); }
 
@@ -756,9 +756,9 @@ void fa_frame_free_slow(fa_thread_t *t, void *p)
     flag_remote_free(__atomic_load_n(&c->head.owner, __ATOMIC_RELAXED));
 }
 
-size_t fa_frame_usable_size(const void *p)
+size_t fa_frame_usable_size(const void *p, const char *what)
 {
-    return span_of(live_header("malloc_usable_size", (void *)p)) - FA_FRAME_HEADER;
+    return span_of(live_header(what, (void *)p)) - FA_FRAME_HEADER;
 }
 
 bool fa_frame_resize_in_place(fa_thread_t *t, void *p, size_t n)

@@ -43,10 +43,14 @@
 #include "thread.h"
 
 #define FA_FRAME_HEADER 8
-/* Decoded header fields: span in bits 4..19, state in bits 20..21, seq from bit 24. */
+/* Decoded header fields: span in bits 4..19, state in bits 20..21, the recorded
+ * flag in bit 22, seq from bit 24. */
 #define FA_FRAME_LIVE_LIMIT ((uint64_t)1 << 20)
 #define FA_FRAME_FREED ((uint64_t)1 << 20)
 #define FA_FRAME_PENDING ((uint64_t)1 << 21)
+/* A block allocation records know: its decoded span is never below the live limit,
+ * so every free of it misses the fast path and the slow path tells records. */
+#define FA_FRAME_RECORDED ((uint64_t)1 << 22)
 #define FA_FRAME_SEQ_SHIFT 24
 /* Larger alignments in a frame scope are served by the heap. */
 #define FA_FRAME_MAX_ALIGN 4096
@@ -119,12 +123,21 @@ FA_INLINE bool fa_frame_try_free(fa_thread_t *t, void *p)
     return true;
 }
 
+/* Marks p, a live block just allocated, as recorded (see FA_FRAME_RECORDED). */
+FA_INLINE void fa_frame_mark_recorded(void *p) { ((uint64_t *)p)[-1] ^= FA_FRAME_RECORDED; }
+
+/* True when p's header says recorded (p is any pointer into the frame part's chunks). */
+FA_INLINE bool fa_frame_is_recorded(const void *p)
+{
+    return ((((const uint64_t *)p)[-1] ^ (uintptr_t)p ^ fa_frame_secret) & FA_FRAME_RECORDED) != 0;
+}
+
 /* Every other free of a pointer in the frame part: other generations, other
  * threads, misuse (reported, never absorbed). */
 void fa_frame_free_slow(fa_thread_t *t, void *p);
 
-/* Bytes usable at p (a live frame block). */
-size_t fa_frame_usable_size(const void *p);
+/* Bytes usable at p, a live frame block (else an abort naming the operation what). */
+size_t fa_frame_usable_size(const void *p, const char *what);
 
 /* Resizes p in place when it is the calling thread's newest block, or when n fits
  * in the block already. Returns true on success. */

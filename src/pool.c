@@ -637,6 +637,74 @@ void fa_pool_release_cached(fa_thread_t *t)
     release_list(c);
 }
 
+/* ---- recorded blocks (see fa_pool_alloc_recorded) ---- */
+
+static pthread_mutex_t recorded_lock = PTHREAD_MUTEX_INITIALIZER;
+static fa_pool_chunk_t *recorded_chunks[FA_POOL_CLASSES]; /* newest first, linked by next */
+static _Atomic uint64_t recorded_allocs[FA_POOL_CLASSES];
+/* The owner_bin of recorded chunks: the fast free never reaches it (no owner). */
+static fa_pool_bin_t recorded_bin;
+
+/* One block of c: a freed one (their frees arrive as remote frees), else a new one. */
+static fa_pool_block_t *take_recorded_block(fa_pool_chunk_t *c)
+{
+    if (!c->local_free)
+        collect_remote(c);
+    fa_pool_block_t *b = c->local_free;
+    if (b) {
+        c->local_free = next_of(b);
+        c->local_free_count--;
+        c->used++;
+        return b;
+    }
+    uint64_t carved = __atomic_load_n(&c->carved, __ATOMIC_RELAXED);
+    if (carved + c->block_size > c->area)
+        return NULL;
+    b = (fa_pool_block_t *)((char *)c + FA_POOL_DATA_OFFSET + carved);
+    __atomic_store_n(&c->carved, carved + c->block_size, __ATOMIC_RELEASE);
+    c->used++;
+    return b;
+}
+
+static fa_pool_chunk_t *new_recorded_chunk(fa_thread_t *t, unsigned cls)
+{
+    fa_pool_chunk_t *c = fa_thread_chunk_alloc(t, FA_CHUNK_POOL);
+    if (!c)
+        return NULL;
+    chunks_held++;
+    set_link_bounds();
+    init_chunk(t, c, cls);
+    c->owner_bin = &recorded_bin;
+    __atomic_store_n(&c->head.owner, FA_OWNER_RECORDS, __ATOMIC_RELEASE);
+    c->next = recorded_chunks[cls];
+    recorded_chunks[cls] = c;
+    return c;
+}
+
+void *fa_pool_alloc_recorded(fa_thread_t *t, size_t size)
+{
+    if (t->state != FA_THREAD_LIVE && !fa_thread_attach(t))
+        return NULL;
+    if (size > (fa_thread_intent(t) == FA_POOL ? FA_POOL_LARGEST : fa_pool_max))
+        return NULL;
+    unsigned cls = fa_pool_class_of[(size + 15) >> 4];
+    fa_pool_block_t *b = NULL;
+    pthread_mutex_lock(&recorded_lock);
+    /* Recording is slow anyway (a stack per block): a walk over the class's chunks
+     * for a free block is not what it costs. */
+    for (fa_pool_chunk_t *c = recorded_chunks[cls]; c && !b; c = c->next)
+        b = take_recorded_block(c);
+    fa_pool_chunk_t *c;
+    if (!b && (c = new_recorded_chunk(t, cls)))
+        b = take_recorded_block(c);
+    if (b)
+        recorded_allocs[cls]++;
+    pthread_mutex_unlock(&recorded_lock);
+    if (b)
+        b->cookie = 0;
+    return b;
+}
+
 /* ---- thread exit ---- */
 
 static void orphan_or_release(fa_pool_chunk_t *c)
@@ -716,7 +784,7 @@ void fa_pool_add_exited(fa_pool_totals_t *out)
 {
     out->live_bytes = 0;
     for (unsigned cls = 0; cls < FA_POOL_CLASSES; cls++) {
-        add_counts(out, cls, exited_allocs[cls], exited_frees[cls]);
+        add_counts(out, cls, exited_allocs[cls] + recorded_allocs[cls], exited_frees[cls]);
         out->live_bytes += out->class_live[cls] * fa_pool_class_size[cls];
     }
     out->chunks = chunks_held;
@@ -724,6 +792,7 @@ void fa_pool_add_exited(fa_pool_totals_t *out)
 
 void fa_pool_fork_prepare(void)
 {
+    pthread_mutex_lock(&recorded_lock);
     pthread_mutex_lock(&orphan_lock);
     pthread_mutex_lock(&spare_lock);
 }
@@ -732,10 +801,12 @@ void fa_pool_fork_parent(void)
 {
     pthread_mutex_unlock(&spare_lock);
     pthread_mutex_unlock(&orphan_lock);
+    pthread_mutex_unlock(&recorded_lock);
 }
 
 void fa_pool_fork_child(void)
 {
     pthread_mutex_init(&spare_lock, NULL);
     pthread_mutex_init(&orphan_lock, NULL);
+    pthread_mutex_init(&recorded_lock, NULL);
 }

@@ -129,6 +129,12 @@ _Static_assert(FA_POOL_CLASSES * FA_POOL_BIN_WORDS <= UINT8_MAX, "bin indexes fi
 void *fa_pool_alloc_slow(fa_thread_t *t, size_t size);
 void fa_pool_free_slow(fa_thread_t *t, fa_pool_chunk_t *c, void *p);
 
+/* A block whose every free must reach the slow path (a recorded block: records see
+ * its free), or NULL as fa_pool_alloc_slow. It comes from pool chunks no thread
+ * owns (FA_OWNER_RECORDS), shared by all threads under a lock: ordinary pool
+ * chunks otherwise, with every check a free gets. */
+void *fa_pool_alloc_recorded(fa_thread_t *t, size_t size);
+
 /* Pops the head of the bin at index, or NULL when it is empty or its head fails
  * the check. */
 FA_INLINE void *fa_pool_pop(fa_thread_t *t, size_t index)

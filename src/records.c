@@ -8,7 +8,6 @@
 #include <math.h>
 #include <pthread.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <time.h>
 
 #include "api.h"
@@ -16,6 +15,7 @@
 #include "frame.h"
 #include "framealloc.h"
 #include "log.h"
+#include "os.h"
 #include "options.h"
 #include "symbols.h"
 
@@ -72,14 +72,6 @@ void fa_records_rearm(fa_thread_t *t, size_t size)
         next = draw_interval();
     }
     t->sample_left = next - over;
-}
-
-/* ---- mappings ---- */
-
-static void *map_table(size_t bytes)
-{
-    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    return p == MAP_FAILED ? NULL : p;
 }
 
 /* ---- call sites ---- */
@@ -231,7 +223,7 @@ static size_t slot_of(uintptr_t p, size_t capacity) { return (size_t)((p >> 4) *
 static bool shard_grow(shard_t *s)
 {
     size_t capacity = s->capacity ? s->capacity * 2 : 1024;
-    record_t *slots = map_table(capacity * sizeof *slots);
+    record_t *slots = fa_os_map_table(capacity * sizeof *slots);
     if (!slots)
         return false;
     for (size_t i = 0; i < s->capacity; i++) {
@@ -244,7 +236,7 @@ static bool shard_grow(shard_t *s)
         slots[j] = *r;
     }
     if (s->slots)
-        munmap(s->slots, s->capacity * sizeof *s->slots);
+        fa_os_unreserve(s->slots, s->capacity * sizeof *s->slots);
     s->slots = slots;
     s->capacity = capacity;
     return true;
@@ -442,9 +434,10 @@ void *fa_records_alloc(fa_thread_t *t, uint8_t intent, size_t size, size_t align
     uintptr_t frames[FA_RECORDS_MAX_DEPTH];
     int depth = capture(frames);
     uint32_t site = intern_site(frames, depth);
-    /* Recorded blocks live on the heap, so the arenas' frees never look them up. */
+    /* route keeps the block in the arena the intent names and makes its frees
+     * reach fa_records_forget. */
     bool guarded = (fa_debug_flags & FA_DEBUG_GUARDS) && body <= SIZE_MAX - FA_GUARD_BYTES;
-    void *p = route(t, FA_HEAP, guarded ? body + FA_GUARD_BYTES : size, alignment);
+    void *p = route(t, intent, guarded ? body + FA_GUARD_BYTES : size, alignment);
     if (p && guarded)
         memset((char *)p + body, FA_GUARD_BYTE, FA_GUARD_BYTES);
     if (p && site != UINT32_MAX) {
@@ -553,6 +546,17 @@ void fa_records_frame_ended(uint64_t now, uint64_t frames_in_flight)
             continue;
         }
         record_t r;
+        if (fa_frame_strict()) {
+            /* Strict mode's frees of frame blocks do nothing, so records never see
+             * them: every recorded block of a recycled frame is gone now. */
+            if (map_remove(e.ptr, &r)) {
+                if (r.intent == FA_FRAME && r.frame == e.frame)
+                    account(&r, -1);
+                else
+                    map_insert(&r); /* not that block: keep it */
+            }
+            continue;
+        }
         if (map_mark_escaped(e.ptr, e.frame, &r)) {
             site_t *s = &sites[r.site];
             s->escape_count += count_weight(&r);
@@ -591,10 +595,10 @@ static bool load_unwinder(void)
 
 static bool map_tables(void)
 {
-    sites = map_table(MAX_SITES * sizeof *sites);
-    site_index = map_table(SITE_INDEX_SLOTS * sizeof *site_index);
-    frame_pool = map_table(FRAME_POOL_WORDS * sizeof *frame_pool);
-    pending = map_table(MAX_PENDING * sizeof *pending);
+    sites = fa_os_map_table(MAX_SITES * sizeof *sites);
+    site_index = fa_os_map_table(SITE_INDEX_SLOTS * sizeof *site_index);
+    frame_pool = fa_os_map_table(FRAME_POOL_WORDS * sizeof *frame_pool);
+    pending = fa_os_map_table(MAX_PENDING * sizeof *pending);
     if (!sites || !site_index || !frame_pool || !pending) {
         fa_log("FRAMEALLOC_RECORDS: cannot map the record tables; records are off");
         return false;

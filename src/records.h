@@ -5,8 +5,9 @@
  * the slow path, which calls fa_records_alloc; heap-sized requests check
  * fa_records_mode there.
  *
- * Recorded blocks are always served by the heap, and a sharded map from address to
- * record finds them again on free: pool and frame frees never need a look-up. A
+ * Recorded blocks stay in the arena their intent names (alloc.c's route_recorded),
+ * made so that their frees reach the slow path, where a sharded map from address to
+ * record finds them again; unrecorded blocks never need a look-up. A
  * sample stands for weight bytes (unbiased sampling by bytes, as in tcmalloc's and
  * jemalloc's heap profilers); in full mode the weight is the size.
  *

@@ -31,6 +31,9 @@ typedef enum {
  * reused (not even by a thread created after fork), so an id match always means
  * "the calling thread owns this chunk". */
 #define FA_OWNER_NONE UINT64_MAX
+/* Pool chunks of recorded blocks (pool.c): owned by no thread, so every free of
+ * their blocks takes the slow path, where records see it. */
+#define FA_OWNER_RECORDS (UINT64_MAX - 1)
 
 /* Common first field of every chunk header. */
 typedef struct {
