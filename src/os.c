@@ -10,6 +10,12 @@
 #include <time.h>
 #include <unistd.h>
 
+void *fa_os_map_table(size_t size)
+{
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
 void *fa_os_reserve(size_t size, size_t align)
 {
     /* Over-reserve by align, then trim both ends so the range starts aligned. */

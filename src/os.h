@@ -10,6 +10,10 @@
 /* Reserves size bytes of address space aligned to align, inaccessible and not
  * charged against commit. align must be a power of two and a page multiple. */
 void *fa_os_reserve(size_t size, size_t align);
+/* size bytes of zeroed, readable and writable memory for the library's own tables,
+ * backed only where touched (not charged against commit), or NULL. Given back with
+ * fa_os_unreserve. */
+void *fa_os_map_table(size_t size);
 /* Gives [p, p+size) of a reservation back to the kernel: no longer mapped at all. */
 void fa_os_unreserve(void *p, size_t size);
 /* The address-space limit (RLIMIT_AS) in bytes, or SIZE_MAX when there is none. */

@@ -5,7 +5,6 @@
 
 #include <signal.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include "debug.h"
@@ -96,8 +95,8 @@ void fa_protect_start(void)
     if (!(fa_debug_flags & FA_DEBUG_PROTECT) || !fa_region.size || block_sites)
         return;
     size_t bytes = fa_region.frame_size / SITE_GRANULE * sizeof *block_sites;
-    void *table = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (table == MAP_FAILED)
+    void *table = fa_os_map_table(bytes);
+    if (!table)
         fa_log("FRAMEALLOC_DEBUG=protect: no room for the site table; faults will be reported without stacks");
     else
         block_sites = table;
