@@ -12,6 +12,7 @@ is installed into libexec/framealloc/ with this file), so standard library only.
 import collections
 import os
 import platform
+import shlex
 import shutil
 import subprocess
 import sys
@@ -144,6 +145,29 @@ def build(build_dir, prog):
         r = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.DEVNULL)
         if r.returncode != 0:
             sys.exit("%s: build failed: %s" % (prog, " ".join(cmd)))
+
+
+def command_line(prog):
+    """How scripts/PROG was called, as its results record it."""
+    return "scripts/" + prog + "".join(" " + shlex.quote(a) for a in sys.argv[1:])
+
+
+def add_run_options(ap, prog, timeout, timeout_help, no_install_help="never call apt-get"):
+    """The options of every benchmark script: --out (out/PROG), --build-dir,
+    --no-build, --no-install and --timeout."""
+    ap.add_argument("--out", default=os.path.join(ROOT, "out", prog), help="output directory (default out/%s)" % prog)
+    ap.add_argument("--build-dir", default=os.path.join(ROOT, "build"), help="meson build directory (default build)")
+    ap.add_argument("--no-build", action="store_true", help="use the build directory as it is")
+    ap.add_argument("--no-install", action="store_true", help=no_install_help)
+    ap.add_argument("--timeout", type=int, default=timeout, help=timeout_help)
+
+
+def rounds_of(opts, prog):
+    """--rounds, by default 5 (1 with --quick); exits when below 1."""
+    rounds = opts.rounds if opts.rounds is not None else (1 if opts.quick else 5)
+    if rounds < 1:
+        sys.exit("%s: --rounds must be at least 1" % prog)
+    return rounds
 
 
 # ---- the environment of a measured process ----
