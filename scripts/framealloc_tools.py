@@ -4,6 +4,7 @@
   packages (found by soname), framealloc and the two references built in bench/;
 - installing missing Debian packages with apt-get, and building with meson and ninja;
 - the environment a measured process starts with (nothing stray from the caller's shell);
+- the benchmark scripts' common options and their allocator columns;
 - the machine and revision written next to every result;
 - ratios, and drawing charts with gnuplot.
 
@@ -34,7 +35,6 @@ BUILT = {
     "linear": "bench/libref_linear.so",
 }
 # glibc is the one without a preload.
-ALLOCATORS = ["glibc"] + list(PEERS) + list(BUILT)
 
 # Where the loader looks, Debian's multiarch directory first.
 LIB_DIRS = ["/usr/lib/x86_64-linux-gnu", "/lib/x86_64-linux-gnu", "/usr/local/lib/x86_64-linux-gnu",
@@ -147,29 +147,6 @@ def build(build_dir, prog):
             sys.exit("%s: build failed: %s" % (prog, " ".join(cmd)))
 
 
-def command_line(prog):
-    """How scripts/PROG was called, as its results record it."""
-    return "scripts/" + prog + "".join(" " + shlex.quote(a) for a in sys.argv[1:])
-
-
-def add_run_options(ap, prog, timeout, timeout_help, no_install_help="never call apt-get"):
-    """The options of every benchmark script: --out (out/PROG), --build-dir,
-    --no-build, --no-install and --timeout."""
-    ap.add_argument("--out", default=os.path.join(ROOT, "out", prog), help="output directory (default out/%s)" % prog)
-    ap.add_argument("--build-dir", default=os.path.join(ROOT, "build"), help="meson build directory (default build)")
-    ap.add_argument("--no-build", action="store_true", help="use the build directory as it is")
-    ap.add_argument("--no-install", action="store_true", help=no_install_help)
-    ap.add_argument("--timeout", type=int, default=timeout, help=timeout_help)
-
-
-def rounds_of(opts, prog):
-    """--rounds, by default 5 (1 with --quick); exits when below 1."""
-    rounds = opts.rounds if opts.rounds is not None else (1 if opts.quick else 5)
-    if rounds < 1:
-        sys.exit("%s: --rounds must be at least 1" % prog)
-    return rounds
-
-
 # ---- the environment of a measured process ----
 
 # Inherited settings that would change the allocator under test: another preload,
@@ -197,7 +174,31 @@ def dropped_settings(also_drop=()):
     return sorted(k for k in os.environ if is_stray(k, also_drop) and k not in LAUNCHER_NAMES)
 
 
-# ---- the columns of scripts/bench and scripts/bench-instructions ----
+# ---- scripts/bench, bench-instructions and bench-records: options and columns ----
+
+def command_line(prog):
+    """How scripts/PROG was called, as its results record it."""
+    return "scripts/" + prog + "".join(" " + shlex.quote(a) for a in sys.argv[1:])
+
+
+def add_run_options(ap, prog, timeout, timeout_help, no_install_help="never call apt-get"):
+    """The options of every benchmark script: --out (out/PROG), --build-dir,
+    --no-build, --no-install and --timeout."""
+    ap.add_argument("--out", default=os.path.join(ROOT, "out", prog), help="output directory (default out/%s)" % prog)
+    ap.add_argument("--build-dir", default=os.path.join(ROOT, "build"), help="meson build directory (default build)")
+    ap.add_argument("--no-build", action="store_true", help="use the build directory as it is")
+    ap.add_argument("--no-install", action="store_true", help=no_install_help)
+    ap.add_argument("--timeout", type=int, default=timeout, help=timeout_help)
+
+
+def rounds_of(opts, prog):
+    """--rounds, by default 5 (1 with --quick); exits when below 1."""
+    rounds = opts.rounds if opts.rounds is not None else (1 if opts.quick else 5)
+    if rounds < 1:
+        sys.exit("%s: --rounds must be at least 1" % prog)
+    return rounds
+
+
 
 # name (--allocators), column title, allocator (its library above), harness
 # arguments, extra environment. fabench and fainstr name the allocator they find
