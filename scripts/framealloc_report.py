@@ -15,8 +15,9 @@ percentiles, one colour per name, framealloc drawn on top).
 """
 import csv
 import json
-import math
 import os
+
+from framealloc_stats import percentile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TEMPLATE = os.path.join(HERE, "report", "report.html")
@@ -116,14 +117,6 @@ def read_framelog(path):
     else:
         scale = 1.0 if header and header[0] == "frame" else 0.001
     return [t * scale for t in times if t is not None and t > 0]
-
-
-def percentile(sorted_values, p):
-    """Nearest-rank percentile of an ascending list."""
-    if not sorted_values:
-        return None
-    rank = max(1, math.ceil(p / 100.0 * len(sorted_values)))
-    return sorted_values[min(rank, len(sorted_values)) - 1]
 
 
 def frame_stats(times_ms):

@@ -16,6 +16,8 @@ slowest 0.1 %.
 import csv
 import math
 
+from framealloc_tools import median, ratio  # noqa: F401 (part of this module's interface)
+
 PERCENTILE_DEFINITION = (
     "percentiles are nearest-rank over all frames of all rounds: pN is the "
     "ceil(N/100 * n)-th smallest of n frame times; a hitch is a frame over 2x "
@@ -78,22 +80,6 @@ def summarize(frame_times):
         "max": values[-1],
         "hitches": hitches(values, p50),
     }
-
-
-def median(values):
-    """Median of a non-empty list (mean of the middle two for an even count)."""
-    s = sorted(values)
-    if not s:
-        raise ValueError("median of no values")
-    mid = len(s) // 2
-    return s[mid] if len(s) % 2 else (s[mid - 1] + s[mid]) / 2.0
-
-
-def ratio(value, base):
-    """value / base, or None when there is no meaningful base."""
-    if base is None or value is None or base == 0:
-        return None
-    return value / base
 
 
 def format_ratio(r):
