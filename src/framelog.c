@@ -52,6 +52,7 @@
 
 #include "log.h"
 #include "options.h"
+#include "os.h"
 
 
 #define SYSTEM_HEADER "os,cpu,gpu,ram,kernel,driver,cpuscheduler\n"
@@ -80,27 +81,6 @@ static uint64_t now_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-/* Reads up to cap - 1 bytes of a small file into buf; returns the length (0 on error). */
-static size_t read_small_file(const char *path, char *buf, size_t cap)
-{
-    buf[0] = '\0';
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return 0;
-    size_t n = 0;
-    while (n < cap - 1) {
-        ssize_t r = read(fd, buf + n, cap - 1 - n);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            break;
-        n += (size_t)r;
-    }
-    close(fd);
-    buf[n] = '\0';
-    return n;
 }
 
 /* Appends the value of the first line of text that starts with key (the rest of the
@@ -142,19 +122,19 @@ static void write_header(int fd)
 {
     char file[4096], line[1024];
     size_t n = fa_format(line, sizeof line, "%s", SYSTEM_HEADER);
-    read_small_file("/etc/os-release", file, sizeof file);
+    fa_os_read_file("/etc/os-release", file, sizeof file);
     n += put_field(line + n, sizeof line - n, file, "PRETTY_NAME=", "", 0);
     n += fa_format(line + n, sizeof line - n, ",");
-    read_small_file("/proc/cpuinfo", file, sizeof file);
+    fa_os_read_file("/proc/cpuinfo", file, sizeof file);
     n += put_field(line + n, sizeof line - n, file, "model name", "\t :", 1);
     n += fa_format(line + n, sizeof line - n, ",,"); /* gpu: not looked at */
-    read_small_file("/proc/meminfo", file, sizeof file);
+    fa_os_read_file("/proc/meminfo", file, sizeof file);
     n += put_field(line + n, sizeof line - n, file, "MemTotal:", " ", 0);
     if (n >= 3 && strncmp(line + n - 3, " kB", 3) == 0)
         n -= 3; /* MangoHud writes the number only */
     struct utsname uts;
     n += fa_format(line + n, sizeof line - n, ",%s,,", uname(&uts) == 0 ? uts.release : "");
-    read_small_file("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor", file, sizeof file);
+    fa_os_read_file("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor", file, sizeof file);
     n += put_field(line + n, sizeof line - n, file, "", "", 0);
     n += fa_format(line + n, sizeof line - n, "\n%s", COLUMNS);
     fa_write_all(fd, line, n);
@@ -195,9 +175,10 @@ static int open_in_directory(const char *dir, char *name, size_t cap)
         if (attempt > 1)
             n += fa_format(name + n, cap - n, "_%d", attempt);
         fa_format(name + n, cap - n, ".csv");
-        int fd = open(name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-        if (fd >= 0 || errno != EEXIST)
-            return fd;
+        int fd;
+        fa_os_create_t made = fa_os_create_file(AT_FDCWD, name, true, &fd);
+        if (made != FA_OS_EXISTS)
+            return made == FA_OS_CREATED ? fd : -1;
     }
     return -1;
 }
@@ -210,18 +191,19 @@ static void start(void)
     if (path) {
         char name[4096];
         if (names_directory(path)) {
-            mkdir(path, 0755); /* "dir/" that does not exist yet: its parent must */
+            fa_os_make_directory(path); /* "dir/" that does not exist yet: its parent must */
             log_fd = open_in_directory(path, name, sizeof name);
         } else {
             fa_format(name, sizeof name, "%s", path);
-            log_fd = open(path, O_WRONLY | O_TRUNC | O_CREAT | O_CLOEXEC, 0644);
+            /* Never through a symlink, nor over a file that is not ours. */
+            if (fa_os_create_file(AT_FDCWD, path, false, &log_fd) != FA_OS_CREATED)
+                log_fd = -1;
         }
         if (log_fd < 0) {
             fa_log("FRAMEALLOC_FRAMELOG: cannot open %s (errno %d); no frame log", name, errno);
         } else {
-            statm_fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
-            long page = sysconf(_SC_PAGESIZE);
-            page_kib = page > 1024 ? (uint64_t)page / 1024 : 4;
+            statm_fd = fa_os_open_read("/proc/self/statm");
+            page_kib = fa_os_page_size() / 1024;
             write_header(log_fd);
             log_owner = getpid();
             state = LOG_ON;

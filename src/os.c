@@ -1,11 +1,15 @@
-/* Linux memory primitives: mmap, mprotect, madvise. Nothing else in the core calls them. */
+/* Linux primitives behind os.h: mmap, mprotect, madvise, limits, random bits, /proc and
+ * report files. Nothing else in the core calls them. */
 #include "os.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/sysinfo.h>
 #include <time.h>
 #include <unistd.h>
@@ -95,4 +99,84 @@ uint64_t fa_os_random64(void)
         value = (uint64_t)ts.tv_nsec * 0x9e3779b97f4a7c15ULL ^ (uintptr_t)&ts;
     }
     return value | 1;
+}
+
+/* ---- files ---- */
+
+int fa_os_open_read(const char *path) { return open(path, O_RDONLY | O_CLOEXEC); }
+
+size_t fa_os_read_file(const char *path, char *buf, size_t cap)
+{
+    buf[0] = '\0';
+    int fd = fa_os_open_read(path);
+    if (fd < 0)
+        return 0;
+    size_t n = 0;
+    while (n < cap - 1) {
+        ssize_t r = read(fd, buf + n, cap - 1 - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        n += (size_t)r;
+    }
+    close(fd);
+    buf[n] = '\0';
+    return n;
+}
+
+size_t fa_os_mapped_bytes(void)
+{
+    char text[64];
+    size_t n = fa_os_read_file("/proc/self/statm", text, sizeof text);
+    size_t pages = 0;
+    for (size_t i = 0; i < n && text[i] >= '0' && text[i] <= '9'; i++)
+        pages = pages * 10 + (size_t)(text[i] - '0');
+    return pages * fa_os_page_size();
+}
+
+int fa_os_open_directory(const char *path, bool nofollow)
+{
+    return open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | (nofollow ? O_NOFOLLOW : 0));
+}
+
+bool fa_os_make_directory(const char *path) { return mkdir(path, 0755) == 0; }
+
+bool fa_os_make_directories(const char *path)
+{
+    char buf[4096];
+    size_t n = strlen(path);
+    if (n == 0 || n >= sizeof buf)
+        return false;
+    memcpy(buf, path, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (buf[i] != '/' && buf[i] != '\0')
+            continue;
+        char saved = buf[i];
+        buf[i] = '\0';
+        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+            return false;
+        buf[i] = saved;
+    }
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+fa_os_create_t fa_os_create_file(int dirfd, const char *name, bool exclusive, int *fd)
+{
+    *fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC | (exclusive ? O_EXCL : 0), 0644);
+    if (*fd < 0)
+        return errno == ELOOP ? FA_OS_SYMLINK : errno == EEXIST ? FA_OS_EXISTS : FA_OS_FAILED;
+    struct stat st;
+    if (fstat(*fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid() || st.st_nlink != 1) {
+        close(*fd);
+        *fd = -1;
+        return FA_OS_NOT_OURS;
+    }
+    if (!exclusive && ftruncate(*fd, 0) != 0) {
+        close(*fd);
+        *fd = -1;
+        return FA_OS_FAILED;
+    }
+    return FA_OS_CREATED;
 }

@@ -1,5 +1,6 @@
-/* The only place that talks to the kernel about memory. Every function returns
- * NULL/false on failure and leaves errno as the kernel set it. */
+/* The only place that talks to the kernel: memory, limits, randomness, /proc and
+ * the files reports and logs write. Every function returns NULL/false/-1 on failure
+ * and leaves errno as the kernel set it. */
 #ifndef FA_OS_H
 #define FA_OS_H
 
@@ -31,6 +32,38 @@ size_t fa_os_page_size(void);
 /* Physical memory plus swap: what the kernel's overcommit heuristic lets one
  * mapping reach (SIZE_MAX if unknown). */
 size_t fa_os_memory_bytes(void);
+/* ---- files (reports, the frame log, /proc) ---- */
+
+/* Opens path for reading, close-on-exec: a descriptor, or -1. */
+int fa_os_open_read(const char *path);
+/* Reads up to cap - 1 bytes of a small file into buf, NUL-terminated; the length
+ * (0 on any error). */
+size_t fa_os_read_file(const char *path, char *buf, size_t cap);
+/* The address space the process maps now (VmSize), or 0 if unknown. */
+size_t fa_os_mapped_bytes(void);
+/* Opens the directory path (without following a symlink in its place when
+ * nofollow): a descriptor, or -1. */
+int fa_os_open_directory(const char *path, bool nofollow);
+/* Creates each missing directory of path (like mkdir -p); true when path is a
+ * directory afterwards. */
+bool fa_os_make_directories(const char *path);
+/* Makes the new directory path; false with errno EEXIST when it exists. */
+bool fa_os_make_directory(const char *path);
+
+typedef enum {
+    FA_OS_CREATED,        /* a descriptor, open for writing, of an empty file */
+    FA_OS_EXISTS,         /* exclusive, and name exists */
+    FA_OS_SYMLINK,        /* name is a symlink: never followed */
+    FA_OS_NOT_OURS,       /* not a regular file, another owner, or hard-linked: left alone */
+    FA_OS_FAILED,         /* any other error (errno says) */
+} fa_os_create_t;
+
+/* Creates name in the directory dirfd (AT_FDCWD: the working directory) for writing,
+ * close-on-exec, mode 0644, for reports and logs that may be asked for with hostile
+ * names: never through a symlink, and an existing file is emptied only when it is a
+ * regular file of ours with one link. exclusive: it must not exist. */
+fa_os_create_t fa_os_create_file(int dirfd, const char *name, bool exclusive, int *fd);
+
 /* 64 random bits from the kernel (a clock-based mix if it cannot give them), never 0. */
 uint64_t fa_os_random64(void);
 

@@ -87,35 +87,20 @@ static void *chunk_at(size_t index)
 
 static region_part_t *part_of_index(size_t index) { return index < parts[0].end ? &parts[0] : &parts[1]; }
 
-/* Address space the process maps now (VmSize), from /proc/self/statm; 0 if unknown. */
-static size_t mapped_bytes(void)
-{
-    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return 0;
-    char text[64];
-    ssize_t n = read(fd, text, sizeof text - 1);
-    close(fd);
-    size_t pages = 0;
-    for (ssize_t i = 0; i < n && text[i] >= '0' && text[i] <= '9'; i++)
-        pages = pages * 10 + (size_t)(text[i] - '0');
-    return pages * fa_os_page_size();
-}
-
 /* The reservation was made when the process started; a limit set later (setrlimit
  * RLIMIT_AS) must still make allocation fail. So committing counts as mapping: the
  * committed chunks that are in use, not the reserved part, are held against the limit. */
 static bool commit_allowed(size_t grow)
 {
-    struct rlimit limit;
-    if (getrlimit(RLIMIT_AS, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY)
+    size_t limit = fa_os_address_limit();
+    if (limit == SIZE_MAX)
         return true;
     /* Released chunks hold no memory, and either part may commit in their place. */
     size_t unused = uncommitted_bytes + ((parts[0].free_count + parts[1].free_count) << FA_CHUNK_SHIFT);
-    size_t mapped = mapped_bytes();
+    size_t mapped = fa_os_mapped_bytes();
     if (mapped < unused)
         return true;
-    return mapped - unused + grow <= limit.rlim_cur;
+    return mapped - unused + grow <= limit;
 }
 
 /* Makes the part read-write up to and including chunk index; false if not allowed. */

@@ -21,7 +21,6 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -29,6 +28,7 @@
 #include "framealloc.h"
 #include "log.h"
 #include "options.h"
+#include "os.h"
 #include "records.h"
 #include "symbols.h"
 
@@ -131,26 +131,23 @@ static int out_open(out_t *o, int dirfd, const char *dir, const char *name, int 
 {
     o->len = 0;
     o->failed = 1;
-    o->fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC | (fresh ? O_EXCL : 0), 0644);
-    if (o->fd < 0) {
-        fa_log("report: cannot create %s/%s (%s)", dir, name,
-               errno == ELOOP ? "it is a symlink" : errno == EEXIST ? "it exists" : "open failed");
-        return -1;
-    }
-    struct stat st;
-    if (fstat(o->fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid() || st.st_nlink != 1) {
+    switch (fa_os_create_file(dirfd, name, fresh, &o->fd)) {
+    case FA_OS_CREATED:
+        o->failed = 0;
+        return 0;
+    case FA_OS_NOT_OURS:
         fa_log("report: %s/%s is not a file of ours (another owner, or hard-linked): left alone", dir, name);
-        close(o->fd);
-        o->fd = -1;
+        return -1;
+    case FA_OS_SYMLINK:
+        fa_log("report: cannot create %s/%s (it is a symlink)", dir, name);
+        return -1;
+    case FA_OS_EXISTS:
+        fa_log("report: cannot create %s/%s (it exists)", dir, name);
+        return -1;
+    default:
+        fa_log("report: cannot create %s/%s (open failed)", dir, name);
         return -1;
     }
-    if (!fresh && ftruncate(o->fd, 0) != 0) {
-        close(o->fd);
-        o->fd = -1;
-        return -1;
-    }
-    o->failed = 0;
-    return 0;
 }
 
 static int out_close(out_t *o)
@@ -458,42 +455,21 @@ static int collect_sites(site_list_t *list)
     fa_records_summary(&samples, &bytes, &rate);
     list->capacity = 1 << 20;
     list->count = 0;
-    list->items = mmap(NULL, list->capacity * sizeof *list->items, PROT_READ | PROT_WRITE,
-                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (list->items == MAP_FAILED)
+    list->items = fa_os_map_table(list->capacity * sizeof *list->items);
+    if (!list->items)
         return -1;
     fa_records_for_each_site(collect_site, list);
     return 0;
 }
 
-static void release_sites(site_list_t *list) { munmap(list->items, list->capacity * sizeof *list->items); }
+static void release_sites(site_list_t *list) { fa_os_unreserve(list->items, list->capacity * sizeof *list->items); }
 
-/* mkdir -p: creates path and its missing parents. */
-static int make_dirs(const char *path)
-{
-    char buf[PATH_MAX];
-    size_t n = strlen(path);
-    if (n == 0 || n >= sizeof buf)
-        return -1;
-    memcpy(buf, path, n + 1);
-    for (size_t i = 1; i <= n; i++) {
-        if (buf[i] != '/' && buf[i] != '\0')
-            continue;
-        char saved = buf[i];
-        buf[i] = '\0';
-        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-            return -1;
-        buf[i] = saved;
-    }
-    struct stat st;
-    return stat(path, &st) == 0 && S_ISDIR(st.st_mode) ? 0 : -1;
-}
 
 /* Makes a new directory BASE/NAME.PID (exit report) or BASE/NAME.PID.N (snapshot N),
  * with "-2", "-3", ... when the name is taken. Returns 0 and the path. */
 static int make_report_dir(const char *base, unsigned snapshot, char *path, size_t cap)
 {
-    if (make_dirs(base) != 0) {
+    if (!fa_os_make_directories(base)) {
         fa_log("report: cannot create FRAMEALLOC_REPORT=%s (errno %d)", base, errno);
         return -1;
     }
@@ -522,7 +498,7 @@ static int make_report_dir(const char *base, unsigned snapshot, char *path, size
             at += n;
         }
         path[at] = '\0';
-        if (mkdir(path, 0755) == 0)
+        if (fa_os_make_directory(path))
             return 0;
         if (errno != EEXIST)
             break;
@@ -539,8 +515,8 @@ static int write_files(int dirfd, const char *dir, int fresh)
     int status = collect_sites(&sites);
     if (status == 0) {
         fa_symbols_open();
-        out_t *o = mmap(NULL, sizeof *o, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (o == MAP_FAILED) {
+        out_t *o = fa_os_map_table(sizeof *o);
+        if (!o) {
             status = -1;
         } else {
             struct {
@@ -563,7 +539,7 @@ static int write_files(int dirfd, const char *dir, int fresh)
                 if (out_close(o) != 0)
                     status = -1;
             }
-            munmap(o, sizeof *o);
+            fa_os_unreserve(o, sizeof *o);
         }
         release_sites(&sites);
     }
@@ -586,7 +562,7 @@ static int write_report(const char *dir, int snapshot)
     char made[PATH_MAX];
     int fresh = !dir;
     if (dir) {
-        if (make_dirs(dir) != 0) {
+        if (!fa_os_make_directories(dir)) {
             fa_log("report: cannot create %s (errno %d)", dir, errno);
             return -1;
         }
@@ -607,7 +583,7 @@ static int write_report(const char *dir, int snapshot)
         dir = made;
     }
     /* A directory we made is opened without following a symlink put in its place. */
-    int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC | (fresh ? O_NOFOLLOW : 0));
+    int dirfd = fa_os_open_directory(dir, fresh);
     if (dirfd < 0) {
         fa_log("report: cannot open %s (errno %d)", dir, errno);
         return -1;
@@ -666,15 +642,15 @@ void fa_report_at_exit(void)
     site_list_t sites;
     if (collect_sites(&sites) == 0) {
         fa_symbols_open();
-        out_t *o = mmap(NULL, sizeof *o, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (o != MAP_FAILED) {
+        out_t *o = fa_os_map_table(sizeof *o);
+        if (o) {
             o->fd = 2;
             o->len = 0;
             o->failed = 0;
             write_summary(o, &sites, 3);
             out_printf(o, "(set FRAMEALLOC_REPORT=dir for the full report: JSON and folded stacks)\n");
             out_flush(o);
-            munmap(o, sizeof *o);
+            fa_os_unreserve(o, sizeof *o);
         }
         release_sites(&sites);
     }

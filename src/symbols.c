@@ -18,10 +18,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include "log.h"
+#include "os.h"
 
 #define MAX_LEVELS 32 /* inlined levels kept per address */
 
@@ -77,8 +77,8 @@ static void *arena_take(size_t n)
     n = (n + 15) & ~(size_t)15;
     if (!arena || arena->size - arena->used < n) {
         size_t size = n + sizeof *arena + 16 > (1u << 20) ? n + sizeof *arena + 16 : (1u << 20);
-        arena_chunk_t *c = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (c == MAP_FAILED)
+        arena_chunk_t *c = fa_os_map_table(size);
+        if (!c)
             return NULL;
         c->next = arena;
         c->size = size;
@@ -104,7 +104,7 @@ static void arena_reset(void)
 {
     while (arena) {
         arena_chunk_t *next = arena->next;
-        munmap(arena, arena->size);
+        fa_os_unreserve(arena, arena->size);
         arena = next;
     }
 }
@@ -144,10 +144,8 @@ static cached_t *cache;
 static void reset_cache(void)
 {
     if (cache)
-        munmap(cache, CACHE_SLOTS * sizeof *cache);
-    void *mem = mmap(NULL, CACHE_SLOTS * sizeof *cache, PROT_READ | PROT_WRITE,
-                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    cache = mem == MAP_FAILED ? NULL : mem;
+        fa_os_unreserve(cache, CACHE_SLOTS * sizeof *cache);
+    cache = fa_os_map_table(CACHE_SLOTS * sizeof *cache);
 }
 
 #define LOAD(field, name) (dw.field = (__typeof__(dw.field))dlsym(dw.lib, name))
@@ -197,7 +195,8 @@ void fa_symbols_open(void)
         return;
     /* /proc/self, not /proc/PID: in a new pid namespace with the host's /proc
      * mounted (containers), getpid() names another process there. */
-    FILE *maps = fopen("/proc/self/maps", "re");
+    int maps_fd = fa_os_open_read("/proc/self/maps");
+    FILE *maps = maps_fd >= 0 ? fdopen(maps_fd, "r") : NULL;
     int failed = !maps || maps_report(dwfl, maps) != 0 || report_end(dwfl, NULL, NULL) != 0;
     if (maps)
         fclose(maps);
