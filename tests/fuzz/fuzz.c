@@ -2,7 +2,7 @@
  * scope and frame call.
  *
  *   fa_fuzz [--seed N] [--threads T] [--rounds R] [--ops N] [--escapes] [--trace]
- *           [--require-library]
+ *           [--require-library] [--require-frames]
  *
  * The same seed gives the same sequence of calls under any allocator, and stdout (one
  * line per thread: operations, allocations, failures and a hash of its trace) must be
@@ -82,7 +82,7 @@ typedef struct {
 
 static uint64_t seed = 1;
 static unsigned n_threads = 3, n_rounds = 24, ops_per_round = 300;
-static int allow_escapes, tracing, require_library;
+static int allow_escapes, tracing, require_library, require_frames;
 
 static thread_t threads[MAX_THREADS];
 static block_t mailbox[MAX_THREADS][MAIL];
@@ -853,7 +853,8 @@ static void *thread_main(void *arg)
 static void usage(const char *argv0)
 {
     fprintf(stderr,
-            "usage: %s [--seed N] [--threads 1-%d] [--rounds N] [--ops N] [--escapes] [--trace] [--require-library]\n",
+            "usage: %s [--seed N] [--threads 1-%d] [--rounds N] [--ops N] [--escapes] [--trace] [--require-library] "
+            "[--require-frames]\n",
             argv0, MAX_THREADS);
     exit(2);
 }
@@ -877,6 +878,8 @@ int main(int argc, char **argv)
             tracing = 1;
         else if (!strcmp(a, "--require-library"))
             require_library = 1;
+        else if (!strcmp(a, "--require-frames"))
+            require_frames = 1;
         else
             usage(argv[0]);
     }
@@ -929,9 +932,16 @@ int main(int argc, char **argv)
                (unsigned long long)t->hash);
     }
     fa_stats st;
-    if (fa_stats_get(&st) == 0)
+    if (fa_stats_get(&st) == 0) {
         fprintf(stderr, "fa_fuzz: framealloc served %llu frame and %llu pool allocations over %llu frames, %llu escapes\n",
                 (unsigned long long)st.frame_allocs, (unsigned long long)st.pool_allocs, (unsigned long long)st.frame,
                 (unsigned long long)st.frame_escapes);
+        /* Frame scopes must reach the frame arenas in every mode, or the mode tests a
+         * different allocator from the one a game ships with. */
+        if (require_frames && st.frame_allocs == 0) {
+            fprintf(stderr, "fa_fuzz: FAIL: --require-frames, but no allocation was served by a frame arena\n");
+            return 1;
+        }
+    }
     return 0;
 }

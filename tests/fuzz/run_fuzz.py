@@ -17,7 +17,9 @@ import subprocess
 import sys
 
 # name: (FRAMEALLOC_* settings, fa_fuzz arguments). Frame blocks may outlive their
-# frame (--escapes) only where recycling waits for them (safe mode).
+# frame (--escapes) only where recycling waits for them (safe mode). fa_fuzz gets
+# --require-frames (frame scopes must reach the frame arenas) except in the modes of
+# NO_FRAMES.
 MODES = {
     "safe": ({}, ["--escapes"]),
     "strict": ({"FRAMEALLOC_FRAME_MODE": "strict"}, []),
@@ -36,6 +38,11 @@ MODES = {
     "records-sample": ({"FRAMEALLOC_RECORDS": "sample", "FRAMEALLOC_RECORDS_RATE": "1"}, ["--escapes"]),
     "records-full": ({"FRAMEALLOC_RECORDS": "full"}, ["--escapes"]),
 }
+
+# Known defect (issue 10, defect 1): DEBUG=poison or guards and RECORDS=full serve
+# every recorded block from the heap, so frame scopes never reach the frame arenas.
+# Remove a mode from here once it is fixed; scripts/soak --require-frames checks all.
+NO_FRAMES = {"poison", "guards", "debug-all", "records-full"}
 
 
 class Mismatch(Exception):
@@ -67,12 +74,15 @@ def first_difference(expected, got, context=3, most=24):
     return "\n".join(diff[:most])
 
 
-def run_seed(fuzz, preload, mode, seed, shape, timeout=120):
-    """Runs one seed in one mode; raises Mismatch with a description on failure."""
+def run_seed(fuzz, preload, mode, seed, shape, timeout=120, require_frames=None):
+    """Runs one seed in one mode; raises Mismatch with a description on failure.
+    require_frames: None follows NO_FRAMES, True or False forces it."""
     env_extra, mode_args = MODES[mode]
     args = ["--seed", str(seed)] + shape + mode_args
+    if require_frames is None:
+        require_frames = mode not in NO_FRAMES
     expected = run(fuzz, args, {}, None, timeout)
-    got = run(fuzz, args, env_extra, preload, timeout)
+    got = run(fuzz, args + (["--require-frames"] if require_frames else []), env_extra, preload, timeout)
     if expected != got:
         detail = first_difference(run(fuzz, args + ["--trace"], {}, None, timeout),
                                   run(fuzz, args + ["--trace"], env_extra, preload, timeout))
