@@ -10,6 +10,9 @@
  * every FRAMEALLOC_* mode; run_fuzz.py compares the two. --trace prints every traced
  * line as well, to find the first difference.
  *
+ * Every entry point: the public names, glibc's own __libc_ names (malloc, calloc,
+ * realloc, free, memalign, valloc, pvalloc) and cfree, and the C++ operators.
+ *
  * The trace holds what glibc 2.36 promises and a replacement must match: NULL or
  * not, errno after a failure, posix_memalign's result, realloc's contract (the old
  * block kept on failure, realloc(p, 0) freeing), alignment, calloc's zeroing,
@@ -29,6 +32,7 @@
  * zero, one or two frames while the others wait. Frame-scope blocks are thus used
  * only within their frame, as FRAMEALLOC_FRAME_MODE=strict requires; with --escapes
  * (safe mode only) some of them outlive their frame and stay checked. */
+#include <dlfcn.h>
 #include <errno.h>
 #include <malloc.h>
 #include <pthread.h>
@@ -42,6 +46,18 @@
 
 #include "framealloc.h"
 #include "fuzz_cxx.h"
+
+/* glibc's internal names, exported by libc.so.6 (GLIBC_2.2.5) and called directly by
+ * some programs: a replacement must take them over with the public ones. */
+extern void *__libc_malloc(size_t size);
+extern void *__libc_calloc(size_t count, size_t size);
+extern void *__libc_realloc(void *p, size_t size);
+extern void __libc_free(void *p);
+extern void *__libc_memalign(size_t alignment, size_t size);
+extern void *__libc_valloc(size_t size);
+extern void *__libc_pvalloc(size_t size);
+/* cfree: glibc keeps it for old binaries only (found with dlvsym). */
+static void (*cfree_fn)(void *);
 
 enum {
     MAX_THREADS = 8,
@@ -337,9 +353,16 @@ static void release_block(thread_t *t, block_t *b)
             if (q)
                 free(q);
         } else {
+            static const char *const names[] = { "free", "__libc_free", "cfree" };
+            unsigned name = chance(t, 4) ? (unsigned)between(t, 1, cfree_fn ? 2 : 1) : 0;
             errno = 4242;
-            free(b->p);
-            note(t, "free -> errno %s", errno == 4242 ? "kept" : "changed");
+            if (name == 0)
+                free(b->p);
+            else if (name == 1)
+                __libc_free(b->p);
+            else
+                cfree_fn(b->p);
+            note(t, "%s -> errno %s", names[name], errno == 4242 ? "kept" : "changed");
         }
     } else {
         int how = (int)below(t, FZ_DELETE_FORMS);
@@ -355,9 +378,10 @@ static void op_malloc(thread_t *t)
 {
     size_t size = pick_any_size(t);
     char call[64];
-    snprintf(call, sizeof call, "malloc(%zu)", size);
+    int internal = chance(t, 8);
+    snprintf(call, sizeof call, "%s(%zu)", internal ? "__libc_malloc" : "malloc", size);
     errno = 0;
-    void *p = malloc(size);
+    void *p = internal ? __libc_malloc(size) : malloc(size);
     if (!p) {
         note_null(t, call, errno);
         return;
@@ -394,9 +418,10 @@ static void op_calloc(thread_t *t)
     }
     }
     char call[80];
-    snprintf(call, sizeof call, "calloc(%zu, %zu)", n, m);
+    int internal = chance(t, 8);
+    snprintf(call, sizeof call, "%s(%zu, %zu)", internal ? "__libc_calloc" : "calloc", n, m);
     errno = 0;
-    unsigned char *p = calloc(n, m);
+    unsigned char *p = internal ? __libc_calloc(n, m) : calloc(n, m);
     if (!p) {
         note_null(t, call, errno);
         return;
@@ -412,15 +437,16 @@ static void op_calloc(thread_t *t)
 static void resize(thread_t *t, block_t *b, size_t n, size_t m, int array)
 {
     char call[96];
+    int internal = !array && chance(t, 8);
     if (array)
         snprintf(call, sizeof call, "reallocarray(block, %zu, %zu)", n, m);
     else
-        snprintf(call, sizeof call, "realloc(block, %zu)", n);
+        snprintf(call, sizeof call, "%s(block, %zu)", internal ? "__libc_realloc" : "realloc", n);
     size_t size = array ? n * m : n;
     int overflow = array && m && n > SIZE_MAX / m;
     check_block(t, b, "before realloc");
     errno = 0;
-    unsigned char *q = array ? reallocarray(b->p, n, m) : realloc(b->p, n);
+    unsigned char *q = array ? reallocarray(b->p, n, m) : internal ? __libc_realloc(b->p, n) : realloc(b->p, n);
     int err = errno;
     if (!q) {
         if (!overflow && size == 0) {
@@ -504,6 +530,7 @@ static void op_aligned(thread_t *t)
     size_t align = pick_align(t);
     size_t size = chance(t, 4) ? pick_any_size(t) : between(t, 0, 300);
     unsigned which = (unsigned)below(t, 8);
+    int internal = chance(t, 6); /* glibc's __libc_ name, where it has one */
     long page = sysconf(_SC_PAGESIZE);
     char call[96];
     void *p;
@@ -529,18 +556,18 @@ static void op_aligned(thread_t *t)
         break;
     case 4:
     case 5:
-        snprintf(call, sizeof call, "memalign(%zu, %zu)", align, size);
-        p = memalign(align, size);
+        snprintf(call, sizeof call, "%smemalign(%zu, %zu)", internal ? "__libc_" : "", align, size);
+        p = internal ? __libc_memalign(align, size) : memalign(align, size);
         break;
     case 6:
         align = (size_t)page;
-        snprintf(call, sizeof call, "valloc(%zu)", size);
-        p = valloc(size);
+        snprintf(call, sizeof call, "%svalloc(%zu)", internal ? "__libc_" : "", size);
+        p = internal ? __libc_valloc(size) : valloc(size);
         break;
     default:
         align = (size_t)page;
-        snprintf(call, sizeof call, "pvalloc(%zu)", size);
-        p = pvalloc(size);
+        snprintf(call, sizeof call, "%spvalloc(%zu)", internal ? "__libc_" : "", size);
+        p = internal ? __libc_pvalloc(size) : pvalloc(size);
         if (p)
             size = (size + (size_t)page - 1) / (size_t)page * (size_t)page; /* 0 stays 0 in glibc */
         break;
@@ -891,6 +918,9 @@ int main(int argc, char **argv)
     static char out_buf[1 << 16];
     setvbuf(stdout, out_buf, _IOFBF, sizeof out_buf);
     fz_cxx_warm_up();
+    cfree_fn = (void (*)(void *))dlsym(RTLD_DEFAULT, "cfree");
+    if (!cfree_fn)
+        cfree_fn = (void (*)(void *))dlvsym(RTLD_DEFAULT, "cfree", "GLIBC_2.2.5");
     if (require_library && !fa_active()) {
         fprintf(stderr, "fa_fuzz: libframealloc is not loaded (run with LD_PRELOAD)\n");
         return 1;
