@@ -24,4 +24,6 @@ FA_EXPORT void *__libc_calloc(size_t count, size_t size) { return fa_calloc(coun
 FA_EXPORT void *__libc_realloc(void *p, size_t size) { return fa_realloc(p, size); }
 FA_EXPORT void __libc_free(void *p) { fa_free_fast(p); }
 FA_EXPORT void *__libc_memalign(size_t alignment, size_t size) { return fa_memalign(alignment, size); }
+FA_EXPORT void *__libc_valloc(size_t size) { return fa_valloc(size); }
+FA_EXPORT void *__libc_pvalloc(size_t size) { return fa_pvalloc(size); }
 FA_EXPORT int __posix_memalign(void **out, size_t alignment, size_t size) { return fa_posix_memalign(out, alignment, size); }
