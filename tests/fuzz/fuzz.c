@@ -11,7 +11,9 @@
  * line as well, to find the first difference.
  *
  * Every entry point: the public names, glibc's own __libc_ names (malloc, calloc,
- * realloc, free, memalign, valloc, pvalloc) and cfree, and the C++ operators.
+ * realloc, free, memalign, valloc, pvalloc) and cfree, the C++ operators, blocks
+ * libc allocates for the program (strdup, strndup, asprintf) and glibc's tuning calls
+ * (malloc_trim, mallinfo2, mallopt), which must do no harm.
  *
  * The trace holds what glibc 2.36 promises and a replacement must match: NULL or
  * not, errno after a failure, posix_memalign's result, realloc's contract (the old
@@ -601,6 +603,47 @@ static void op_usable(thread_t *t)
     note(t, "malloc_usable_size(block) >= request");
 }
 
+/* Blocks libc allocates for the program (strdup, strndup, asprintf): they come from
+ * whatever malloc is in place and are the program's to free. */
+static void op_libc_string(thread_t *t)
+{
+    char text[96];
+    size_t len = (size_t)between(t, 0, sizeof text - 1);
+    for (size_t i = 0; i < len; i++)
+        text[i] = (char)('a' + below(t, 26));
+    text[len] = '\0';
+    unsigned which = (unsigned)below(t, 3);
+    char *s = NULL;
+    size_t n = which == 1 ? (size_t)between(t, 0, len) : len;
+    const char *how = which == 0 ? "strdup" : which == 1 ? "strndup" : "asprintf";
+    if (which == 0)
+        s = strdup(text);
+    else if (which == 1)
+        s = strndup(text, n);
+    else if (asprintf(&s, "%s", text) < 0)
+        s = NULL;
+    if (!s) {
+        note_null(t, how, errno);
+        return;
+    }
+    if (strlen(s) != n || memcmp(s, text, n) != 0)
+        fail(t, "%s returned '%s', expected the first %zu bytes of '%s'", how, s, n, text);
+    note(t, "%s of %zu bytes -> copied", how, n);
+    adopt_new(t, empty_slot(t), s, n + 1, KIND_MALLOC, 0);
+}
+
+/* glibc's malloc tuning calls act on glibc's own arenas: under a replacement they must
+ * do no harm (results not traced: they describe glibc's heap). */
+static void op_glibc_tuning(thread_t *t)
+{
+    switch (below(t, 3)) {
+    case 0: (void)malloc_trim(below(t, 2) ? 0 : 1 << 20); break;
+    case 1: (void)mallinfo2(); break;
+    default: (void)mallopt(M_TRIM_THRESHOLD, 128 << 10); break;
+    }
+    note(t, "glibc tuning call");
+}
+
 static void op_cxx(thread_t *t)
 {
     static const size_t aligns[] = { 16, 32, 64, 256, 4096, 8192, 65536 };
@@ -798,6 +841,10 @@ static void random_op(thread_t *t)
         op_stats(t);
     else if (r < 95 && chance(t, 4))
         op_new_handler(t);
+    else if (r < 97)
+        op_libc_string(t);
+    else if (r < 98 && chance(t, 4))
+        op_glibc_tuning(t);
     else
         op_verify(t);
 }
