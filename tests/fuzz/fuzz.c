@@ -2,7 +2,7 @@
  * scope and frame call.
  *
  *   fa_fuzz [--seed N] [--threads T] [--rounds R] [--ops N] [--escapes] [--trace]
- *           [--require-library] [--require-frames]
+ *           [--require-library] [--require-frames] [--require-no-escapes]
  *
  * The same seed gives the same sequence of calls under any allocator, and stdout (one
  * line per thread: operations, allocations, failures and a hash of its trace) must be
@@ -100,7 +100,7 @@ typedef struct {
 
 static uint64_t seed = 1;
 static unsigned n_threads = 3, n_rounds = 24, ops_per_round = 300;
-static int allow_escapes, tracing, require_library, require_frames;
+static int allow_escapes, tracing, require_library, require_frames, require_no_escapes;
 
 static thread_t threads[MAX_THREADS];
 static block_t mailbox[MAX_THREADS][MAIL];
@@ -928,7 +928,7 @@ static void usage(const char *argv0)
 {
     fprintf(stderr,
             "usage: %s [--seed N] [--threads 1-%d] [--rounds N] [--ops N] [--escapes] [--trace] [--require-library] "
-            "[--require-frames]\n",
+            "[--require-frames] [--require-no-escapes]\n",
             argv0, MAX_THREADS);
     exit(2);
 }
@@ -954,6 +954,8 @@ int main(int argc, char **argv)
             require_library = 1;
         else if (!strcmp(a, "--require-frames"))
             require_frames = 1;
+        else if (!strcmp(a, "--require-no-escapes"))
+            require_no_escapes = 1;
         else
             usage(argv[0]);
     }
@@ -1017,6 +1019,13 @@ int main(int argc, char **argv)
          * different allocator from the one a game ships with. */
         if (require_frames && st.frame_allocs == 0) {
             fprintf(stderr, "fa_fuzz: FAIL: --require-frames, but no allocation was served by a frame arena\n");
+            return 1;
+        }
+        /* Without --escapes every frame block dies before its frame ends: an escape
+         * is a block the program never made (the allocator's or libc's own). */
+        if (require_no_escapes && st.frame_escapes) {
+            fprintf(stderr, "fa_fuzz: FAIL: %llu escapes, but the program freed every frame block before its frame ended\n",
+                    (unsigned long long)st.frame_escapes);
             return 1;
         }
     }

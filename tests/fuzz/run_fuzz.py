@@ -17,9 +17,9 @@ import subprocess
 import sys
 
 # name: (FRAMEALLOC_* settings, fa_fuzz arguments). Frame blocks may outlive their
-# frame (--escapes) only where recycling waits for them (safe mode). fa_fuzz gets
-# --require-frames (frame scopes must reach the frame arenas) except in the modes of
-# NO_FRAMES.
+# frame (--escapes) only where recycling waits for them (safe mode); without it
+# fa_fuzz gets --require-no-escapes. It gets --require-frames (frame scopes must reach
+# the frame arenas) except in the modes of NO_FRAMES.
 MODES = {
     "safe": ({}, ["--escapes"]),
     "strict": ({"FRAMEALLOC_FRAME_MODE": "strict"}, []),
@@ -32,11 +32,16 @@ MODES = {
     "poison": ({"FRAMEALLOC_DEBUG": "poison"}, ["--escapes"]),
     "guards": ({"FRAMEALLOC_DEBUG": "guards"}, ["--escapes"]),
     "protect": ({"FRAMEALLOC_DEBUG": "protect"}, ["--escapes"]),
+    # Without --escapes framealloc must count no escape. Fails today (issue 10, defect
+    # 5, safe mode): with DEBUG=protect the unwinder's per-thread state is allocated
+    # in the thread's frame arena and escapes; left out of the test suite.
+    "protect-exact": ({"FRAMEALLOC_DEBUG": "protect"}, []),
+    "safe-exact": ({}, []),
     "debug-all": ({"FRAMEALLOC_DEBUG": "poison,guards,protect"}, ["--escapes"]),
     "in-flight-max-strict": ({"FRAMEALLOC_FRAMES_IN_FLIGHT": "16", "FRAMEALLOC_FRAME_MODE": "strict"}, []),
     "strict-pools-off": ({"FRAMEALLOC_FRAME_MODE": "strict", "FRAMEALLOC_POOL_MAX": "0"}, []),
-    # Stack capture with strict mode: left out of the test suite while issue 10's
-    # defect 5 holds (libunwind's state, allocated inside a frame scope, is recycled).
+    # Stack capture with strict mode: the unwinder's own state must never come from a
+    # frame arena (issue 10, defect 5).
     "protect-strict": ({"FRAMEALLOC_DEBUG": "protect", "FRAMEALLOC_FRAME_MODE": "strict"}, []),
     "poison-strict": ({"FRAMEALLOC_DEBUG": "poison", "FRAMEALLOC_FRAME_MODE": "strict"}, []),
     "guards-strict": ({"FRAMEALLOC_DEBUG": "guards", "FRAMEALLOC_FRAME_MODE": "strict"}, []),
@@ -90,7 +95,8 @@ def run_seed(fuzz, preload, mode, seed, shape, timeout=120, require_frames=None)
     if require_frames is None:
         require_frames = mode not in NO_FRAMES
     expected = run(fuzz, args, {}, None, timeout)
-    got = run(fuzz, args + (["--require-frames"] if require_frames else []), env_extra, preload, timeout)
+    checks = (["--require-frames"] if require_frames else []) + ([] if "--escapes" in args else ["--require-no-escapes"])
+    got = run(fuzz, args + checks, env_extra, preload, timeout)
     if expected != got:
         detail = first_difference(run(fuzz, args + ["--trace"], {}, None, timeout),
                                   run(fuzz, args + ["--trace"], env_extra, preload, timeout))
