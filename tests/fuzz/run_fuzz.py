@@ -18,8 +18,8 @@ import sys
 
 # name: (FRAMEALLOC_* settings, fa_fuzz arguments). Frame blocks may outlive their
 # frame (--escapes) only where recycling waits for them (safe mode); without it
-# fa_fuzz gets --require-no-escapes. It gets --require-frames (frame scopes must reach
-# the frame arenas) except in the modes of NO_FRAMES.
+# fa_fuzz gets --require-no-escapes. It always gets --require-frames: in every mode
+# frame scopes must reach the frame arenas (observing never changes the allocator).
 MODES = {
     "safe": ({}, ["--escapes"]),
     "strict": ({"FRAMEALLOC_FRAME_MODE": "strict"}, []),
@@ -52,11 +52,6 @@ MODES = {
     "records-full": ({"FRAMEALLOC_RECORDS": "full"}, ["--escapes"]),
 }
 
-# Known defect (issue 10, defect 1): DEBUG=poison or guards and RECORDS=full serve
-# every recorded block from the heap, so frame scopes never reach the frame arenas.
-# Remove a mode from here once it is fixed; scripts/soak --require-frames checks all.
-NO_FRAMES = {"poison", "guards", "debug-all", "records-full", "poison-strict", "guards-strict"}
-
 
 class Mismatch(Exception):
     pass
@@ -87,15 +82,12 @@ def first_difference(expected, got, context=3, most=24):
     return "\n".join(diff[:most])
 
 
-def run_seed(fuzz, preload, mode, seed, shape, timeout=120, require_frames=None):
-    """Runs one seed in one mode; raises Mismatch with a description on failure.
-    require_frames: None follows NO_FRAMES, True or False forces it."""
+def run_seed(fuzz, preload, mode, seed, shape, timeout=120):
+    """Runs one seed in one mode; raises Mismatch with a description on failure."""
     env_extra, mode_args = MODES[mode]
     args = ["--seed", str(seed)] + shape + mode_args
-    if require_frames is None:
-        require_frames = mode not in NO_FRAMES
     expected = run(fuzz, args, {}, None, timeout)
-    checks = (["--require-frames"] if require_frames else []) + ([] if "--escapes" in args else ["--require-no-escapes"])
+    checks = ["--require-frames"] + ([] if "--escapes" in args else ["--require-no-escapes"])
     got = run(fuzz, args + checks, env_extra, preload, timeout)
     if expected != got:
         detail = first_difference(run(fuzz, args + ["--trace"], {}, None, timeout),
