@@ -35,15 +35,18 @@ __attribute__((constructor)) static void framealloc_start(void)
 {
     fa_init();
     fa_init_late();
-    /* Safe mode keeps whatever libc allocated in a frame scope alive for as long as
-     * libc uses it (an escape), so only strict mode needs libc's own allocations
-     * elsewhere; safe mode keeps serving strdup or asprintf in a scope from frames. */
-    if (fa_frame_strict())
-        fa_preload_redirect_system_callers();
     check_autoframe();
     fa_records_start();
     fa_protect_start();
     fa_report_start();
+    /* After the records and protect modes loaded libunwind: its allocations (made
+     * while capturing a stack inside the program's frame scope, its thread-local
+     * block among them, which the loader allocates) are framealloc's own, and what
+     * the loader allocates is never frame-temporary. Safe mode keeps whatever libc
+     * allocated in a frame scope alive as long as libc uses it (an escape), so only
+     * strict mode sends libc's allocations elsewhere; safe mode keeps serving strdup
+     * or asprintf in a scope from frames. */
+    fa_preload_redirect_system_callers(fa_frame_strict());
 }
 
 __attribute__((destructor)) static void framealloc_stop(void)

@@ -3,9 +3,10 @@
  * frame arena (fa_*_for_system in alloc.c). What they allocate inside a program's
  * frame scope (a stream's buffer, the environment, a dlopened library's TLS block,
  * unwinder caches) must outlive the frame, and in strict mode frame memory is
- * recycled at frame end whatever happened to it. (Only strict mode does this: see
- * lifecycle.c. It also sends what libc allocates for the program, strdup's copy
- * or asprintf's text, outside frame arenas: libc's calls cannot be told apart.)
+ * recycled at frame end whatever happened to it. (libc's calls are redirected in
+ * strict mode only, see lifecycle.c: that also sends what libc allocates for the
+ * program, strdup's copy or asprintf's text, outside frame arenas, since libc's
+ * calls cannot be told apart. Safe mode keeps libc's blocks alive as escapes.)
  *
  * Done once at start, by rewriting the pointers to our malloc those objects hold
  * after relocation: a library's GOT slots, found by its relocation records, and the
@@ -39,11 +40,12 @@ static redirect_t redirects[] = {
 };
 #define REDIRECTS (sizeof redirects / sizeof redirects[0])
 
-/* Libraries whose own allocations are redirected, by the start of their file name:
- * libc, and the libraries framealloc uses for stacks and symbols (and theirs). */
-static const char *const system_libraries[] = {
-    "libc.so.", "libunwind", "libdw.so", "libdw-", "libelf.so", "libelf-", "libz.so.", "liblzma.so.",
-    "libbz2.so.", "libzstd.so.", "libgcc_s.so.",
+/* libc, whose allocations are redirected in strict mode only. */
+static const char *const libc_library[] = {"libc.so."};
+/* The libraries framealloc itself uses for stacks and symbols, and theirs: their
+ * allocations are framealloc's own, in every mode that loads them. */
+static const char *const own_libraries[] = {
+    "libunwind", "libdw.so", "libdw-", "libelf.so", "libelf-", "libz.so.", "liblzma.so.", "libbz2.so.", "libzstd.so.",
 };
 
 static bool name_starts_with_any(const char *path, const char *const *prefixes, size_t n)
@@ -161,19 +163,19 @@ static void redirect_library(const struct dl_phdr_info *info)
 static int redirect_object(struct dl_phdr_info *info, size_t size, void *arg)
 {
     (void)size;
-    (void)arg;
+    bool libc = *(bool *)arg;
     static const char *const loader[] = {"ld-linux"};
     if (!info->dlpi_name || !info->dlpi_name[0])
         return 0; /* the program itself */
     if (name_starts_with_any(info->dlpi_name, loader, 1))
         redirect_loader(info);
-    else if (name_starts_with_any(info->dlpi_name, system_libraries,
-                                  sizeof system_libraries / sizeof system_libraries[0]))
+    else if ((libc && name_starts_with_any(info->dlpi_name, libc_library, 1)) ||
+             name_starts_with_any(info->dlpi_name, own_libraries, sizeof own_libraries / sizeof own_libraries[0]))
         redirect_library(info);
     return 0;
 }
 
-void fa_preload_redirect_system_callers(void)
+void fa_preload_redirect_system_callers(bool libc)
 {
     bool any = false;
     for (size_t r = 0; r < REDIRECTS; r++) {
@@ -181,5 +183,5 @@ void fa_preload_redirect_system_callers(void)
         any |= redirects[r].in_use;
     }
     if (any)
-        dl_iterate_phdr(redirect_object, NULL);
+        dl_iterate_phdr(redirect_object, &libc);
 }

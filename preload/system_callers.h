@@ -3,7 +3,11 @@
 #ifndef FA_PRELOAD_SYSTEM_CALLERS_H
 #define FA_PRELOAD_SYSTEM_CALLERS_H
 
-/* Rewrites those objects' pointers to our malloc, calloc and realloc (once, at start). */
-void fa_preload_redirect_system_callers(void);
+#include <stdbool.h>
+
+/* Rewrites the pointers to our malloc, calloc and realloc held by the dynamic
+ * loader and by the libraries framealloc uses itself (libunwind, libdw and theirs)
+ * that are loaded now, and with libc true by libc too. */
+void fa_preload_redirect_system_callers(bool libc);
 
 #endif

@@ -87,6 +87,13 @@ static FA_NOINLINE void *allocate_due(fa_thread_t *t, uint8_t intent, size_t siz
     return p;
 }
 
+/* route() recording every block (FRAMEALLOC_RECORDS=full, guards, poison), for the
+ * protect mode's frame blocks: protect adds its site, records their guards. */
+static void *route_recording(fa_thread_t *t, uint8_t intent, size_t size, size_t alignment)
+{
+    return fa_records_alloc(t, intent, size, alignment, route_recorded);
+}
+
 /* Every allocation that is not a fast-path hit. counted: its size was already taken
  * off sample_left (the fast path does that before it tries an arena). */
 static void *allocate(fa_thread_t *t, size_t size, size_t alignment, bool counted)
@@ -94,7 +101,7 @@ static void *allocate(fa_thread_t *t, size_t size, size_t alignment, bool counte
     uint8_t intent = fa_thread_intent(t);
     if (FA_UNLIKELY(fa_records_diverting)) {
         if (intent == FA_FRAME && (fa_debug_flags & FA_DEBUG_PROTECT))
-            return fa_protect_alloc(t, size, alignment, route);
+            return fa_protect_alloc(t, size, alignment, fa_records_mode == FA_RECORDS_FULL ? route_recording : route);
         if (fa_records_mode == FA_RECORDS_FULL)
             return fa_records_alloc(t, intent, size, alignment, route_recorded);
     }
