@@ -1,14 +1,18 @@
 /* jemalloc as the backing heap. Debian's archive is linked with every public name
  * renamed to fa_je_* (see rename-jemalloc.sh), so these are the only way in; its
- * policy (settings and extent hooks) is in heap.c. */
+ * policy (settings and extent hooks) is in heap.c. Every block these functions hand
+ * out is recorded as live (heap_blocks.h) and checked when it comes back, so misuse
+ * of a heap block is reported instead of reaching jemalloc. */
 #ifndef FA_HEAP_H
 #define FA_HEAP_H
 
 #include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <string.h>
 
 #include "config.h"
+#include "heap_blocks.h"
 
 void *fa_je_malloc(size_t size);
 void *fa_je_calloc(size_t count, size_t size);
@@ -16,6 +20,8 @@ void *fa_je_realloc(void *p, size_t size);
 void fa_je_free(void *p);
 void *fa_je_mallocx(size_t size, int flags);
 size_t fa_je_malloc_usable_size(void *p);
+size_t fa_je_xallocx(void *p, size_t size, size_t extra, int flags);
+size_t fa_je_nallocx(size_t size, int flags);
 
 /* jemalloc's MALLOCX_ALIGN for a power-of-two alignment. */
 #define FA_JE_ALIGN(a) ((int)__builtin_ctzl(a))
@@ -39,10 +45,22 @@ FA_INLINE void fa_heap_thread_check(size_t size)
         fa_heap_thread_prepare();
 }
 
+/* p, a block jemalloc just returned (or NULL), recorded as live; when the record has
+ * no memory for it, the block goes back and the allocation fails with ENOMEM. */
+FA_INLINE void *fa_heap_track(void *p)
+{
+    if (FA_LIKELY(p != NULL) && FA_UNLIKELY(!fa_heap_blocks_add(p))) {
+        fa_je_free(p);
+        errno = ENOMEM;
+        return NULL;
+    }
+    return p;
+}
+
 FA_INLINE void *fa_heap_malloc(size_t size)
 {
     fa_heap_thread_check(size);
-    return fa_je_malloc(fa_heap_size(size));
+    return fa_heap_track(fa_je_malloc(fa_heap_size(size)));
 }
 
 /* count * size must not overflow (the caller checks). Large zeroed blocks reuse
@@ -53,7 +71,7 @@ void *fa_heap_calloc(size_t count, size_t size);
 FA_INLINE void *fa_heap_aligned(size_t alignment, size_t size)
 {
     fa_heap_thread_check(size);
-    void *p = fa_je_mallocx(size ? size : 1, FA_JE_ALIGN(alignment));
+    void *p = fa_heap_track(fa_je_mallocx(size ? size : 1, FA_JE_ALIGN(alignment)));
     if (!p)
         errno = ENOMEM;
     return p;
@@ -62,21 +80,38 @@ FA_INLINE void *fa_heap_aligned(size_t alignment, size_t size)
 /* jemalloc may make a system call while freeing (purging), and free must keep errno. */
 FA_INLINE void fa_heap_free(void *p)
 {
+    fa_heap_blocks_remove(p, "free");
     int saved = errno;
     fa_je_free(p);
     errno = saved;
 }
 
-/* jemalloc leaves errno alone when realloc fails on an impossible size; glibc sets ENOMEM. */
+/* What jemalloc's realloc does (resize in place when the size class allows, else
+ * allocate, copy, free), in steps, so that the new block is recorded before the old
+ * one is given up: when the record has no memory for the new block, p stays as it
+ * was and realloc fails with ENOMEM (glibc's errno; jemalloc's realloc leaves errno
+ * alone on an impossible size). */
 FA_INLINE void *fa_heap_realloc(void *p, size_t size)
 {
-    fa_heap_thread_check(size);
-    void *q = fa_je_realloc(p, fa_heap_size(size));
-    if (!q)
+    fa_heap_blocks_check(p, "realloc");
+    size_t wanted = fa_heap_size(size);
+    size_t usable = fa_je_xallocx(p, wanted, 0, 0);
+    if (usable >= wanted && usable == fa_je_nallocx(wanted, 0))
+        return p;
+    void *q = fa_heap_malloc(size);
+    if (!q) {
         errno = ENOMEM;
+        return NULL;
+    }
+    memcpy(q, p, usable < size ? usable : size);
+    fa_heap_free(p);
     return q;
 }
 
-FA_INLINE size_t fa_heap_usable_size(void *p) { return fa_je_malloc_usable_size(p); }
+FA_INLINE size_t fa_heap_usable_size(void *p)
+{
+    fa_heap_blocks_check(p, "malloc_usable_size");
+    return fa_je_malloc_usable_size(p);
+}
 
 #endif
