@@ -516,7 +516,7 @@ void fa_pool_check_pointer(const fa_pool_chunk_t *c, const void *p, const char *
     if (!fa_pool_is_block_start(c, p))
         report_bad_free(what, p, "not the start of a pool block (a pointer into the middle of a block, or never allocated)");
     if (((const fa_pool_block_t *)p)->cookie == fa_pool_cookie())
-        report_bad_free(what, p, "block was already freed (use after free)");
+        report_bad_free(what, p, "the pool block was already freed (use after free)");
 }
 
 /* The owner freeing a block whose cookie says "free": it is a double free if the
