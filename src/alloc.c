@@ -213,7 +213,7 @@ static size_t usable_size(void *p, const char *what)
         return fa_frame_usable_size(p, what);
     if (fa_region_owns(p))
         return fa_pool_usable_size(pool_chunk_checked(p, what));
-    return fa_heap_usable_size(p);
+    return fa_heap_usable_size(p, what);
 }
 
 size_t fa_malloc_usable_size(void *p) { return p ? usable_size(p, "malloc_usable_size") : 0; }

@@ -108,9 +108,10 @@ FA_INLINE void *fa_heap_realloc(void *p, size_t size)
     return q;
 }
 
-FA_INLINE size_t fa_heap_usable_size(void *p)
+/* what: the operation that needs the size, named if p is not a live heap block. */
+FA_INLINE size_t fa_heap_usable_size(void *p, const char *what)
 {
-    fa_heap_blocks_check(p, "malloc_usable_size");
+    fa_heap_blocks_check(p, what);
     return fa_je_malloc_usable_size(p);
 }
 
