@@ -16,6 +16,8 @@
  *                allocated and all freed (nothing alive)
  *   small        malloc+free, 16-256 B, no scope
  *   medium       malloc+free, 1-16 KiB, no scope
+ *   heap-mid     malloc+free, 16-64 KiB, no scope (above the pools' limit: the heap)
+ *   large        malloc+free, 256 KiB-4 MiB, no scope (fabench's large pairs)
  * Without --markers no marker is called (frame-pair and new-delete then run outside
  * scopes, and frame-end calls nothing). */
 #include <cstdint>
@@ -75,7 +77,7 @@ void die(const char *what)
     std::exit(2);
 }
 
-enum op_t { FRAME_PAIR, NEW_DELETE, FRAME_END, SMALL, MEDIUM };
+enum op_t { FRAME_PAIR, NEW_DELETE, FRAME_END, SMALL, MEDIUM, HEAP_MID, LARGE };
 op_t op;
 size_t cursor; /* position in the size table, kept across calls */
 
@@ -89,7 +91,9 @@ extern "C" __attribute__((noinline)) void fainstr_measured()
     switch (op) {
     case FRAME_PAIR:
     case SMALL:
-    case MEDIUM: {
+    case MEDIUM:
+    case HEAP_MID:
+    case LARGE: {
         char *p = static_cast<char *>(std::malloc(n));
         if (!p)
             die("malloc failed");
@@ -162,7 +166,7 @@ int main(int argc, char **argv)
         i++;
     }
     if (argc - i != 2)
-        die("usage: fainstr [--markers] frame-pair|new-delete|frame-end|small|medium ITERATIONS");
+        die("usage: fainstr [--markers] frame-pair|new-delete|frame-end|small|medium|heap-mid|large ITERATIONS");
     const char *name = argv[i];
     long iterations = std::atol(argv[i + 1]);
     if (iterations < 1)
@@ -177,6 +181,10 @@ int main(int argc, char **argv)
         op = SMALL, fill_sizes(16, 256);
     else if (!std::strcmp(name, "medium"))
         op = MEDIUM, fill_sizes(1024, 16384);
+    else if (!std::strcmp(name, "heap-mid"))
+        op = HEAP_MID, fill_sizes(16385, 65536);
+    else if (!std::strcmp(name, "large"))
+        op = LARGE, fill_sizes(256 << 10, 4 << 20);
     else
         die("unknown operation");
     if (op == FRAME_END && !markers)
