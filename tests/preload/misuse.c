@@ -1,5 +1,5 @@
 /* Misuse must fail loudly: a double free or a free of an interior pointer of a
- * frame (or pool) block aborts with one line on stderr that starts with
+ * frame, pool or heap block aborts with one line on stderr that starts with
  * "framealloc: error: " and names the function and the pointer. Each misuse runs
  * in a forked child whose stderr the test reads. */
 #include <pthread.h>
@@ -49,6 +49,19 @@ static char *pool_block(size_t size)
     fa_stats_get(&after);
     ck_assert_msg(after.pool_allocs == before.pool_allocs + 1, "the pools did not serve the block");
     memset(p, 0x22, size);
+    return p;
+}
+
+/* Above the pools' limit and the frame maximum: the heap. */
+static char *heap_block(size_t size)
+{
+    fa_stats before, after;
+    fa_stats_get(&before);
+    char *p = malloc(size);
+    fa_stats_get(&after);
+    ck_assert_msg(after.pool_allocs == before.pool_allocs && after.frame_allocs == before.frame_allocs,
+                  "an arena served the block, not the heap");
+    memset(p, 0x23, size);
     return p;
 }
 
@@ -170,6 +183,17 @@ START_TEST(remote_double_free_of_pool_block_aborts)
 }
 END_TEST
 
+/* The heap's record of live blocks is shared by all threads: a second free from
+ * another thread, or two threads freeing the same block, is caught like the owner's. */
+START_TEST(remote_double_free_of_heap_block_aborts)
+{
+    char *p = heap_block(1 << 20);
+    expect_abort_naming(remote_free_after_owner_free, p, "free", p);
+    expect_abort_naming(remote_thread_frees_twice, p, "free", p);
+    expect_abort_naming(two_remote_threads_free, p, "free", p);
+}
+END_TEST
+
 static void free_once(void *p) { free(p); }
 
 static void free_once_in_thread(void *p)
@@ -182,9 +206,9 @@ static void free_once_in_thread(void *p)
 /* Control: the same blocks and the same harness, used correctly: no abort, no output. */
 START_TEST(correct_frees_do_not_abort)
 {
-    char *blocks[] = {frame_block(64), pool_block(64)};
+    char *blocks[] = {frame_block(64), pool_block(64), heap_block(1 << 20)};
     void (*frees[])(void *) = {free_once, free_once_in_thread};
-    for (int b = 0; b < 2; b++) {
+    for (int b = 0; b < 3; b++) {
         for (int f = 0; f < 2; f++) {
             char err[256];
             int status = run_in_child_capturing_stderr(frees[f], blocks[b], err, sizeof err);
@@ -210,6 +234,9 @@ Suite *preload_suite(void)
     tcase_add_test(pool, interior_pointer_free_of_pool_block_aborts);
     tcase_add_test(pool, remote_double_free_of_pool_block_aborts);
     suite_add_tcase(s, pool);
+    TCase *heap = tcase_create("heap blocks");
+    tcase_add_test(heap, remote_double_free_of_heap_block_aborts);
+    suite_add_tcase(s, heap);
     TCase *control = tcase_create("control");
     tcase_add_test(control, correct_frees_do_not_abort);
     suite_add_tcase(s, control);
