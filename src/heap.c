@@ -162,10 +162,10 @@ void *fa_heap_calloc(size_t count, size_t size)
 {
     size_t total = count * size;
     if (total < FA_MIN_ALIGN)
-        return fa_heap_track(fa_je_calloc(1, FA_MIN_ALIGN));
+        return fa_heap_blocks_track(fa_je_calloc(1, FA_MIN_ALIGN));
     /* Zeroed blocks from jemalloc's large classes (16 KiB up) are the ones the hooks
      * clear with memset (smaller ones come from slabs, cleared with memset anyway). */
     if (FA_UNLIKELY(!fa_heap_thread_ready) && total >= ((size_t)16 << 10))
         fa_heap_thread_prepare();
-    return fa_heap_track(fa_je_calloc(count, size));
+    return fa_heap_blocks_track(fa_je_calloc(count, size));
 }

@@ -45,22 +45,10 @@ FA_INLINE void fa_heap_thread_check(size_t size)
         fa_heap_thread_prepare();
 }
 
-/* p, a block jemalloc just returned (or NULL), recorded as live; when the record has
- * no memory for it, the block goes back and the allocation fails with ENOMEM. */
-FA_INLINE void *fa_heap_track(void *p)
-{
-    if (FA_LIKELY(p != NULL) && FA_UNLIKELY(!fa_heap_blocks_add(p))) {
-        fa_je_free(p);
-        errno = ENOMEM;
-        return NULL;
-    }
-    return p;
-}
-
 FA_INLINE void *fa_heap_malloc(size_t size)
 {
     fa_heap_thread_check(size);
-    return fa_heap_track(fa_je_malloc(fa_heap_size(size)));
+    return fa_heap_blocks_track(fa_je_malloc(fa_heap_size(size)));
 }
 
 /* count * size must not overflow (the caller checks). Large zeroed blocks reuse
@@ -71,7 +59,7 @@ void *fa_heap_calloc(size_t count, size_t size);
 FA_INLINE void *fa_heap_aligned(size_t alignment, size_t size)
 {
     fa_heap_thread_check(size);
-    void *p = fa_heap_track(fa_je_mallocx(size ? size : 1, FA_JE_ALIGN(alignment)));
+    void *p = fa_heap_blocks_track(fa_je_mallocx(size ? size : 1, FA_JE_ALIGN(alignment)));
     if (!p)
         errno = ENOMEM;
     return p;

@@ -2,6 +2,8 @@
  * message for a pointer that is not a live heap block. */
 #include "heap_blocks.h"
 
+#include <errno.h>
+
 #include "heap.h"
 #include "log.h"
 #include "os.h"
@@ -46,6 +48,16 @@ uint64_t *fa_heap_blocks_word_creating(uintptr_t a)
         !install_node(leaf_slot, FA_HEAP_BLOCKS_LEAF_WORDS * sizeof(uint64_t)))
         return NULL;
     return fa_heap_blocks_word(a);
+}
+
+void *fa_heap_blocks_track(void *p)
+{
+    if (FA_LIKELY(p != NULL) && FA_UNLIKELY(!fa_heap_blocks_add(p))) {
+        fa_je_free(p);
+        errno = ENOMEM;
+        return NULL;
+    }
+    return p;
 }
 
 /* How far back the report looks for a live block that contains the pointer. */

@@ -74,6 +74,12 @@ FA_INLINE bool fa_heap_blocks_add(void *p)
     return true;
 }
 
+/* p, a block the heap just returned (or NULL), recorded as live and returned; when
+ * the record has no memory for it, the block goes back to the heap and this fails
+ * with ENOMEM. Not inline: one call keeps the heap's callers small enough to stay
+ * inlined in the allocation slow path (fewer instructions per heap pair). */
+void *fa_heap_blocks_track(void *p);
+
 /* Aborts with one line: what(p) is not a live heap block, and why if it can tell. */
 FA_COLD __attribute__((noreturn)) void fa_heap_blocks_report(const char *what, const void *p);
 
