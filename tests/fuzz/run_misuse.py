@@ -31,36 +31,26 @@ _default = _frees + [
     ("write-after-free", "pool"),  # the pools' safe-linked free lists
     ("overflow", "pool"),          # into the next (free) block's link
 ]
-# What each mode catches today. Strict mode's free of frame memory is a no-op, so it
-# cannot see frame misuse; with pools off the "pool" cells are heap blocks. Debug and
-# records modes keep blocks in their arenas, so the arenas' checks still fire.
+# What each mode catches. Strict mode's free of frame memory is a no-op, so it cannot
+# see frame misuse; with pools off the "pool" cells are heap blocks. Debug and records
+# modes keep blocks in their arenas, so the arenas' checks still fire; every arena
+# checks heap blocks and pointers never allocated (issue 10, defect 4).
+_heap = [(c, a) for c in FREE_CASES for a in ("heap", "aligned")] + [("foreign-free", a) for a in ARENAS]
 PROMISED = {
-    "safe": _default,
-    "in-flight": _default,
-    "protect": _default,
-    "strict": [(c, "pool") for c in FREE_CASES] + [("write-after-free", "pool"), ("overflow", "pool")],
-    "pools-off": [(c, "frame") for c in FREE_CASES],
-    "guards": _frees + [("write-after-free", "pool")] + [("overflow", a) for a in ARENAS],
-    "poison": _frees + [("write-after-free", "pool")],
-    "debug-all": _frees + [("write-after-free", "pool")] + [("overflow", a) for a in ARENAS],
-    "records-sample": _frees + [("write-after-free", "pool")],
-    "records-full": _frees + [("write-after-free", "pool")],
+    "safe": _default + _heap,
+    "in-flight": _default + _heap,
+    "protect": _default + _heap,
+    "strict": [(c, "pool") for c in FREE_CASES] + [("write-after-free", "pool"), ("overflow", "pool")] + _heap,
+    "pools-off": [(c, a) for c in FREE_CASES for a in ("frame", "pool")] + _heap,
+    "guards": _frees + [("write-after-free", "pool")] + [("overflow", a) for a in ARENAS] + _heap,
+    "poison": _frees + [("write-after-free", "pool")] + _heap,
+    "debug-all": _frees + [("write-after-free", "pool")] + [("overflow", a) for a in ARENAS] + _heap,
+    "records-sample": _frees + [("write-after-free", "pool")] + _heap,
+    "records-full": _frees + [("write-after-free", "pool")] + _heap,
 }
 
-# Issue 10 asks for these and they fail today:
-#   defect 4: misuse of heap blocks (above the pool limit, aligned, pools off) and
-#             frees of pointers never allocated are absorbed or die with SIGSEGV.
-_heap = [(c, a) for c in FREE_CASES for a in ("heap", "aligned")] + [("foreign-free", a) for a in ARENAS]
-KNOWN_DEFECTS = {
-    "safe": _heap,
-    "strict": _heap,
-    "pools-off": _heap + [(c, "pool") for c in FREE_CASES],
-    "guards": _heap,
-    "poison": _heap,
-    "debug-all": _heap,
-    "records-full": _heap,
-    "records-sample": _heap,
-}
+# Issue 10 asks for these and they fail today (none at the moment).
+KNOWN_DEFECTS = {}
 
 
 def run_cell(misuse, preload, mode, case, arena):
