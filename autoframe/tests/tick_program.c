@@ -76,7 +76,8 @@ static void interrupted_sleep(void)
     struct sigevent event = {.sigev_notify = SIGEV_SIGNAL, .sigev_signo = SIGALRM};
     if (timer_create(CLOCK_MONOTONIC, &event, &timer) != 0)
         fail("timer_create");
-    struct itimerspec soon = {.it_value = {0, 1000000}};
+    /* Repeating: on a loaded machine the first expiry may come before the sleep starts. */
+    struct itimerspec soon = {.it_value = {0, 1000000}, .it_interval = {0, 1000000}};
     timer_settime(timer, 0, &soon, NULL);
     struct timespec long_sleep = {5, 0};
     if (nanosleep(&long_sleep, NULL) == 0 || errno != EINTR)
