@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "frame.h"
+#include "heap.h"
 #include "log.h"
 #include "options.h"
 #include "pool.h"
@@ -104,6 +105,12 @@ void fa_init(void)
         fa_options_print(2);
     if (!fa_region_init((size_t)fa_option(FA_OPT_REGION_GB) << 30))
         fa_log("could not reserve address space for frame and pool memory; using the heap for everything");
+    /* The initialising thread (normally main, which lives as long as the process)
+     * joins the heap's arena now and gives it the extent hooks: jemalloc gives back
+     * all of an arena's memory when the last thread attached to it exits, which in a
+     * program that keeps starting threads was every thread's exit (issue 9, thread
+     * churn). */
+    fa_heap_thread_prepare();
     fa_frame_configure(); /* after the region: strict mode's no-op bound is the frame part */
     fa_pool_configure();
     pthread_key_create(&exit_key, thread_exit);
