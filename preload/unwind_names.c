@@ -10,7 +10,9 @@
 #include <stddef.h>
 #include <unwind.h>
 
-int fa_je_mallctl(const char *name, void *oldp, size_t *oldlenp, void *newp, size_t newlen);
+/* jemalloc's own option flag, read directly: a mallctl call at every start would
+ * run (and fault in) jemalloc's control code for nothing. */
+extern bool je_opt_prof;
 void fa_unwind_load_for_profiling(void);
 
 typedef _Unwind_Reason_Code (*backtrace_fn)(_Unwind_Trace_Fn trace, void *arg);
@@ -21,9 +23,7 @@ static get_ip_fn real_get_ip;
 
 void fa_unwind_load_for_profiling(void)
 {
-    bool profiling = false;
-    size_t len = sizeof profiling;
-    if (fa_je_mallctl("opt.prof", &profiling, &len, NULL, 0) != 0 || !profiling)
+    if (!je_opt_prof)
         return;
     void *unwinder = dlopen("libgcc_s.so.1", RTLD_NOW);
     if (!unwinder)
