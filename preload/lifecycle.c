@@ -16,6 +16,8 @@
 #include "system_callers.h"
 #include "thread.h"
 
+void fa_unwind_load_for_profiling(void); /* unwind_names.c */
+
 /* The setting is read by the audit module and the Vulkan layer; without either it
  * would silently do nothing. */
 static void check_autoframe(void)
@@ -35,6 +37,7 @@ __attribute__((constructor)) static void framealloc_start(void)
 {
     fa_init();
     fa_init_late();
+    fa_unwind_load_for_profiling();
     check_autoframe();
     fa_records_start();
     fa_protect_start();

@@ -1,6 +1,6 @@
 /* The twenty C++ operator new/delete forms, under their mangled names, written in C
  * so that the inline fast paths sit right behind the PLT, as in malloc and free.
- * A throwing new that gets no memory tail-calls fa_cxx_new_failed (operators.cpp),
+ * A throwing new that gets no memory tail-calls fa_cxx_new_failed (operators_failed.c),
  * which runs the new_handler loop and throws std::bad_alloc; the nothrow forms
  * return NULL after the same loop. Sized deletes ignore the size: every block
  * knows its own. */

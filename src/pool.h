@@ -42,7 +42,10 @@ typedef struct fa_pool_block {
 typedef struct fa_pool_chunk {
     fa_chunk_head_t head;
     uint32_t class_index;
-    uint32_t unused_;
+    /* Bytes of the block area carved since the chunk's pages were last given back
+     * (0 in a fresh chunk: the region hands out zeroed chunks), kept across reuse:
+     * below it the pages are resident, so carving there costs no memory. */
+    uint32_t carved_resident;
     /* The owner's bin for this class, by address (set with head.owner, and only
      * used once head.owner matched the caller): the owner's free finds its bin in
      * one load instead of an index and the thread's address. */

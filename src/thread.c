@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "frame.h"
+#include "heap.h"
 #include "log.h"
 #include "options.h"
 #include "pool.h"
@@ -104,6 +105,13 @@ void fa_init(void)
         fa_options_print(2);
     if (!fa_region_init((size_t)fa_option(FA_OPT_REGION_GB) << 30))
         fa_log("could not reserve address space for frame and pool memory; using the heap for everything");
+    /* The initialising thread (normally main, which lives as long as the process)
+     * joins the heap's arena now: jemalloc gives back all of an arena's memory when
+     * the last thread attached to it exits, which in a program that keeps starting
+     * threads was every thread's exit (issue 9, thread churn). A heap allocation
+     * attaches it; a mallctl call would too, but would also set up jemalloc's
+     * control structures (about 250 KiB resident in every process). */
+    fa_je_free(fa_je_malloc(1));
     fa_frame_configure(); /* after the region: strict mode's no-op bound is the frame part */
     fa_pool_configure();
     pthread_key_create(&exit_key, thread_exit);
@@ -144,6 +152,13 @@ bool fa_thread_attach(fa_thread_t *t)
     pthread_mutex_unlock(&registry_lock);
     pthread_setspecific(exit_key, t);
     t->id = __atomic_fetch_add(&next_thread_id, 1, __ATOMIC_RELAXED);
+    /* The process's second thread gives the heap's arena (the only one) its extent
+     * hooks, so that zeroed blocks it recycles, each new thread's jemalloc cache
+     * among them, are cleared with memset instead of being given back to the
+     * kernel and faulted in again. Not at start: that mallctl call costs a
+     * single-threaded program about 250 KiB resident (jemalloc's control data). */
+    if (t->id == 2)
+        fa_heap_thread_prepare();
     t->intent |= fa_records_intent_flag();
     t->state = FA_THREAD_LIVE;
     return true;

@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <exception>
 #include <new>
 #include <string>
 #include <sys/resource.h>
@@ -187,6 +188,42 @@ START_TEST(new_handler_that_throws_ends_the_allocation)
 }
 END_TEST
 
+// A handler may throw anything (not only std::bad_alloc): the nothrow forms still
+// return nullptr, and the exception they swallowed is finished with (no exception
+// left in flight or current), as a catch (...) would leave it; the throwing forms
+// pass it on unchanged.
+static void handler_that_throws_an_int()
+{
+    handler_calls++;
+    throw 42;
+}
+
+START_TEST(new_handler_throwing_anything_is_caught_by_nothrow_forms)
+{
+    std::set_new_handler(handler_that_throws_an_int);
+    for (const Form &form : forms) {
+        handler_calls = 0;
+        void *p = (void *)1;
+        int thrown = 0;
+        try {
+            p = form.allocate(SIZE_MAX, std::align_val_t(64));
+        } catch (int value) {
+            thrown = value;
+        }
+        ck_assert_msg(handler_calls == 1, "%s: new_handler called %d times, want 1", form.name, handler_calls);
+        if (form.nothrow) {
+            ck_assert_msg(thrown == 0 && p == nullptr, "%s: want nullptr after the handler threw", form.name);
+            ck_assert_msg(std::uncaught_exceptions() == 0, "%s: %d exceptions left in flight", form.name,
+                          std::uncaught_exceptions());
+            ck_assert_msg(!std::current_exception(), "%s: the swallowed exception is still current", form.name);
+        } else {
+            ck_assert_msg(thrown == 42, "%s: the handler's exception did not propagate", form.name);
+        }
+    }
+    std::set_new_handler(nullptr);
+}
+END_TEST
+
 // Gives up on its third call by removing itself: the next failure then throws.
 static void handler_that_gives_up()
 {
@@ -313,6 +350,7 @@ static void add_route(Suite *s, const char *name, void (*enter)())
     tcase_add_test(tc, throwing_forms_raise_bad_alloc_for_impossible_sizes);
     tcase_add_test(tc, nothrow_forms_return_nullptr_for_impossible_sizes);
     tcase_add_test(tc, new_handler_that_throws_ends_the_allocation);
+    tcase_add_test(tc, new_handler_throwing_anything_is_caught_by_nothrow_forms);
     tcase_add_test(tc, new_handler_is_called_until_it_gives_up);
     tcase_add_loop_test(tc, new_handler_can_make_the_allocation_succeed, 0, int(sizeof forms / sizeof forms[0]));
     if (enter == enter_frame_scope)
