@@ -207,7 +207,9 @@ static void decide_all(uint64_t now)
         site_t *s = &sites[i];
         if (!s->site)
             continue;
-        if (s->state == FA_LEARN_SITE_OBSERVED && now >= warmup && window_temporary(s, now)) {
+        /* Not before the first frame end: a thread's frame memory is recycled only
+         * by frames, so a program that never ends one must never be routed. */
+        if (s->state == FA_LEARN_SITE_OBSERVED && now >= warmup && now > 0 && window_temporary(s, now)) {
             s->state = FA_LEARN_SITE_ROUTED;
             changed = true;
         } else if (s->state == FA_LEARN_SITE_ROUTED && window_escaping(s, now)) {

@@ -207,8 +207,9 @@ static void print_stack(FILE *f, uintptr_t pc, bool json)
     }
 }
 
+/* with_sites: the sites and their stacks too (symbolizing takes a while). */
 static void write_text(FILE *f, const fa_learn_site_t *sites, size_t n, const fa_learn_summary_t *sum,
-                       const fa_stats *stats)
+                       const fa_stats *stats, bool with_sites)
 {
     counterfactual_t c = count_counterfactual(sites, n);
     fprintf(f, "framealloc learn report (%s), pid %d: %llu frames, 1 in %llu allocations observed (%llu observed, %llu sites)\n",
@@ -230,6 +231,8 @@ static void write_text(FILE *f, const fa_learn_site_t *sites, size_t n, const fa
                 (unsigned long long)stats->frame_allocs, (unsigned long long)stats->frame_escapes);
     if (sum->dropped)
         fprintf(f, "  %llu observations dropped (side table full)\n", (unsigned long long)sum->dropped);
+    if (!with_sites)
+        return;
     fprintf(f, "  sites by allocations (estimated; freed within 0/1/2/8 frames of their frame, later, alive at exit):\n");
     for (size_t i = 0, shown = 0; i < n && shown < SHOWN_SITES; i++) {
         const fa_learn_site_t *s = &sites[i];
@@ -319,19 +322,24 @@ void fa_learn_finish(void)
     const char *profile = fa_option_string(FA_OPT_LEARN_PROFILE);
     if (profile)
         save_profile(profile, sites, n);
-    fa_symbols_open();
+    /* Routing is for production runs: stderr gets the summary alone there, and the
+     * sites only go to the report directory. */
     const char *dir = fa_option_string(FA_OPT_REPORT);
+    bool sites_on_stderr = fa_learn_mode == FA_LEARN_OBSERVE;
+    if (dir || sites_on_stderr)
+        fa_symbols_open();
     FILE *f;
     if (dir && (f = open_report_file(dir, "learn.txt"))) {
-        write_text(f, sites, n, &sum, &stats);
+        write_text(f, sites, n, &sum, &stats, true);
         fclose(f);
     }
     if (dir && (f = open_report_file(dir, "learn.json"))) {
         write_json(f, sites, n, &sum, &stats);
         fclose(f);
     }
-    write_text(stderr, sites, n, &sum, &stats);
+    write_text(stderr, sites, n, &sum, &stats, sites_on_stderr);
     fflush(stderr);
-    fa_symbols_close();
+    if (dir || sites_on_stderr)
+        fa_symbols_close();
     munmap(sites, MAX_SITES * sizeof *sites);
 }
