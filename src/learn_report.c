@@ -308,6 +308,10 @@ void fa_learn_finish(void)
     if (fa_learn_mode == FA_LEARN_OFF)
         return;
     fa_learn_pause();
+    fa_learn_summary_t peek;
+    fa_learn_sites(NULL, 0, &peek);
+    if (!peek.samples && !peek.routed)
+        return; /* nothing learned (a helper process: a shell, time): no report, profile untouched */
     fa_learn_summary_t sum;
     fa_learn_site_t *sites = mmap(NULL, MAX_SITES * sizeof *sites, PROT_READ | PROT_WRITE,
                                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
