@@ -11,6 +11,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "log.h"
 #include "options.h"
@@ -29,9 +30,10 @@ __thread fa_learn_thread_t fa_learn_self __attribute__((tls_model("initial-exec"
 
 #define SITE_BITS 14
 #define SITE_CAP (1u << SITE_BITS)
-#define BLOCK_BITS 18
-#define BLOCK_CAP (1u << BLOCK_BITS)
-#define BLOCK_LIMIT (BLOCK_CAP / 4 * 3)
+/* The side table starts small (its entries are spread by hashing, so every page of
+ * it is touched) and doubles when three quarters full, up to 2^22 entries. */
+#define BLOCK_FIRST_BITS 12
+#define BLOCK_MAX_BITS 22
 
 typedef struct {
     uintptr_t site;
@@ -55,8 +57,8 @@ typedef struct {
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static site_t sites[SITE_CAP];
 static uint32_t site_count;
-static block_t blocks[BLOCK_CAP];
-static uint32_t block_count;
+static block_t *blocks; /* mmap'ed: 1 << block_bits entries */
+static uint32_t block_bits, block_mask, block_count;
 static uint64_t samples_total, dropped_total, demoted_total;
 static uint64_t decided_frame; /* frame of the last decision pass */
 static _Atomic uint64_t live_blocks; /* read without the lock by frees */
@@ -68,8 +70,14 @@ static uintptr_t routed[FA_LEARN_SLOTS];
 static uint32_t routed_count;
 static _Atomic uint64_t routed_epoch = 1;
 
+/* A fork while another thread holds the lock must not leave the child's locked. */
+static void fork_prepare(void) { pthread_mutex_lock(&lock); }
+static void fork_parent(void) { pthread_mutex_unlock(&lock); }
+static void fork_child(void) { pthread_mutex_init(&lock, NULL); }
+
 void fa_learn_configure(void)
 {
+    static bool fork_handlers;
     fa_learn_mode = (int)fa_option(FA_OPT_LEARN);
     rate = (uint64_t)fa_option(FA_OPT_LEARN_RATE);
     warmup = (uint64_t)fa_option(FA_OPT_LEARN_WARMUP);
@@ -78,6 +86,11 @@ void fa_learn_configure(void)
         /* Strict frames reuse memory whatever is alive: a wrong guess would lose data. */
         fa_log("FRAMEALLOC_LEARN=route needs safe frames (FRAMEALLOC_FRAME_MODE=strict given): observing only");
         fa_learn_mode = FA_LEARN_OBSERVE;
+    }
+    /* Called inside init the first time, where the registration's allocation goes to the heap. */
+    if (fa_learn_mode && !fork_handlers) {
+        fork_handlers = true;
+        pthread_atfork(fork_prepare, fork_parent, fork_child);
     }
 }
 
@@ -110,11 +123,16 @@ static site_t *site_entry(uintptr_t site)
 
 /* ---- the side table of observed blocks (linear probing, backward-shift deletion) ---- */
 
-static uint32_t hash_block(uintptr_t addr) { return (uint32_t)(((addr >> 4) * 0x9E3779B97F4A7C15ull) >> (64 - BLOCK_BITS)); }
+static uint32_t hash_block(uintptr_t addr)
+{
+    return (uint32_t)(((addr >> 4) * 0x9E3779B97F4A7C15ull) >> (64 - block_bits));
+}
 
 static block_t *block_find(uintptr_t addr)
 {
-    for (uint32_t i = hash_block(addr);; i = (i + 1) & (BLOCK_CAP - 1)) {
+    if (!blocks)
+        return NULL;
+    for (uint32_t i = hash_block(addr);; i = (i + 1) & block_mask) {
         if (blocks[i].addr == addr)
             return &blocks[i];
         if (!blocks[i].addr)
@@ -122,14 +140,41 @@ static block_t *block_find(uintptr_t addr)
     }
 }
 
-static bool block_insert(block_t b)
+static void block_place(block_t b)
 {
-    if (block_count >= BLOCK_LIMIT)
-        return false;
     uint32_t i = hash_block(b.addr);
     while (blocks[i].addr)
-        i = (i + 1) & (BLOCK_CAP - 1);
+        i = (i + 1) & block_mask;
     blocks[i] = b;
+}
+
+/* A table of 1 << bits entries holding the current ones; false when out of memory. */
+static bool blocks_resize(uint32_t bits)
+{
+    size_t bytes = ((size_t)1 << bits) * sizeof(block_t);
+    block_t *fresh = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (fresh == MAP_FAILED)
+        return false;
+    block_t *old = blocks;
+    uint32_t old_size = blocks ? block_mask + 1 : 0;
+    blocks = fresh;
+    block_bits = bits;
+    block_mask = (1u << bits) - 1;
+    for (uint32_t i = 0; i < old_size; i++)
+        if (old[i].addr)
+            block_place(old[i]);
+    if (old)
+        munmap(old, (size_t)old_size * sizeof(block_t));
+    return true;
+}
+
+static bool block_insert(block_t b)
+{
+    if (!blocks && !blocks_resize(BLOCK_FIRST_BITS))
+        return false;
+    if (block_count >= block_mask / 4 * 3 && (block_bits == BLOCK_MAX_BITS || !blocks_resize(block_bits + 1)))
+        return false;
+    block_place(b);
     block_count++;
     __atomic_store_n(&live_blocks, block_count, __ATOMIC_RELEASE);
     return true;
@@ -138,7 +183,7 @@ static bool block_insert(block_t b)
 static void block_remove(block_t *b)
 {
     uint32_t hole = (uint32_t)(b - blocks);
-    for (uint32_t i = (hole + 1) & (BLOCK_CAP - 1); blocks[i].addr; i = (i + 1) & (BLOCK_CAP - 1)) {
+    for (uint32_t i = (hole + 1) & block_mask; blocks[i].addr; i = (i + 1) & block_mask) {
         uint32_t home = hash_block(blocks[i].addr);
         /* The entry may move into the hole when its home is not inside (hole, i]. */
         bool between = hole <= i ? (home > hole && home <= i) : (home > hole || home <= i);
