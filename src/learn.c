@@ -56,6 +56,7 @@ typedef struct {
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static site_t sites[SITE_CAP];
+static uint32_t site_used[SITE_CAP]; /* indices of the entries in use, in creation order */
 static uint32_t site_count;
 static block_t *blocks; /* mmap'ed: 1 << block_bits entries */
 static uint32_t block_bits, block_mask, block_count;
@@ -113,7 +114,7 @@ static site_t *site_entry(uintptr_t site)
         if (!sites[i].site) {
             if (site_count >= SITE_CAP / 4 * 3)
                 return NULL;
-            site_count++;
+            site_used[site_count++] = i;
             sites[i].site = site;
             return &sites[i];
         }
@@ -234,9 +235,9 @@ static bool window_escaping(const site_t *s, uint64_t now)
 static void publish_routed(void)
 {
     routed_count = 0;
-    for (uint32_t i = 0; i < SITE_CAP && routed_count < FA_LEARN_SLOTS; i++)
-        if (sites[i].site && sites[i].state == FA_LEARN_SITE_ROUTED)
-            routed[routed_count++] = sites[i].site;
+    for (uint32_t k = 0; k < site_count && routed_count < FA_LEARN_SLOTS; k++)
+        if (sites[site_used[k]].state == FA_LEARN_SITE_ROUTED)
+            routed[routed_count++] = sites[site_used[k]].site;
     __atomic_fetch_add(&routed_epoch, 1, __ATOMIC_RELEASE);
 }
 
@@ -248,10 +249,8 @@ static void decide_all(uint64_t now)
     if (fa_learn_mode != FA_LEARN_ROUTE)
         return;
     bool changed = false;
-    for (uint32_t i = 0; i < SITE_CAP; i++) {
-        site_t *s = &sites[i];
-        if (!s->site)
-            continue;
+    for (uint32_t k = 0; k < site_count; k++) {
+        site_t *s = &sites[site_used[k]];
         /* Not before the first frame end: a thread's frame memory is recycled only
          * by frames, so a program that never ends one must never be routed. */
         if (s->state == FA_LEARN_SITE_OBSERVED && now >= warmup && now > 0 && window_temporary(s, now)) {
@@ -430,10 +429,8 @@ size_t fa_learn_sites(fa_learn_site_t *out, size_t cap, fa_learn_summary_t *summ
     *summary = (fa_learn_summary_t){.frames = now, .rate = rate, .frames_in_flight = frames_in_flight,
                                     .warmup = warmup, .samples = samples_total, .dropped = dropped_total,
                                     .demoted = demoted_total, .bound = ESCAPE_BOUND};
-    for (uint32_t i = 0; i < SITE_CAP; i++) {
-        const site_t *s = &sites[i];
-        if (!s->site)
-            continue;
+    for (uint32_t k = 0; k < site_count; k++) {
+        const site_t *s = &sites[site_used[k]];
         summary->allocs += s->allocs;
         summary->routed += s->state == FA_LEARN_SITE_ROUTED;
         if (n < cap) {
