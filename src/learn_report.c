@@ -1,7 +1,9 @@
 /* What learning found, written at exit: the text report (stderr, and
  * DIR/PROGRAM.PID.learn.txt with FRAMEALLOC_REPORT=DIR), the same as JSON
  * (DIR/PROGRAM.PID.learn.json), and the learned profile (FRAMEALLOC_LEARN_PROFILE):
- * routed sites as module + offset, since ASLR moves addresses between runs.
+ * routed sites as program, module + offset (ASLR moves addresses between runs; the
+ * program name keeps a launcher's or a shell's sites apart from the game's when they
+ * share the setting).
  * Runs outside the allocation paths: it may allocate (stdio, the symbolizer). */
 #include <errno.h>
 #include <link.h>
@@ -92,7 +94,9 @@ void fa_learn_start(void)
     while (fgets(line, sizeof line, f)) {
         module_query_t q = {0};
         unsigned long long offset;
-        if (sscanf(line, "route %511s %llx", q.path, &offset) != 2)
+        char program[256];
+        if (sscanf(line, "route %255s %511s %llx", program, q.path, &offset) != 3 ||
+            strcmp(program, program_invocation_short_name) != 0)
             continue;
         dl_iterate_phdr(find_module_named, &q);
         if (!q.found) {
@@ -108,6 +112,19 @@ void fa_learn_start(void)
                unknown, loaded + unknown);
 }
 
+/* Copies the other programs' lines of the old profile (if any) into f. */
+static void keep_other_programs(const char *path, FILE *f)
+{
+    FILE *old = fopen(path, "r");
+    if (!old)
+        return;
+    char line[800], program[256];
+    while (fgets(line, sizeof line, old))
+        if (sscanf(line, "route %255s", program) == 1 && strcmp(program, program_invocation_short_name) != 0)
+            fputs(line, f);
+    fclose(old);
+}
+
 static void save_profile(const char *path, const fa_learn_site_t *sites, size_t n)
 {
     char tmp[4096];
@@ -117,7 +134,8 @@ static void save_profile(const char *path, const fa_learn_site_t *sites, size_t 
         fa_log("FRAMEALLOC_LEARN_PROFILE=%s: cannot write (%s)", path, strerror(errno));
         return;
     }
-    fprintf(f, "# framealloc learned profile: route MODULE OFFSET (MODULE - is the executable)\n");
+    fprintf(f, "# framealloc learned profile: route PROGRAM MODULE OFFSET (MODULE - is the executable)\n");
+    keep_other_programs(path, f);
     for (size_t i = 0; i < n; i++) {
         const fa_learn_site_t *s = &sites[i];
         bool keep = s->state == FA_LEARN_SITE_ROUTED ||
@@ -127,7 +145,8 @@ static void save_profile(const char *path, const fa_learn_site_t *sites, size_t 
         module_query_t q = {.addr = s->site};
         dl_iterate_phdr(find_module_of, &q);
         if (q.found)
-            fprintf(f, "route %s %llx\n", module_key(q.name), (unsigned long long)(s->site - q.base));
+            fprintf(f, "route %s %s %llx\n", program_invocation_short_name, module_key(q.name),
+                    (unsigned long long)(s->site - q.base));
     }
     if (fclose(f) != 0 || rename(tmp, path) != 0) {
         fa_log("FRAMEALLOC_LEARN_PROFILE=%s: cannot write (%s)", path, strerror(errno));

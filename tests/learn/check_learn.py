@@ -137,13 +137,18 @@ def test_profile(opts):
     run(opts, ["plain", "60"], env)
     with open(profile) as f:
         text = f.read()
-    check(re.search(r"^route - [0-9a-f]+$", text, re.M), "the profile names a site of the executable by offset")
+    check(re.search(r"^route learn_program - [0-9a-f]+$", text, re.M),
+          "the profile names a site of the executable by offset")
+    with open(profile, "a") as f:
+        f.write("route some_other_program - 1234\n")
     env["FRAMEALLOC_LEARN_WARMUP"] = "1000000"  # nothing may be learned in this run
     out, _ = run(opts, ["plain", "20"], env)
     first, = numbers(out, r"first frame: temp (\d+) of")
     _, _, persist = numbers(out, r"plain: temp (\d+) of (\d+) from frames, persist (\d+)")
     check(first >= 100, "second run: temp_alloc served by frame arenas in its first frame (%d of 200)" % first)
     check(persist == 0, "second run: persist_alloc is not")
+    with open(profile) as f:
+        check("route some_other_program - 1234\n" in f.read(), "another program's lines are kept")
 
 
 def test_strict(opts):
