@@ -330,8 +330,15 @@ fa_learn_use_t fa_learn_decide(fa_thread_t *t, uintptr_t site, size_t size)
     return l->frame_sites[fa_learn_slot(site)] == site ? FA_LEARN_USE_FRAME : FA_LEARN_USE_DEFAULT;
 }
 
+/* This library's own code (linker-defined): its internal calls of fa_malloc (realloc
+ * moving a block, memalign with a small alignment) are not the program's call sites. */
+extern const char __ehdr_start[] FA_HIDDEN;
+extern const char _etext[] FA_HIDDEN;
+
 void fa_learn_observe(void *p, uintptr_t site, size_t size)
 {
+    if (site >= (uintptr_t)__ehdr_start && site < (uintptr_t)_etext)
+        return;
     uint64_t weight = fa_learn_self.observing;
     uint64_t now = frame_now();
     pthread_mutex_lock(&lock);
