@@ -6,18 +6,19 @@
  * share the setting).
  * Runs outside the allocation paths: it may allocate (stdio, the symbolizer). */
 #include <errno.h>
+#include <fcntl.h>
 #include <link.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "api.h"
 #include "learn.h"
 #include "log.h"
 #include "options.h"
+#include "os.h"
 #include "symbols.h"
 
 /* The cost model: instructions per malloc+free pair from scripts/bench-instructions
@@ -125,11 +126,24 @@ static void keep_other_programs(const char *path, FILE *f)
     fclose(old);
 }
 
+/* A new file for writing, created like every report and log (os.c: never through a
+ * symlink, never over a file that is not ours), or NULL. */
+static FILE *create_file(int dirfd, const char *name, bool exclusive)
+{
+    int fd;
+    if (fa_os_create_file(dirfd, name, exclusive, &fd) != FA_OS_CREATED)
+        return NULL;
+    FILE *f = fdopen(fd, "w");
+    if (!f)
+        close(fd);
+    return f;
+}
+
 static void save_profile(const char *path, const fa_learn_site_t *sites, size_t n)
 {
     char tmp[4096];
     fa_format(tmp, sizeof tmp, "%s.%d.tmp", path, (int)getpid());
-    FILE *f = fopen(tmp, "w");
+    FILE *f = create_file(AT_FDCWD, tmp, true);
     if (!f) {
         fa_log("FRAMEALLOC_LEARN_PROFILE=%s: cannot write (%s)", path, strerror(errno));
         return;
@@ -313,12 +327,14 @@ static void write_json(FILE *f, const fa_learn_site_t *sites, size_t n, const fa
 
 static FILE *open_report_file(const char *dir, const char *suffix)
 {
-    char path[4096];
-    mkdir(dir, 0755);
-    fa_format(path, sizeof path, "%s/%s.%d.%s", dir, program_invocation_short_name, (int)getpid(), suffix);
-    FILE *f = fopen(path, "w");
+    char name[512];
+    fa_format(name, sizeof name, "%s.%d.%s", program_invocation_short_name, (int)getpid(), suffix);
+    int dirfd = fa_os_make_directories(dir) ? fa_os_open_directory(dir, false) : -1;
+    FILE *f = dirfd >= 0 ? create_file(dirfd, name, false) : NULL;
     if (!f)
-        fa_log("FRAMEALLOC_REPORT: cannot write %s (%s)", path, strerror(errno));
+        fa_log("FRAMEALLOC_REPORT: cannot write %s/%s (%s)", dir, name, strerror(errno));
+    if (dirfd >= 0)
+        close(dirfd);
     return f;
 }
 
