@@ -115,6 +115,16 @@ def test_route(opts):
     check(m and m.group(1) == "0", "persistent blocks intact")
 
 
+def test_scoped(opts):
+    """An explicit scope wins: inside fa_scope_push(FA_DEFAULT) a routed site gets the pools."""
+    env = dict(FAST, FRAMEALLOC_LEARN="route")
+    out, _ = run(opts, ["scoped", "60"], env)
+    temp, = numbers(out, r"plain: temp (\d+) of")
+    check(temp > 0, "temp_alloc routed before the scope (%d)" % temp)
+    scoped, = numbers(out, r"scoped: temp (\d+) of")
+    check(scoped == 0, "inside an explicit FA_DEFAULT scope nothing comes from frame arenas")
+
+
 def test_escape(opts):
     """A routed site whose blocks start to outlive their frames keeps their data and
     is demoted."""

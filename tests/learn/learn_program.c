@@ -5,7 +5,9 @@
  *
  *   learn_program plain FRAMES     temporary and persistent sites
  *   learn_program escape FRAMES    then the temporary site's blocks start to outlive
- *                                  their frames; their contents are checked at the end */
+ *                                  their frames; their contents are checked at the end
+ *   learn_program scoped FRAMES    then 10 more frames with the temporary site inside an
+ *                                  explicit fa_scope_push(FA_DEFAULT) */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -90,12 +92,12 @@ static void plain_frame(int f, void **kept, size_t *nkept, uint64_t *temp_frame,
 
 int main(int argc, char **argv)
 {
-    if (argc != 3 || (strcmp(argv[1], "plain") && strcmp(argv[1], "escape"))) {
-        fprintf(stderr, "usage: %s plain|escape FRAMES\n", argv[0]);
+    if (argc != 3 || (strcmp(argv[1], "plain") && strcmp(argv[1], "escape") && strcmp(argv[1], "scoped"))) {
+        fprintf(stderr, "usage: %s plain|escape|scoped FRAMES\n", argv[0]);
         return 2;
     }
     int frames = atoi(argv[2]);
-    void **kept = malloc(sizeof(void *) * (size_t)frames * PERSIST_PER_FRAME);
+    void **kept = malloc(sizeof(void *) * ((size_t)frames + 10) * PERSIST_PER_FRAME);
     size_t nkept = 0;
     uint64_t temp_frame = 0, persist_frame = 0;
     uint64_t first_temp = 0;
@@ -109,6 +111,17 @@ int main(int argc, char **argv)
     printf("plain: temp %llu of %llu from frames, persist %llu of %llu from frames\n",
            (unsigned long long)temp_frame, (unsigned long long)frames * TEMP_PER_FRAME,
            (unsigned long long)persist_frame, (unsigned long long)frames * PERSIST_PER_FRAME);
+    if (!strcmp(argv[1], "scoped")) {
+        /* An explicit scope wins over what was learned. */
+        uint64_t scoped_temp = 0, scoped_persist = 0;
+        for (int f = 0; f < 10; f++) {
+            fa_scope_push(FA_DEFAULT);
+            plain_frame(f, kept, &nkept, &scoped_temp, &scoped_persist);
+            fa_scope_pop();
+            fa_frame_end();
+        }
+        printf("scoped: temp %llu of %d from frames\n", (unsigned long long)scoped_temp, 10 * TEMP_PER_FRAME);
+    }
     if (!strcmp(argv[1], "escape")) {
         /* The temporary site's blocks now live on; other frame work reuses memory. */
         enum { KEEP = 50 };
