@@ -49,9 +49,18 @@ typedef struct {
 
 extern __thread fa_learn_thread_t fa_learn_self FA_HIDDEN __attribute__((tls_model("initial-exec")));
 
-FA_INLINE uint32_t fa_learn_slot(uintptr_t site)
+/* Bits 3 and up of a return address: two instructions, and call sites a multiple of
+ * 4 KiB apart are rare enough to share a slot. */
+FA_INLINE uint32_t fa_learn_slot(uintptr_t site) { return (uint32_t)(site >> 3) & (FA_LEARN_SLOTS - 1); }
+
+/* One off the thread's countdown; true when an observation is due. One
+ * read-modify-write subtract and one branch (as fa_sample_countdown). */
+FA_INLINE bool fa_learn_countdown(fa_learn_thread_t *l)
 {
-    return (uint32_t)((site * 0x9E3779B97F4A7C15ull) >> (64 - FA_LEARN_SLOT_BITS));
+    __asm__ goto("subq $1, %0\n\tjle %l[due]" : : "m"(l->countdown) : "cc", "memory" : due);
+    return false;
+due:
+    return true;
 }
 
 /* The fast path under FA_INTENT_LEARN: NULL when an observation is due, the site's
@@ -59,7 +68,7 @@ FA_INLINE uint32_t fa_learn_slot(uintptr_t site)
 FA_INLINE void *fa_learn_try_alloc(fa_thread_t *t, size_t size, uintptr_t site)
 {
     fa_learn_thread_t *l = &fa_learn_self;
-    if (FA_UNLIKELY(--l->countdown <= 0))
+    if (FA_UNLIKELY(fa_learn_countdown(l)))
         return NULL;
     if (l->frame_sites[fa_learn_slot(site)] == site)
         return fa_frame_try_alloc(t, size);
