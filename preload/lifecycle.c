@@ -8,6 +8,7 @@
 
 #include "api.h"
 #include "frame.h"
+#include "learn.h"
 #include "log.h"
 #include "options.h"
 #include "protect.h"
@@ -40,6 +41,7 @@ __attribute__((constructor)) static void framealloc_start(void)
     fa_unwind_load_for_profiling();
     check_autoframe();
     fa_records_start();
+    fa_learn_start();
     fa_protect_start();
     fa_report_start();
     /* After the records and protect modes loaded libunwind: its allocations (made
@@ -57,4 +59,5 @@ __attribute__((destructor)) static void framealloc_stop(void)
     if (fa_option(FA_OPT_STATS))
         fa_stats_print(2);
     fa_report_at_exit();
+    fa_learn_finish();
 }

@@ -212,11 +212,15 @@ BENCH_COLUMNS = [
     Column("fa", "framealloc", "framealloc", [], {}),
     Column("fa-markers", "fa markers", "framealloc", ["--markers"], {}),
     Column("fa-strict", "fa strict", "framealloc", ["--markers"], {"FRAMEALLOC_FRAME_MODE": "strict"}),
+    # Learned intent (no markers): learning on, observing one allocation in 64; no site
+    # is routed (these harnesses end no frames outside marker runs). Only when named.
+    Column("fa-learn", "fa learn", "framealloc", [], {"FRAMEALLOC_LEARN": "route"}),
     Column("bump", "naive bump", "bump", [], {}),
     Column("linear", "linear", "linear", ["--markers"], {}),
 ]
 BENCH_PEERS = ["jemalloc", "mimalloc", "tcmalloc"]
 BENCH_FRAMEALLOC = ["fa", "fa-markers", "fa-strict"]
+BENCH_LEARNING = ["fa-learn"]  # only when asked for by name
 
 
 def select_columns(spec, default_names):

@@ -16,6 +16,7 @@
 
 #include "frame.h"
 #include "heap.h"
+#include "learn.h"
 #include "log.h"
 #include "os.h"
 #include "debug.h"
@@ -99,6 +100,8 @@ static void *route_recording(fa_thread_t *t, uint8_t intent, size_t size, size_t
 static void *allocate(fa_thread_t *t, size_t size, size_t alignment, bool counted)
 {
     uint8_t intent = fa_thread_intent(t);
+    if (intent == FA_INTENT_LEARN)
+        intent = FA_DEFAULT; /* learned routing happens in fa_malloc_learn_slow only */
     if (FA_UNLIKELY(fa_records_diverting)) {
         if (intent == FA_FRAME && (fa_debug_flags & FA_DEBUG_PROTECT))
             return fa_protect_alloc(t, size, alignment, fa_records_mode == FA_RECORDS_FULL ? route_recording : route);
@@ -120,6 +123,26 @@ FA_NOINLINE void *fa_malloc_slow(fa_thread_t *t, size_t size, int counted)
     if (fa_thread_intent(t) != FA_FRAME)
         fa_frame_idle_sync(t);
     return allocate(t, size, FA_MIN_ALIGN, counted);
+}
+
+/* Observed allocations go to the heap, whose frees reach fa_free_slow, where their
+ * age is taken; routed sites get the frame arena (then the normal routing). */
+FA_NOINLINE void *fa_malloc_learn_slow(fa_thread_t *t, size_t size, uintptr_t site)
+{
+    void *p;
+    switch (fa_learn_decide(t, site, size)) {
+    case FA_LEARN_USE_OBSERVE:
+        if ((p = HEAP_TRYING_TRIM(fa_heap_malloc(size))))
+            fa_learn_observe(p, site, size);
+        return p;
+    case FA_LEARN_USE_FRAME:
+        if ((p = fa_frame_alloc_slow(t, size, FA_MIN_ALIGN)))
+            return p;
+        break;
+    case FA_LEARN_USE_DEFAULT:
+        break;
+    }
+    return allocate(t, size, FA_MIN_ALIGN, true);
 }
 
 void *fa_malloc(size_t size) { return fa_malloc_fast(size); }
@@ -188,6 +211,8 @@ FA_NOINLINE void fa_free_slow(void *p)
         return;
     if (FA_UNLIKELY(fa_records_mode))
         fa_records_forget(p);
+    if (FA_UNLIKELY(fa_learn_mode))
+        fa_learn_forget(p);
     fa_heap_free(p);
 }
 
@@ -273,7 +298,10 @@ void *fa_realloc(void *p, size_t size)
         return realloc_moving(p, usable_size(p, "realloc"), size);
     if (fa_region_owns(p))
         return realloc_owned(p, size);
-    return HEAP_TRYING_TRIM(fa_heap_realloc(p, size));
+    void *q = HEAP_TRYING_TRIM(fa_heap_realloc(p, size));
+    if (FA_UNLIKELY(fa_learn_mode) && q)
+        fa_learn_moved(p, q);
+    return q;
 }
 
 void *fa_reallocarray(void *p, size_t count, size_t size)

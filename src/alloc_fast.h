@@ -5,7 +5,8 @@
  * misses, other threads' blocks, misuse and the heap.
  *
  * malloc: the sampling countdown, then a pool pop under FA_DEFAULT or a frame bump
- * under FA_FRAME (the records flag in the intent byte fails both compares).
+ * under FA_FRAME (the records flag in the intent byte fails both compares), and
+ * after those two the learned routing under FA_INTENT_LEARN (learn.h).
  * free: the pointer's offset in the region says frame part, pool part or heap.
  * Safe mode checks a frame free after one compare; strict mode returns after two. */
 #ifndef FA_ALLOC_FAST_H
@@ -14,6 +15,7 @@
 #include <stddef.h>
 
 #include "frame.h"
+#include "learn.h"
 #include "pool.h"
 #include "region.h"
 #include "thread.h"
@@ -24,6 +26,8 @@
  * borrowed (the sample is due) and the slow path gives it back first. */
 void *fa_malloc_slow(fa_thread_t *t, size_t size, int counted);
 void fa_free_slow(void *p);
+/* Under FA_INTENT_LEARN (FRAMEALLOC_LEARN): everything its fast path does not serve. */
+void *fa_malloc_learn_slow(fa_thread_t *t, size_t size, uintptr_t site);
 
 /* Takes size off the thread's sampling countdown; true when that borrowed (a
  * sample is due). One read-modify-write subtract and one branch: compilers turn
@@ -51,6 +55,13 @@ FA_INLINE void *fa_malloc_fast(size_t size)
     } else if (FA_LIKELY(t->intent == FA_DEFAULT)) {
         if (FA_LIKELY((p = fa_pool_try_alloc(t, size)) != NULL)) /* sizes above the limit find an empty bin */
             return p;
+    } else if (t->intent == FA_INTENT_LEARN) {
+        /* Only with learning on; inlined into malloc and operator new, so this is
+         * the program's call site. */
+        uintptr_t site = (uintptr_t)__builtin_return_address(0);
+        if (FA_LIKELY((p = fa_learn_try_alloc(t, size, site)) != NULL))
+            return p;
+        return fa_malloc_learn_slow(t, size, site);
     }
     return fa_malloc_slow(t, size, 1);
 }

@@ -8,6 +8,7 @@
 
 #include "frame.h"
 #include "heap.h"
+#include "learn.h"
 #include "log.h"
 #include "options.h"
 #include "pool.h"
@@ -114,6 +115,7 @@ void fa_init(void)
     fa_je_free(fa_je_malloc(1));
     fa_frame_configure(); /* after the region: strict mode's no-op bound is the frame part */
     fa_pool_configure();
+    fa_learn_configure();
     pthread_key_create(&exit_key, thread_exit);
     pthread_atfork(fork_prepare, fork_parent, fork_child);
     self->in_init = 0;
@@ -130,6 +132,7 @@ void fa_init_late(void)
         fa_options_print(2);
     fa_frame_configure();
     fa_pool_configure();
+    fa_learn_configure();
 }
 
 int fa_initialized(void) { return __atomic_load_n(&init_state, __ATOMIC_ACQUIRE) == INIT_DONE; }
@@ -160,6 +163,8 @@ bool fa_thread_attach(fa_thread_t *t)
     if (t->id == 2)
         fa_heap_thread_prepare();
     t->intent |= fa_records_intent_flag();
+    if (fa_thread_intent(t) == 0 && t->depth == 0) /* FA_DEFAULT, outside every scope */
+        t->intent |= fa_learn_thread_intent();
     t->state = FA_THREAD_LIVE;
     return true;
 }

@@ -10,7 +10,7 @@
 #include <thread>
 #include <vector>
 
-#include <framealloc.h>
+#include "scopes.h"
 
 class JobPool {
 public:
@@ -64,7 +64,7 @@ private:
             const Job &job = (*jobs_)[next_++];
             lock.unlock();
             {
-                fa::frame_scope scope;
+                demo::frame_scope scope;
                 job();
             }
             lock.lock();

@@ -1,6 +1,6 @@
 // The demo game's systems. The rule the code follows: per-frame temporaries are
-// made inside a frame scope (fa::frame_scope), and anything that must outlive the
-// frame is made or grown inside an fa::scope(FA_DEFAULT) nested in it. A persistent
+// made inside a frame scope (demo::frame_scope, scopes.h), and anything that must outlive the
+// frame is made or grown inside a demo::scope(FA_DEFAULT) nested in it. A persistent
 // container grown inside a frame scope would get frame memory and escape its frame.
 #include "world.h"
 
@@ -178,7 +178,7 @@ void World::load_level_chunk()
     std::vector<std::unique_ptr<Asset>> fresh;
     Hash h;
     {
-        fa::frame_scope temporary;
+        demo::frame_scope temporary;
         std::vector<uint8_t> blob((size_t)4 << 20);  // "compressed data"; above FRAME_MAX, so the heap serves it
         for (size_t i = 0; i < blob.size(); i += 8) {
             uint64_t v = rng_.next();
@@ -188,7 +188,7 @@ void World::load_level_chunk()
         for (int a = 0; a < kAssetsPerChunk; a++) {
             std::string name = "level" + std::to_string(chunk) + "/meshes/prop_" + std::to_string(a) + ".mesh";
             index.emplace(name, (uint32_t)a);
-            fa::scope keep(FA_DEFAULT);  // the asset outlives the frame
+            demo::scope keep(FA_DEFAULT);  // the asset outlives the frame
             auto asset = std::make_unique<Asset>();
             asset->name = name;
             size_t at = (size_t)a * 613 % (blob.size() - 2048);
@@ -213,7 +213,7 @@ void World::frame(int number)
     if (number % kLoadEvery == kLoadEvery - 1)
         load_level_chunk();
 
-    fa::frame_scope scope;  // everything below is this frame's temporary work
+    demo::frame_scope scope;  // everything below is this frame's temporary work
     std::vector<Vec2> snapshot;
     std::vector<size_t> seekers;
     std::vector<Vec2> emitters;
@@ -242,7 +242,7 @@ void World::frame(int number)
     pool_.wait();
 
     {
-        fa::scope keep(FA_DEFAULT);  // a unit's path is persistent
+        demo::scope keep(FA_DEFAULT);  // a unit's path is persistent
         for (size_t k = 0; k < seekers.size(); k++) {
             units_[seekers[k]]->path.assign(paths[k].begin(), paths[k].end());
             history_.add(paths[k].size());
@@ -337,7 +337,7 @@ void World::particle_job(const std::vector<Vec2> &emitters)
     }
     particles_.resize(live);
     {
-        fa::scope keep(FA_DEFAULT);
+        demo::scope keep(FA_DEFAULT);
         Rng rng(seed_ ^ ((uint64_t)frame_ << 32));
         for (const Vec2 &at : emitters) {
             for (int k = 0; k < 4; k++) {

@@ -1,0 +1,144 @@
+/* Learned intent (FRAMEALLOC_LEARN): frames for programs that mark no scopes.
+ *
+ * With learning on, a thread outside every scope has the internal intent
+ * FA_INTENT_LEARN instead of FA_DEFAULT. The malloc fast path tests it after its two
+ * existing compares, so with learning off (the intent is never set) nothing changes.
+ * Under FA_INTENT_LEARN the fast path reads the caller's return address (the call
+ * site) and asks this thread's table whether the site is routed to the frame arena;
+ * every other site gets the pools, as under FA_DEFAULT.
+ *
+ * About one allocation in FRAMEALLOC_LEARN_RATE (a per-thread countdown) is observed
+ * instead: served by the heap and kept in a side table keyed by address, so its free
+ * (which reaches the heap slow path) tells its age in frames. Per site that gives the
+ * share of blocks freed within the frame they were made in, within 1, 2, ... frames.
+ * In route mode a site is routed once, after the warm-up, the upper confidence bound
+ * of its escape share (blocks alive when their frame is recycled) is small; it is
+ * demoted when the lower bound grows large. Routed frame blocks are safe-mode frame
+ * blocks: an escaped one stays alive, so no decision can lose data. */
+#ifndef FA_LEARN_H
+#define FA_LEARN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "frame.h"
+#include "pool.h"
+#include "thread.h"
+
+/* The thread intent when learning is on and no scope is open (not a public fa_intent). */
+#define FA_INTENT_LEARN 4
+
+enum { FA_LEARN_OFF, FA_LEARN_OBSERVE, FA_LEARN_ROUTE };
+extern int fa_learn_mode FA_HIDDEN;
+
+/* Per-thread routing table: a direct-mapped set of the call sites routed to the frame
+ * arena (a site that collides with another is simply not routed on this thread). */
+#define FA_LEARN_SLOT_BITS 9
+#define FA_LEARN_SLOTS (1u << FA_LEARN_SLOT_BITS)
+
+typedef struct {
+    int64_t countdown;  /* allocations left before the next observed one; <= 0: due */
+    uint64_t epoch;     /* version of the routed set that frame_sites holds */
+    uint64_t random;    /* xorshift state for the sampling distances */
+    uint64_t weight;    /* allocations the next observed one stands for */
+    uint64_t observing; /* weight of the observation under way (decide to observe) */
+    uintptr_t frame_sites[FA_LEARN_SLOTS];
+} fa_learn_thread_t;
+
+extern __thread fa_learn_thread_t fa_learn_self FA_HIDDEN __attribute__((tls_model("initial-exec")));
+
+/* Bits 3 and up of a return address: two instructions, and call sites a multiple of
+ * 4 KiB apart are rare enough to share a slot. */
+FA_INLINE uint32_t fa_learn_slot(uintptr_t site) { return (uint32_t)(site >> 3) & (FA_LEARN_SLOTS - 1); }
+
+/* One off the thread's countdown; true when an observation is due. One
+ * read-modify-write subtract and one branch (as fa_sample_countdown). */
+FA_INLINE bool fa_learn_countdown(fa_learn_thread_t *l)
+{
+    __asm__ goto("subq $1, %0\n\tjle %l[due]" : : "m"(l->countdown) : "cc", "memory" : due);
+    return false;
+due:
+    return true;
+}
+
+/* The fast path under FA_INTENT_LEARN: NULL when an observation is due, the site's
+ * arena has no room, or the table is stale (the slow path sorts those out). */
+FA_INLINE void *fa_learn_try_alloc(fa_thread_t *t, size_t size, uintptr_t site)
+{
+    fa_learn_thread_t *l = &fa_learn_self;
+    if (FA_UNLIKELY(fa_learn_countdown(l)))
+        return NULL;
+    if (l->frame_sites[fa_learn_slot(site)] == site)
+        return fa_frame_try_alloc(t, size);
+    return fa_pool_try_alloc(t, size);
+}
+
+/* ---- for alloc.c's learn slow path ---- */
+
+/* What the slow path does with one allocation from site. */
+typedef enum {
+    FA_LEARN_USE_DEFAULT, /* the normal FA_DEFAULT routing */
+    FA_LEARN_USE_FRAME,   /* the thread's frame arena (routed site) */
+    FA_LEARN_USE_OBSERVE, /* the heap, then fa_learn_observe */
+} fa_learn_use_t;
+
+/* Reads the settings (called by init). */
+void fa_learn_configure(void);
+/* The intent bits a thread gets when it attaches: FA_INTENT_LEARN, or 0 when off. */
+uint8_t fa_learn_thread_intent(void);
+/* Start-up outside any allocation: loads FRAMEALLOC_LEARN_PROFILE. */
+void fa_learn_start(void);
+/* Exit: the report (stderr, and FRAMEALLOC_REPORT's directory) and the profile. */
+void fa_learn_finish(void);
+
+/* The slow path's decision for an allocation of size bytes from site on thread t
+ * (also brings the thread's table and frame generation up to date). */
+fa_learn_use_t fa_learn_decide(fa_thread_t *t, uintptr_t site, size_t size);
+/* p (from the heap) is observed: remembered until its free. */
+void fa_learn_observe(void *p, uintptr_t site, size_t size);
+/* A heap block is being freed: its age is counted if it was observed. */
+void fa_learn_forget(void *p);
+/* A heap block moved (realloc): an observed one is followed to its new address. */
+void fa_learn_moved(void *from, void *to);
+
+/* ---- for the report and the profile (learn_report.c) ---- */
+
+/* Ages in frames at which observed blocks were freed: 0 (the frame they were made
+ * in) to FA_LEARN_AGES - 2, and the last one for everything older. */
+#define FA_LEARN_AGES 10
+
+typedef enum { FA_LEARN_SITE_OBSERVED, FA_LEARN_SITE_ROUTED, FA_LEARN_SITE_DEMOTED } fa_learn_site_state_t;
+
+/* One call site as the report sees it (a copy). Estimated counts are sums of the
+ * observed blocks' weights (each stands for the allocations sampled over). */
+typedef struct {
+    uintptr_t site;                   /* return address into the program */
+    uint64_t samples;                 /* observed allocations */
+    uint64_t allocs, bytes;           /* estimated allocations and bytes */
+    uint64_t freed[FA_LEARN_AGES];    /* estimated allocations freed at each age */
+    uint64_t live;                    /* estimated allocations still alive */
+    uint64_t decided, escaped;        /* observed blocks freed or aged out; of them, escapes */
+    fa_learn_site_state_t state;
+    bool from_profile;
+    bool temporary;                   /* passes the routing bound now */
+} fa_learn_site_t;
+
+typedef struct {
+    uint64_t frames, rate, frames_in_flight, warmup;
+    uint64_t samples, allocs;         /* observed; estimated allocations of every site */
+    uint64_t dropped;                 /* observations lost to a full side table */
+    uint64_t routed, demoted;         /* sites routed now; demotions so far */
+    double bound;                     /* escape share a routed site's bound must stay under */
+} fa_learn_summary_t;
+
+/* Copies up to cap sites into out (the most allocating first is not guaranteed);
+ * returns how many there are. Fills *summary. */
+size_t fa_learn_sites(fa_learn_site_t *out, size_t cap, fa_learn_summary_t *summary);
+/* Routes site from the start (a profile's entry). */
+void fa_learn_route_loaded(uintptr_t site);
+/* Stops observing (the report and the profile allocate). */
+void fa_learn_pause(void);
+
+#endif
