@@ -8,12 +8,12 @@
  * once-per-frame decision take it. */
 #include "learn.h"
 
-#include <math.h>
 #include <pthread.h>
 #include <string.h>
 #include <sys/mman.h>
 
 #include "log.h"
+#include "math_lite.h"
 #include "options.h"
 
 int fa_learn_mode;
@@ -208,7 +208,7 @@ static double wilson(uint64_t e, uint64_t n, int sign)
         return sign > 0 ? 1.0 : 0.0;
     double p = (double)e / (double)n, z2 = WILSON_Z * WILSON_Z, nn = (double)n;
     double centre = p + z2 / (2 * nn);
-    double spread = WILSON_Z * sqrt(p * (1 - p) / nn + z2 / (4 * nn * nn));
+    double spread = WILSON_Z * fa_math_sqrt(p * (1 - p) / nn + z2 / (4 * nn * nn));
     return (centre + sign * spread) / (1 + z2 / nn);
 }
 
