@@ -11,18 +11,33 @@
 
 void *fa_cxx_new_failed(size_t size, size_t alignment, int nothrow);
 
+/* The fast path's misses for new and for new(nothrow): the core's slow path, then
+ * the new_handler loop when it found no memory. */
+#define NEW_MISSES(prefix, nothrow)                                                          \
+    static FA_NOINLINE void *prefix##_miss(fa_thread_t *t, size_t size, int counted)         \
+    {                                                                                        \
+        void *p = fa_malloc_slow(t, size, counted);                                          \
+        return FA_LIKELY(p != NULL) ? p : fa_cxx_new_failed(size, 0, nothrow);               \
+    }                                                                                        \
+    static FA_NOINLINE void *prefix##_learn_miss(fa_thread_t *t, size_t size, uintptr_t site) \
+    {                                                                                        \
+        void *p = fa_malloc_learn_slow(t, size, site);                                       \
+        return FA_LIKELY(p != NULL) ? p : fa_cxx_new_failed(size, 0, nothrow);               \
+    }
+NEW_MISSES(new, 0)
+NEW_MISSES(new_nothrow, 1)
+
 #define NEW(name, nothrow)                                                                   \
     FA_EXPORT void *name(size_t size)                                                        \
     {                                                                                        \
-        void *p = fa_malloc_fast(size);                                                      \
-        return FA_LIKELY(p != NULL) ? p : fa_cxx_new_failed(size, 0, nothrow);               \
+        return nothrow ? fa_alloc_fast(size, new_nothrow_miss, new_nothrow_learn_miss)       \
+                       : fa_alloc_fast(size, new_miss, new_learn_miss);                      \
     }
 #define NEW_NOTHROW(name)                                                                    \
     FA_EXPORT void *name(size_t size, const void *tag)                                       \
     {                                                                                        \
         (void)tag;                                                                           \
-        void *p = fa_malloc_fast(size);                                                      \
-        return FA_LIKELY(p != NULL) ? p : fa_cxx_new_failed(size, 0, 1);                     \
+        return fa_alloc_fast(size, new_nothrow_miss, new_nothrow_learn_miss);                \
     }
 #define NEW_ALIGNED(name, nothrow)                                                           \
     FA_EXPORT void *name(size_t size, size_t alignment)                                      \

@@ -41,14 +41,20 @@ borrowed:
     return true;
 }
 
-FA_INLINE void *fa_malloc_fast(size_t size)
+/* What the fast path tail-calls when it misses: the core's slow paths for malloc;
+ * operator new passes its own, which add the new_handler loop, so that no value has
+ * to stay live across a call in the fast path. */
+typedef void *(*fa_alloc_miss_fn)(fa_thread_t *t, size_t size, int counted);
+typedef void *(*fa_learn_miss_fn)(fa_thread_t *t, size_t size, uintptr_t site);
+
+FA_INLINE void *fa_alloc_fast(size_t size, fa_alloc_miss_fn miss, fa_learn_miss_fn learn_miss)
 {
     fa_thread_t *t = fa_thread();
     void *p;
     /* sample_left never exceeds FA_SAMPLE_NEVER, so below this line size < 2^62 and
      * no size arithmetic can overflow. */
     if (FA_UNLIKELY(fa_sample_countdown(t, size)))
-        return fa_malloc_slow(t, size, 0);
+        return miss(t, size, 0);
     if (t->intent == FA_FRAME) {
         if (FA_LIKELY((p = fa_frame_try_alloc(t, size)) != NULL))
             return p;
@@ -61,10 +67,12 @@ FA_INLINE void *fa_malloc_fast(size_t size)
         uintptr_t site = (uintptr_t)__builtin_return_address(0);
         if (FA_LIKELY((p = fa_learn_try_alloc(t, size, site)) != NULL))
             return p;
-        return fa_malloc_learn_slow(t, size, site);
+        return learn_miss(t, size, site);
     }
-    return fa_malloc_slow(t, size, 1);
+    return miss(t, size, 1);
 }
+
+FA_INLINE void *fa_malloc_fast(size_t size) { return fa_alloc_fast(size, fa_malloc_slow, fa_malloc_learn_slow); }
 
 FA_INLINE void fa_free_fast(void *p)
 {
