@@ -55,9 +55,24 @@ FA_INLINE void *fa_heap_malloc(size_t size)
  * freed memory with memset rather than the kernel's fresh pages (heap.c). */
 void *fa_heap_calloc(size_t count, size_t size);
 
+/* Alignments from this up are mapped directly and unmapped when freed, as glibc
+ * does: jemalloc reserves alignment + size for them and keeps that address space
+ * reserved after the free (16 rounds of 1 GiB-aligned blocks left 20 GiB). */
+#define FA_HEAP_DIRECT_ALIGNMENT ((size_t)64 << 20)
+
+/* Directly mapped blocks now live; the heap paths look them up only when there are. */
+extern _Atomic size_t fa_heap_direct_count FA_HIDDEN;
+void *fa_heap_direct_alloc(size_t alignment, size_t size);
+/* The usable size of p when it is a directly mapped block, else 0. */
+size_t fa_heap_direct_size(const void *p);
+/* Unmaps p when it is a directly mapped block; false otherwise. */
+bool fa_heap_direct_free(void *p);
+
 /* alignment: a power of two. jemalloc's mallocx does not accept size 0. */
 FA_INLINE void *fa_heap_aligned(size_t alignment, size_t size)
 {
+    if (FA_UNLIKELY(alignment >= FA_HEAP_DIRECT_ALIGNMENT))
+        return fa_heap_blocks_track(fa_heap_direct_alloc(alignment, size));
     fa_heap_thread_check(size);
     void *p = fa_heap_blocks_track(fa_je_mallocx(size ? size : 1, FA_JE_ALIGN(alignment)));
     if (!p)
@@ -70,6 +85,10 @@ FA_INLINE void fa_heap_free(void *p)
 {
     fa_heap_blocks_remove(p, "free");
     int saved = errno;
+    if (FA_UNLIKELY(__atomic_load_n(&fa_heap_direct_count, __ATOMIC_RELAXED)) && fa_heap_direct_free(p)) {
+        errno = saved;
+        return;
+    }
     fa_je_free(p);
     errno = saved;
 }
@@ -83,8 +102,9 @@ FA_INLINE void *fa_heap_realloc(void *p, size_t size)
 {
     fa_heap_blocks_check(p, "realloc");
     size_t wanted = fa_heap_size(size);
-    size_t usable = fa_je_xallocx(p, wanted, 0, 0);
-    if (usable >= wanted && usable == fa_je_nallocx(wanted, 0))
+    size_t direct = __atomic_load_n(&fa_heap_direct_count, __ATOMIC_RELAXED) ? fa_heap_direct_size(p) : 0;
+    size_t usable = direct ? direct : fa_je_xallocx(p, wanted, 0, 0);
+    if (!direct && usable >= wanted && usable == fa_je_nallocx(wanted, 0))
         return p;
     void *q = fa_heap_malloc(size);
     if (!q) {
@@ -100,7 +120,8 @@ FA_INLINE void *fa_heap_realloc(void *p, size_t size)
 FA_INLINE size_t fa_heap_usable_size(void *p, const char *what)
 {
     fa_heap_blocks_check(p, what);
-    return fa_je_malloc_usable_size(p);
+    size_t direct = __atomic_load_n(&fa_heap_direct_count, __ATOMIC_RELAXED) ? fa_heap_direct_size(p) : 0;
+    return direct ? direct : fa_je_malloc_usable_size(p);
 }
 
 #endif
