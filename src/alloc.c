@@ -38,26 +38,33 @@
         heap_p_;                                                                                   \
     })
 
+/* True when intent sends a request of size and alignment to the pools. */
+static bool pool_serves(uint8_t intent, size_t size, size_t alignment)
+{
+    /* Pool blocks are only 16-aligned: larger alignments use the frame arena or the heap. */
+    return alignment <= FA_MIN_ALIGN &&
+           ((intent == FA_DEFAULT && size <= fa_pool_max) || (intent == FA_POOL && size <= FA_POOL_LARGEST));
+}
+
+/* The heap, for everything an arena does not serve. */
+static void *heap_alloc(size_t size, size_t alignment)
+{
+    return alignment <= FA_MIN_ALIGN ? HEAP_TRYING_TRIM(fa_heap_malloc(size))
+                                     : HEAP_TRYING_TRIM(fa_heap_aligned(alignment, size));
+}
+
+static size_t frame_alignment(size_t alignment) { return alignment > FA_MIN_ALIGN ? alignment : FA_MIN_ALIGN; }
+
 /* The normal path for intent (the records flag removed): the arena the intent names,
  * with its slow path, and the heap for everything an arena does not serve. */
 static void *route(fa_thread_t *t, uint8_t intent, size_t size, size_t alignment)
 {
     void *p = NULL;
-    if (alignment <= FA_MIN_ALIGN) {
-        if (intent == FA_DEFAULT) {
-            if (size <= fa_pool_max)
-                p = fa_pool_alloc(t, size);
-        } else if (intent == FA_FRAME) {
-            p = fa_frame_alloc_slow(t, size, FA_MIN_ALIGN);
-        } else if (intent == FA_POOL && size <= FA_POOL_LARGEST) {
-            p = fa_pool_alloc(t, size);
-        }
-        return p ? p : HEAP_TRYING_TRIM(fa_heap_malloc(size));
-    }
-    /* Pool blocks are only 16-aligned: larger alignments use the frame arena or the heap. */
-    if (intent == FA_FRAME && (p = fa_frame_alloc_slow(t, size, alignment)))
-        return p;
-    return HEAP_TRYING_TRIM(fa_heap_aligned(alignment, size));
+    if (pool_serves(intent, size, alignment))
+        p = fa_pool_alloc(t, size);
+    else if (intent == FA_FRAME)
+        p = fa_frame_alloc_slow(t, size, frame_alignment(alignment));
+    return p ? p : heap_alloc(size, alignment);
 }
 
 /* route() for a block allocation records keep: the same arena, with every free of
@@ -67,15 +74,11 @@ static void *route(fa_thread_t *t, uint8_t intent, size_t size, size_t alignment
 static void *route_recorded(fa_thread_t *t, uint8_t intent, size_t size, size_t alignment)
 {
     void *p = NULL;
-    bool pooled = alignment <= FA_MIN_ALIGN &&
-                  ((intent == FA_DEFAULT && size <= fa_pool_max) || (intent == FA_POOL && size <= FA_POOL_LARGEST));
-    if (pooled)
+    if (pool_serves(intent, size, alignment))
         p = fa_pool_alloc_recorded(t, size);
-    else if (intent == FA_FRAME && (p = fa_frame_alloc_slow(t, size, alignment > FA_MIN_ALIGN ? alignment : FA_MIN_ALIGN)))
+    else if (intent == FA_FRAME && (p = fa_frame_alloc_slow(t, size, frame_alignment(alignment))))
         fa_frame_mark_recorded(p);
-    if (p)
-        return p;
-    return alignment <= FA_MIN_ALIGN ? HEAP_TRYING_TRIM(fa_heap_malloc(size)) : HEAP_TRYING_TRIM(fa_heap_aligned(alignment, size));
+    return p ? p : heap_alloc(size, alignment);
 }
 
 /* An allocation that used up the thread's sample_left: recorded when sampling is on.
