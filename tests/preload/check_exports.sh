@@ -1,7 +1,8 @@
 #!/bin/sh
 # Usage: check_exports.sh libframealloc.so exports.expected
 # The library must export exactly the names in the expected list: the malloc
-# family, glibc's __libc_* aliases, the 20 C++ operators and the fa_* API. Anything
+# family, glibc's __libc_* aliases, its heap-inspection calls (mallinfo2...), the 20
+# C++ operators and the fa_* API. Anything
 # extra (a jemalloc name such as mallocx, mallctl, je_* or fa_je_*, or a core
 # function) could capture calls meant for another allocator; anything missing
 # would send calls to glibc's malloc.
