@@ -6,7 +6,6 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
-#include <sys/mman.h>
 
 #include "log.h"
 #include "os.h"
@@ -65,19 +64,9 @@ static void *extent_alloc(fa_extent_hooks_t *hooks, void *new_addr, size_t size,
     if (new_addr)
         return NULL;
     size_t page = fa_os_page_size();
-    if (alignment < page)
-        alignment = page;
-    size_t span = size + alignment - page;
-    if (span < size)
+    char *start = fa_os_map_aligned(size, alignment < page ? page : alignment);
+    if (!start)
         return NULL;
-    char *base = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (base == MAP_FAILED)
-        return NULL;
-    char *start = (char *)(((uintptr_t)base + alignment - 1) & ~(uintptr_t)(alignment - 1));
-    if (start > base)
-        munmap(base, (size_t)(start - base));
-    if (start + size < base + span)
-        munmap(start + size, (size_t)(base + span - (start + size)));
     *zero = true;
     *commit = true;
     return start;
@@ -86,21 +75,21 @@ static void *extent_alloc(fa_extent_hooks_t *hooks, void *new_addr, size_t size,
 static void extent_destroy(fa_extent_hooks_t *hooks, void *addr, size_t size, bool committed, unsigned arena)
 {
     (void)hooks, (void)committed, (void)arena;
-    munmap(addr, size);
+    fa_os_unreserve(addr, size);
 }
 
 static bool extent_purge_lazy(fa_extent_hooks_t *hooks, void *addr, size_t size, size_t offset, size_t length,
                               unsigned arena)
 {
     (void)hooks, (void)size, (void)arena;
-    return madvise((char *)addr + offset, length, MADV_FREE) != 0;
+    return !fa_os_purge((char *)addr + offset, length, true);
 }
 
 static bool extent_purge_forced(fa_extent_hooks_t *hooks, void *addr, size_t size, size_t offset, size_t length,
                                 unsigned arena)
 {
     (void)hooks, (void)size, (void)arena;
-    return madvise((char *)addr + offset, length, MADV_DONTNEED) != 0;
+    return !fa_os_purge((char *)addr + offset, length, false);
 }
 
 static bool extent_split(fa_extent_hooks_t *hooks, void *addr, size_t size, size_t a, size_t b, bool committed,
@@ -165,6 +154,21 @@ void fa_heap_thread_prepare(void)
     size_t never = SIZE_MAX;
     set_arena_setting(arena, "oversize_threshold", &never, sizeof never);
 }
+
+uint64_t fa_heap_statistic(const char *name)
+{
+    uint64_t epoch = 1;
+    size_t value = 0, len = sizeof value;
+    fa_je_mallctl("epoch", NULL, NULL, &epoch, sizeof epoch);
+    if (fa_je_mallctl(name, &value, &len, NULL, 0) != 0)
+        return 0;
+    return value;
+}
+
+/* jemalloc's MALLCTL_ARENAS_ALL in "arena.<i>.purge": every arena at once. */
+#define ALL_ARENAS "4096"
+
+void fa_heap_purge(void) { fa_je_mallctl("arena." ALL_ARENAS ".purge", NULL, NULL, NULL, 0); }
 
 void *fa_heap_calloc(size_t count, size_t size)
 {

@@ -51,6 +51,12 @@ FA_INLINE void *fa_heap_malloc(size_t size)
     return fa_heap_blocks_track(fa_je_malloc(fa_heap_size(size)));
 }
 
+/* jemalloc's statistic name ("stats.allocated", "stats.mapped", "stats.resident"),
+ * refreshed first; 0 if it cannot be read. */
+uint64_t fa_heap_statistic(const char *name);
+/* Gives every arena's unused dirty pages back to the kernel now. */
+void fa_heap_purge(void);
+
 /* count * size must not overflow (the caller checks). Large zeroed blocks reuse
  * freed memory with memset rather than the kernel's fresh pages (heap.c). */
 void *fa_heap_calloc(size_t count, size_t size);

@@ -20,13 +20,14 @@ void *fa_os_map_table(size_t size)
     return p == MAP_FAILED ? NULL : p;
 }
 
-void *fa_os_reserve(size_t size, size_t align)
+/* size bytes at an align boundary (a page multiple): mmap gives page-aligned
+ * ranges, so over-map by align less a page, then unmap both ends. */
+static void *map_aligned(size_t size, size_t align, int prot)
 {
-    /* Over-reserve by align, then trim both ends so the range starts aligned. */
-    size_t span = size + align;
+    size_t span = size + align - fa_os_page_size();
     if (span < size)
         return NULL;
-    char *raw = mmap(NULL, span, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    char *raw = mmap(NULL, span, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (raw == MAP_FAILED)
         return NULL;
     uintptr_t start = ((uintptr_t)raw + align - 1) & ~(uintptr_t)(align - 1);
@@ -38,6 +39,10 @@ void *fa_os_reserve(size_t size, size_t align)
         munmap((char *)start + size, tail);
     return (void *)start;
 }
+
+void *fa_os_reserve(size_t size, size_t align) { return map_aligned(size, align, PROT_NONE); }
+
+void *fa_os_map_aligned(size_t size, size_t align) { return map_aligned(size, align, PROT_READ | PROT_WRITE); }
 
 void fa_os_unreserve(void *p, size_t size) { munmap(p, size); }
 
@@ -54,12 +59,15 @@ bool fa_os_commit(void *p, size_t size)
     return mprotect(p, size, PROT_READ | PROT_WRITE) == 0;
 }
 
-void fa_os_release(void *p, size_t size)
+bool fa_os_purge(void *p, size_t size, bool lazy)
 {
     int saved = errno; /* called from free(), which must keep errno */
-    madvise(p, size, MADV_DONTNEED);
+    bool done = madvise(p, size, lazy ? MADV_FREE : MADV_DONTNEED) == 0;
     errno = saved;
+    return done;
 }
+
+void fa_os_release(void *p, size_t size) { (void)fa_os_purge(p, size, false); }
 
 bool fa_os_protect(void *p, size_t size, bool accessible)
 {

@@ -15,7 +15,10 @@ void *fa_os_reserve(size_t size, size_t align);
  * backed only where touched (not charged against commit), or NULL. Given back with
  * fa_os_unreserve. */
 void *fa_os_map_table(size_t size);
-/* Gives [p, p+size) of a reservation back to the kernel: no longer mapped at all. */
+/* size bytes of zeroed, readable and writable memory aligned to align (a power of
+ * two, at least a page), not charged against commit: the backing heap's mappings. */
+void *fa_os_map_aligned(size_t size, size_t align);
+/* Gives [p, p+size) of a reservation or mapping back to the kernel: no longer mapped at all. */
 void fa_os_unreserve(void *p, size_t size);
 /* The address-space limit (RLIMIT_AS) in bytes, or SIZE_MAX when there is none. */
 size_t fa_os_address_limit(void);
@@ -23,6 +26,10 @@ size_t fa_os_address_limit(void);
 bool fa_os_commit(void *p, size_t size);
 /* Gives the pages of [p, p+size) back to the kernel; they read as zero afterwards. */
 void fa_os_release(void *p, size_t size);
+/* Gives the pages back now (they read as zero), or lazily: the kernel takes them
+ * when it needs memory, and until then they keep their bytes. True on success;
+ * errno is kept either way. */
+bool fa_os_purge(void *p, size_t size, bool lazy);
 /* Makes [p, p+size) inaccessible (debug modes) or accessible again. */
 bool fa_os_protect(void *p, size_t size, bool accessible);
 /* Makes the pages holding [p, p+size) of a loaded object's data writable, or

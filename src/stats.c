@@ -4,12 +4,11 @@
 
 #include "api.h"
 #include "frame.h"
+#include "heap.h"
 #include "log.h"
 #include "pool.h"
 #include "region.h"
 #include "thread.h"
-
-int fa_je_mallctl(const char *name, void *oldp, size_t *oldlenp, void *newp, size_t newlen);
 
 typedef struct {
     fa_stats *stats;
@@ -28,16 +27,6 @@ static void add_thread(fa_thread_t *t, void *arg)
     fa_pool_add_thread(t, sum->pool);
 }
 
-static uint64_t heap_allocated(void)
-{
-    uint64_t epoch = 1;
-    size_t allocated = 0, len = sizeof allocated;
-    fa_je_mallctl("epoch", NULL, NULL, &epoch, sizeof epoch);
-    if (fa_je_mallctl("stats.allocated", &allocated, &len, NULL, 0) != 0)
-        return 0;
-    return allocated;
-}
-
 static void collect(fa_stats *s, fa_pool_totals_t *pool)
 {
     memset(s, 0, sizeof *s);
@@ -53,7 +42,7 @@ static void collect(fa_stats *s, fa_pool_totals_t *pool)
     s->pool_chunks = pool->chunks;
     s->region_bytes = (uint64_t)fa_region_chunks_in_use() * FA_CHUNK_SIZE;
     s->region_peak_bytes = (uint64_t)fa_region_chunks_peak() * FA_CHUNK_SIZE;
-    s->heap_bytes = heap_allocated();
+    s->heap_bytes = fa_heap_statistic("stats.allocated");
 }
 
 int fa_stats_fill(fa_stats *out, size_t size)

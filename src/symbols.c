@@ -16,10 +16,10 @@
 #include <elfutils/libdw.h>
 #include <elfutils/libdwfl.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "alloc.h"
 #include "log.h"
 #include "os.h"
 
@@ -243,7 +243,7 @@ static const char *function_text(const char *name, size_t offset)
     } else {
         result = arena_text(shown);
     }
-    free(demangled);
+    fa_free(demangled); /* made by the demangler's malloc: framealloc's */
     return result;
 }
 
@@ -328,7 +328,7 @@ static void scope_prefix(Dwarf_Die *die, char *out, size_t cap)
         append(out, cap, name ? name : "(anonymous namespace)");
         append(out, cap, "::");
     }
-    free(parents);
+    fa_free(parents); /* made by libdw's malloc: framealloc's */
 }
 
 static const char *scope_name_uncached(Dwarf_Die *die);
