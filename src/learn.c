@@ -17,7 +17,6 @@
 #include "options.h"
 
 int fa_learn_mode;
-__thread fa_learn_thread_t fa_learn_self __attribute__((tls_model("initial-exec")));
 
 /* A site is routed when the upper bound of its escape share is below this, and
  * demoted when the lower bound rises above it (Wilson score interval, 95 %). */
@@ -278,10 +277,17 @@ static uint64_t next_random(fa_learn_thread_t *l)
     return l->random;
 }
 
-/* The next sampling distance: uniform in 1..2*rate-1 (mean rate). */
+/* Once routing has begun, observations serve mostly to catch a routed site that
+ * starts escaping: a quarter as many do (weights keep the estimates unbiased). */
+#define SETTLED_RATE_FACTOR 4
+
+/* The next sampling distance: uniform in 1..2*r-1 (mean r, the rate in force). */
 static void rearm(fa_learn_thread_t *l)
 {
-    uint64_t d = rate <= 1 ? 1 : 1 + next_random(l) % (2 * rate - 1);
+    uint64_t r = rate;
+    if (rate > 1 && fa_learn_mode == FA_LEARN_ROUTE && frame_now() >= warmup)
+        r *= SETTLED_RATE_FACTOR;
+    uint64_t d = r <= 1 ? 1 : 1 + next_random(l) % (2 * r - 1);
     l->countdown = (int64_t)d;
     l->weight = d;
 }
@@ -291,9 +297,9 @@ static void refresh_table(fa_learn_thread_t *l)
     pthread_mutex_lock(&lock);
     memset(l->frame_sites, 0, sizeof l->frame_sites);
     for (uint32_t i = 0; i < routed_count; i++) {
-        uint32_t slot = fa_learn_slot(routed[i]);
-        if (!l->frame_sites[slot])
-            l->frame_sites[slot] = routed[i];
+        uintptr_t *slot = fa_learn_slot(l, routed[i]);
+        if (!*slot)
+            *slot = routed[i];
     }
     l->epoch = __atomic_load_n(&routed_epoch, __ATOMIC_ACQUIRE);
     pthread_mutex_unlock(&lock);
@@ -302,7 +308,7 @@ static void refresh_table(fa_learn_thread_t *l)
 fa_learn_use_t fa_learn_decide(fa_thread_t *t, uintptr_t site, size_t size)
 {
     (void)size;
-    fa_learn_thread_t *l = &fa_learn_self;
+    fa_learn_thread_t *l = &t->learn;
     if (t->state != FA_THREAD_LIVE)
         return FA_LEARN_USE_DEFAULT;
     uint64_t now = frame_now();
@@ -327,7 +333,7 @@ fa_learn_use_t fa_learn_decide(fa_thread_t *t, uintptr_t site, size_t size)
             return FA_LEARN_USE_OBSERVE;
         }
     }
-    return l->frame_sites[fa_learn_slot(site)] == site ? FA_LEARN_USE_FRAME : FA_LEARN_USE_DEFAULT;
+    return *fa_learn_slot(l, site) == site ? FA_LEARN_USE_FRAME : FA_LEARN_USE_DEFAULT;
 }
 
 /* This library's own code (linker-defined): its internal calls of fa_malloc (realloc
@@ -339,7 +345,7 @@ void fa_learn_observe(void *p, uintptr_t site, size_t size)
 {
     if (site >= (uintptr_t)__ehdr_start && site < (uintptr_t)_etext)
         return;
-    uint64_t weight = fa_learn_self.observing;
+    uint64_t weight = fa_thread()->learn.observing;
     uint64_t now = frame_now();
     pthread_mutex_lock(&lock);
     site_t *s = site_entry(site);

@@ -33,25 +33,13 @@
 enum { FA_LEARN_OFF, FA_LEARN_OBSERVE, FA_LEARN_ROUTE };
 extern int fa_learn_mode FA_HIDDEN;
 
-/* Per-thread routing table: a direct-mapped set of the call sites routed to the frame
- * arena (a site that collides with another is simply not routed on this thread). */
-#define FA_LEARN_SLOT_BITS 9
-#define FA_LEARN_SLOTS (1u << FA_LEARN_SLOT_BITS)
-
-typedef struct {
-    int64_t countdown;  /* allocations left before the next observed one; <= 0: due */
-    uint64_t epoch;     /* version of the routed set that frame_sites holds */
-    uint64_t random;    /* xorshift state for the sampling distances */
-    uint64_t weight;    /* allocations the next observed one stands for */
-    uint64_t observing; /* weight of the observation under way (decide to observe) */
-    uintptr_t frame_sites[FA_LEARN_SLOTS];
-} fa_learn_thread_t;
-
-extern __thread fa_learn_thread_t fa_learn_self FA_HIDDEN __attribute__((tls_model("initial-exec")));
-
-/* Bits 3 and up of a return address: two instructions, and call sites a multiple of
- * 4 KiB apart are rare enough to share a slot. */
-FA_INLINE uint32_t fa_learn_slot(uintptr_t site) { return (uint32_t)(site >> 3) & (FA_LEARN_SLOTS - 1); }
+/* Bits 3 to 11 of a return address, as a byte offset into the thread's table
+ * (one AND, no shift): call sites a multiple of 4 KiB apart are rare enough to
+ * share a slot. */
+FA_INLINE uintptr_t *fa_learn_slot(fa_learn_thread_t *l, uintptr_t site)
+{
+    return (uintptr_t *)((char *)l->frame_sites + (site & ((FA_LEARN_SLOTS - 1) * sizeof(uintptr_t))));
+}
 
 /* One off the thread's countdown; true when an observation is due. One
  * read-modify-write subtract and one branch (as fa_sample_countdown). */
@@ -67,10 +55,10 @@ due:
  * arena has no room, or the table is stale (the slow path sorts those out). */
 FA_INLINE void *fa_learn_try_alloc(fa_thread_t *t, size_t size, uintptr_t site)
 {
-    fa_learn_thread_t *l = &fa_learn_self;
+    fa_learn_thread_t *l = &t->learn;
     if (FA_UNLIKELY(fa_learn_countdown(l)))
         return NULL;
-    if (l->frame_sites[fa_learn_slot(site)] == site)
+    if (*fa_learn_slot(l, site) == site)
         return fa_frame_try_alloc(t, size);
     return fa_pool_try_alloc(t, size);
 }

@@ -10,6 +10,7 @@
 
 #include "config.h"
 #include "frame_arena.h"
+#include "learn_cache.h"
 #include "pool_cache.h"
 #include "region.h"
 
@@ -45,6 +46,7 @@ typedef struct fa_thread {
     fa_pool_cache_t pool;
     uint8_t scopes[FA_SCOPE_MAX];
     struct fa_thread *next, *prev; /* registry of live threads */
+    fa_learn_thread_t learn;       /* last: 4 KiB the other fields need not share lines with */
 } fa_thread_t;
 
 extern __thread fa_thread_t fa_thread_self FA_HIDDEN __attribute__((tls_model("initial-exec")));
