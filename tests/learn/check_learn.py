@@ -261,6 +261,10 @@ def test_report_html(opts):
     pages = run_report_tool(base)
     check(len(pages) == 1 and pages[0].endswith("/report.html"), "one report.html (%s)" % pages)
     check_learn_page(pages[0], "routed")
+    with open(glob.glob(os.path.join(base, "*.learn.json"))[0]) as f:
+        modules = {s["module"] for s in json.load(f)["sites"]}
+    check(not [m for m in modules if "libdw" in m or "libelf" in m],
+          "the records report's symbolizer at exit is not learned from (modules: %s)" % sorted(modules))
 
 
 def test_report_html_learn_only(opts):
