@@ -5,7 +5,8 @@
  * State: a table of sites and a side table of the observed blocks alive now, both
  * fixed arrays (no allocation on these paths) under one lock. Only observed
  * allocations (about one in FRAMEALLOC_LEARN_RATE), frees of heap blocks and the
- * once-per-frame decision take it. */
+ * once-per-frame decision take it. A profile's sites in modules not loaded yet are
+ * resolved by learn_profile.c when the frame's decision or an observation asks. */
 #include "learn.h"
 
 #include <pthread.h>

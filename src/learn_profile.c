@@ -178,8 +178,10 @@ size_t fa_learn_profile_resolve(uintptr_t *out, size_t cap)
 
 void fa_learn_profile_counts(fa_learn_profile_counts_t *counts)
 {
+    pthread_mutex_lock(&looking);
     *counts = (fa_learn_profile_counts_t){.entries = entry_count, .resolved_late = resolved_late,
                                           .pending = __atomic_load_n(&fa_learn_profile_pending, __ATOMIC_ACQUIRE)};
+    pthread_mutex_unlock(&looking);
 }
 
 void fa_learn_profile_write_pending(FILE *f, const char *program)
