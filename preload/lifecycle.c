@@ -58,6 +58,8 @@ __attribute__((destructor)) static void framealloc_stop(void)
 {
     if (fa_option(FA_OPT_STATS))
         fa_stats_print(2);
+    /* The records report's symbolizer (libdw) allocates: not the program's sites. */
+    fa_learn_pause();
     fa_report_at_exit();
     fa_learn_finish();
 }

@@ -2,6 +2,10 @@
 (scripts/report/report.html, one self-contained file), frame-time statistics from
 a frame log, and the difference of two reports. Standard library only.
 
+The report page also draws learned intent (FRAMEALLOC_LEARN's PROGRAM.PID.learn.json,
+written next to the records directory PROGRAM.PID), and a learn report on its own
+when records were off.
+
 Used by scripts/framealloc-report (one report -> report.html) and
 scripts/framealloc-diff (two reports -> text and diff.html). Other tools can draw
 their own page with the same template:
@@ -23,6 +27,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 TEMPLATE = os.path.join(HERE, "report", "report.html")
 PLACEHOLDER = "@FRAMEALLOC_DATA@"
 FOLDED = ("allocations", "live", "escapes")
+LEARN_SUFFIX = ".learn.json"
 
 
 class ReportError(Exception):
@@ -47,6 +52,62 @@ def find_reports(path):
         raise ReportError("%s: no report.json here or in its subdirectories (is it a FRAMEALLOC_REPORT directory?)"
                           % path)
     return sorted(found, key=lambda p: (os.path.getmtime(os.path.join(p, "report.json")), p))
+
+
+def learn_of(directory):
+    """The learn report of a records report directory: DIR/../NAME.PID.learn.json for
+    DIR = NAME.PID (FRAMEALLOC_REPORT's layout), else the one *.learn.json inside DIR."""
+    directory = os.path.normpath(directory)
+    beside = directory + LEARN_SUFFIX
+    if os.path.isfile(beside):
+        return beside
+    try:
+        inside = sorted(e for e in os.listdir(directory) if e.endswith(LEARN_SUFFIX))
+    except OSError:
+        return None
+    return os.path.join(directory, inside[0]) if len(inside) == 1 else None
+
+
+def find_pages(path):
+    """What framealloc-report draws from path, oldest first: dicts of "records" (a
+    report directory or None), "learn" (a learn JSON or None) and "out" (the page's
+    default path: report.html in the records directory, else NAME.PID.learn.html next
+    to the learn JSON). path is a report directory, a FRAMEALLOC_REPORT directory of
+    them and of learn reports, or one learn JSON."""
+    if os.path.isfile(path) and path.endswith(LEARN_SUFFIX):
+        records = path[:-len(LEARN_SUFFIX)]
+        if is_report(records):
+            return [{"records": records, "learn": path, "out": os.path.join(records, "report.html")}]
+        return [{"records": None, "learn": path, "out": path[:-len(".json")] + ".html"}]
+    if is_report(path):
+        return [{"records": path, "learn": learn_of(path), "out": os.path.join(path, "report.html")}]
+    if not os.path.isdir(path):
+        raise ReportError("%s: no such directory" % path)
+    pages = []
+    for e in os.listdir(path):
+        full = os.path.join(path, e)
+        if is_report(full):
+            pages.append({"records": full, "learn": learn_of(full), "out": os.path.join(full, "report.html"),
+                          "time": os.path.getmtime(os.path.join(full, "report.json"))})
+        elif e.endswith(LEARN_SUFFIX) and os.path.isfile(full) and not is_report(full[:-len(LEARN_SUFFIX)]):
+            pages.append({"records": None, "learn": full, "out": full[:-len(".json")] + ".html",
+                          "time": os.path.getmtime(full)})
+    if not pages:
+        raise ReportError("%s: no report.json or *%s here or in its subdirectories (is it a FRAMEALLOC_REPORT "
+                          "directory?)" % (path, LEARN_SUFFIX))
+    pages.sort(key=lambda p: (p.pop("time"), p["out"]))
+    return pages
+
+
+def load_learn(path):
+    try:
+        with open(path) as f:
+            learn = json.load(f)
+    except (OSError, ValueError) as e:
+        raise ReportError("%s: %s" % (path, e))
+    if not isinstance(learn, dict) or not isinstance(learn.get("sites"), list) or "counterfactual" not in learn:
+        raise ReportError("%s is not a framealloc learn report" % path)
+    return learn
 
 
 def load_report(directory):
@@ -175,11 +236,19 @@ def render_html(data):
     return template.replace(PLACEHOLDER, payload, 1)
 
 
-def report_page(directory, framelog=None):
-    report = load_report(directory)
-    path, note = framelog_of(report, directory, framelog)
-    return {"kind": "report", "report": report, "frames": frames_from_log(path, note),
-            "folded": {k: read_folded(os.path.join(directory, k + ".folded")) for k in FOLDED}}
+def report_page(directory, framelog=None, learn=None):
+    """The page of a records report directory, with the learn report at path learn
+    when given; directory None: the learn report alone."""
+    page = {"kind": "report", "report": None, "folded": {},
+            "frames": frames_from_log(framelog, "no frame log: pass --framelog FILE for frame times")}
+    if directory:
+        report = load_report(directory)
+        path, note = framelog_of(report, directory, framelog)
+        page.update(report=report, frames=frames_from_log(path, note),
+                    folded={k: read_folded(os.path.join(directory, k + ".folded")) for k in FOLDED})
+    if learn:
+        page["learn"] = load_learn(learn)
+    return page
 
 
 def compare_page(title, tables=(), runs=(), subtitle=""):

@@ -5,13 +5,15 @@
  * State: a table of sites and a side table of the observed blocks alive now, both
  * fixed arrays (no allocation on these paths) under one lock. Only observed
  * allocations (about one in FRAMEALLOC_LEARN_RATE), frees of heap blocks and the
- * once-per-frame decision take it. */
+ * once-per-frame decision take it. A profile's sites in modules not loaded yet are
+ * resolved by learn_profile.c when the frame's decision or an observation asks. */
 #include "learn.h"
 
 #include <pthread.h>
 #include <string.h>
 #include <sys/mman.h>
 
+#include "learn_profile.h"
 #include "log.h"
 #include "math_lite.h"
 #include "options.h"
@@ -73,7 +75,11 @@ static _Atomic uint64_t routed_epoch = 1;
 /* A fork while another thread holds the lock must not leave the child's locked. */
 static void fork_prepare(void) { pthread_mutex_lock(&lock); }
 static void fork_parent(void) { pthread_mutex_unlock(&lock); }
-static void fork_child(void) { pthread_mutex_init(&lock, NULL); }
+static void fork_child(void)
+{
+    pthread_mutex_init(&lock, NULL);
+    fa_learn_profile_fork_child();
+}
 
 void fa_learn_configure(void)
 {
@@ -265,6 +271,34 @@ static void decide_all(uint64_t now)
         publish_routed();
 }
 
+/* ---- the profile's sites ---- */
+
+/* Routes the profile's sites from now on (observe: marks them only). */
+static void route_loaded(const uintptr_t *loaded, size_t n)
+{
+    pthread_mutex_lock(&lock);
+    for (size_t i = 0; i < n; i++) {
+        site_t *s = site_entry(loaded[i]);
+        if (!s)
+            continue;
+        s->from_profile = 1;
+        if (fa_learn_mode == FA_LEARN_ROUTE && s->state == FA_LEARN_SITE_OBSERVED)
+            s->state = FA_LEARN_SITE_ROUTED;
+    }
+    publish_routed();
+    pthread_mutex_unlock(&lock);
+}
+
+void fa_learn_resolve_profile(void)
+{
+    uintptr_t loaded[64];
+    size_t n;
+    if (fa_learn_mode == FA_LEARN_OFF)
+        return;
+    while ((n = fa_learn_profile_resolve(loaded, sizeof loaded / sizeof *loaded)) > 0)
+        route_loaded(loaded, n);
+}
+
 /* ---- the slow path ---- */
 
 static uint64_t next_random(fa_learn_thread_t *l)
@@ -312,12 +346,18 @@ fa_learn_use_t fa_learn_decide(fa_thread_t *t, uintptr_t site, size_t size)
     if (t->state != FA_THREAD_LIVE)
         return FA_LEARN_USE_DEFAULT;
     uint64_t now = frame_now();
+    bool new_frame = false;
     if (__atomic_load_n(&decided_frame, __ATOMIC_RELAXED) != now) {
         pthread_mutex_lock(&lock);
-        if (decided_frame != now)
+        if ((new_frame = decided_frame != now))
             decide_all(now);
         pthread_mutex_unlock(&lock);
     }
+    /* Profile sites in modules not loaded yet: looked for once a frame and at each
+     * observation (already the slow path's costly case), so a library dlopen'ed in
+     * the middle of a frame is routed within a few observations. */
+    if (FA_UNLIKELY(__atomic_load_n(&fa_learn_profile_pending, __ATOMIC_RELAXED)) && (new_frame || l->countdown <= 0))
+        fa_learn_resolve_profile();
     /* This thread's routed frame blocks are one frame scope that ends now: its
      * generation is stamped with the current frame (fa_frame_end does this on the
      * thread that ends frames; other threads sync here). */
@@ -418,21 +458,6 @@ void fa_learn_moved(void *from, void *to)
 }
 
 /* ---- for the report and the profile ---- */
-
-void fa_learn_route_loaded(uintptr_t site)
-{
-    if (fa_learn_mode == FA_LEARN_OFF)
-        return;
-    pthread_mutex_lock(&lock);
-    site_t *s = site_entry(site);
-    if (s) {
-        s->from_profile = 1;
-        if (fa_learn_mode == FA_LEARN_ROUTE && s->state == FA_LEARN_SITE_OBSERVED)
-            s->state = FA_LEARN_SITE_ROUTED;
-        publish_routed();
-    }
-    pthread_mutex_unlock(&lock);
-}
 
 size_t fa_learn_sites(fa_learn_site_t *out, size_t cap, fa_learn_summary_t *summary)
 {

@@ -124,8 +124,9 @@ typedef struct {
 /* Copies up to cap sites into out (the most allocating first is not guaranteed);
  * returns how many there are. Fills *summary. */
 size_t fa_learn_sites(fa_learn_site_t *out, size_t cap, fa_learn_summary_t *summary);
-/* Routes site from the start (a profile's entry). */
-void fa_learn_route_loaded(uintptr_t site);
+/* Routes the profile's sites whose modules are loaded now and were not before (at
+ * start, then from the slow path when the loader added modules). */
+void fa_learn_resolve_profile(void);
 /* Stops observing (the report and the profile allocate). */
 void fa_learn_pause(void);
 

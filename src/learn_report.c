@@ -3,11 +3,11 @@
  * (DIR/PROGRAM.PID.learn.json), and the learned profile (FRAMEALLOC_LEARN_PROFILE):
  * routed sites as program, module + offset (ASLR moves addresses between runs; the
  * program name keeps a launcher's or a shell's sites apart from the game's when they
- * share the setting).
+ * share the setting). Reading the profile and resolving its entries as modules load
+ * is learn_profile.c's.
  * Runs outside the allocation paths: it may allocate (stdio, the symbolizer). */
 #include <errno.h>
 #include <fcntl.h>
-#include <link.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +16,7 @@
 
 #include "api.h"
 #include "learn.h"
+#include "learn_profile.h"
 #include "log.h"
 #include "options.h"
 #include "os.h"
@@ -31,48 +32,6 @@
 #define SHOWN_SITES 20
 #define MAX_SITES 16384
 
-/* ---- modules: an address as module + offset and back ---- */
-
-typedef struct {
-    uintptr_t addr;       /* in: the address looked up */
-    const char *name;     /* out: dlpi_name ("" for the executable) */
-    uintptr_t base;
-    char path[512];       /* in for by_name lookups */
-    int found;
-} module_query_t;
-
-static int find_module_of(struct dl_phdr_info *info, size_t size, void *arg)
-{
-    (void)size;
-    module_query_t *q = arg;
-    for (int i = 0; i < info->dlpi_phnum; i++) {
-        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-        uintptr_t start = info->dlpi_addr + ph->p_vaddr;
-        if (ph->p_type == PT_LOAD && q->addr >= start && q->addr < start + ph->p_memsz) {
-            q->name = info->dlpi_name;
-            q->base = info->dlpi_addr;
-            q->found = 1;
-            return 1;
-        }
-    }
-    return 0;
-}
-
-/* The executable is stored as "-": its dlpi_name is empty. */
-static const char *module_key(const char *name) { return name && *name ? name : "-"; }
-
-static int find_module_named(struct dl_phdr_info *info, size_t size, void *arg)
-{
-    (void)size;
-    module_query_t *q = arg;
-    if (strcmp(module_key(info->dlpi_name), q->path) == 0) {
-        q->base = info->dlpi_addr;
-        q->found = 1;
-        return 1;
-    }
-    return 0;
-}
-
 /* ---- the profile ---- */
 
 void fa_learn_start(void)
@@ -84,33 +43,9 @@ void fa_learn_start(void)
     const char *path = fa_option_string(FA_OPT_LEARN_PROFILE);
     if (fa_learn_mode == FA_LEARN_OFF || !path)
         return;
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        if (errno != ENOENT)
-            fa_log("FRAMEALLOC_LEARN_PROFILE=%s: cannot read (%s); learning from scratch", path, strerror(errno));
-        return;
-    }
-    char line[700];
-    unsigned loaded = 0, unknown = 0;
-    while (fgets(line, sizeof line, f)) {
-        module_query_t q = {0};
-        unsigned long long offset;
-        char program[256];
-        if (sscanf(line, "route %255s %511s %llx", program, q.path, &offset) != 3 ||
-            strcmp(program, program_invocation_short_name) != 0)
-            continue;
-        dl_iterate_phdr(find_module_named, &q);
-        if (!q.found) {
-            unknown++; /* a module not loaded (yet): dlopen'ed later, or gone */
-            continue;
-        }
-        fa_learn_route_loaded(q.base + (uintptr_t)offset);
-        loaded++;
-    }
-    fclose(f);
-    if (unknown)
-        fa_log("FRAMEALLOC_LEARN_PROFILE=%s: %u of %u sites are in modules not loaded at start; not routed", path,
-               unknown, loaded + unknown);
+    /* Sites in modules not loaded yet wait until a dlopen brings them (learn.c). */
+    fa_learn_profile_read(path);
+    fa_learn_resolve_profile();
 }
 
 /* Copies the other programs' lines of the old profile (if any) into f. */
@@ -156,12 +91,12 @@ static void save_profile(const char *path, const fa_learn_site_t *sites, size_t 
                     (fa_learn_mode == FA_LEARN_OBSERVE && (s->temporary || (s->from_profile && s->samples == 0)));
         if (!keep)
             continue;
-        module_query_t q = {.addr = s->site};
-        dl_iterate_phdr(find_module_of, &q);
-        if (q.found)
-            fprintf(f, "route %s %s %llx\n", program_invocation_short_name, module_key(q.name),
-                    (unsigned long long)(s->site - q.base));
+        const char *module;
+        uintptr_t base;
+        if (fa_learn_module_of(s->site, &module, &base))
+            fprintf(f, "route %s %s %llx\n", program_invocation_short_name, module, (unsigned long long)(s->site - base));
     }
+    fa_learn_profile_write_pending(f, program_invocation_short_name);
     if (fclose(f) != 0 || rename(tmp, path) != 0) {
         fa_log("FRAMEALLOC_LEARN_PROFILE=%s: cannot write (%s)", path, strerror(errno));
         unlink(tmp);
@@ -217,6 +152,17 @@ static counterfactual_t count_counterfactual(const fa_learn_site_t *sites, size_
     return c;
 }
 
+/* text inside a JSON string: quotes and backslashes escaped, control characters left out. */
+static void write_json_string(FILE *f, const char *text)
+{
+    for (const char *c = text; *c; c++) {
+        if (*c == '"' || *c == '\\')
+            fprintf(f, "\\%c", *c);
+        else if ((unsigned char)*c >= 0x20)
+            fputc(*c, f);
+    }
+}
+
 static void print_stack(FILE *f, uintptr_t pc, bool json)
 {
     const fa_symbol_t *levels;
@@ -229,14 +175,12 @@ static void print_stack(FILE *f, uintptr_t pc, bool json)
             continue;
         }
         fprintf(f, "%s{\"function\": \"", i ? ", " : "");
-        for (const char *c = l->function; *c; c++) {
-            if (*c == '"' || *c == '\\')
-                fprintf(f, "\\%c", *c);
-            else if ((unsigned char)*c >= 0x20)
-                fputc(*c, f);
-        }
-        fprintf(f, "\", \"file\": \"%s\", \"line\": %d, \"module\": \"%s\", \"inlined\": %s}", l->file, l->line,
-                l->module, l->inlined ? "true" : "false");
+        write_json_string(f, l->function);
+        fprintf(f, "\", \"file\": \"");
+        write_json_string(f, l->file);
+        fprintf(f, "\", \"line\": %d, \"module\": \"", l->line);
+        write_json_string(f, l->module);
+        fprintf(f, "\", \"inlined\": %s}", l->inlined ? "true" : "false");
     }
 }
 
@@ -262,6 +206,11 @@ static void write_text(FILE *f, const fa_learn_site_t *sites, size_t n, const fa
         fprintf(f, "  routed: %llu sites now, %llu demoted; frame arenas served %llu allocations, %llu escapes\n",
                 (unsigned long long)sum->routed, (unsigned long long)sum->demoted,
                 (unsigned long long)stats->frame_allocs, (unsigned long long)stats->frame_escapes);
+    fa_learn_profile_counts_t p;
+    fa_learn_profile_counts(&p);
+    if (p.entries)
+        fprintf(f, "  profile: %u sites read, %u of them resolved after start (libraries dlopen'ed later), "
+                   "%u in modules never loaded\n", p.entries, p.resolved_late, p.pending);
     if (sum->dropped)
         fprintf(f, "  %llu observations dropped (side table full)\n", (unsigned long long)sum->dropped);
     if (!with_sites)
@@ -301,19 +250,26 @@ static void write_json(FILE *f, const fa_learn_site_t *sites, size_t n, const fa
     fprintf(f, "  \"routed\": {\"sites\": %llu, \"demoted\": %llu, \"frame_allocations\": %llu, \"frame_escapes\": %llu},\n",
             (unsigned long long)sum->routed, (unsigned long long)sum->demoted, (unsigned long long)stats->frame_allocs,
             (unsigned long long)stats->frame_escapes);
+    fa_learn_profile_counts_t p;
+    fa_learn_profile_counts(&p);
+    fprintf(f, "  \"profile\": {\"entries\": %u, \"resolved_late\": %u, \"pending\": %u},\n", p.entries,
+            p.resolved_late, p.pending);
     fprintf(f, "  \"sites\": [");
     bool first = true;
     for (size_t i = 0; i < n; i++) {
         const fa_learn_site_t *s = &sites[i];
         if (!s->samples)
             continue;
-        module_query_t q = {.addr = s->site};
-        dl_iterate_phdr(find_module_of, &q);
-        fprintf(f, "%s\n    {\"site\": \"0x%llx\", \"module\": \"%s\", \"offset\": \"0x%llx\", \"state\": \"%s\", "
-                   "\"temporary\": %s, \"samples\": %llu, \"allocations\": %llu, \"bytes\": %llu, \"freed_by_age\": [",
-                first ? "" : ",", (unsigned long long)s->site, q.found ? module_key(q.name) : "?",
-                (unsigned long long)(s->site - q.base), state_name(s), s->temporary ? "true" : "false",
-                (unsigned long long)s->samples, (unsigned long long)s->allocs, (unsigned long long)s->bytes);
+        const char *module;
+        uintptr_t base;
+        fa_learn_module_of(s->site, &module, &base);
+        fprintf(f, "%s\n    {\"site\": \"0x%llx\", \"module\": \"", first ? "" : ",", (unsigned long long)s->site);
+        write_json_string(f, module);
+        fprintf(f, "\", \"offset\": \"0x%llx\", \"state\": \"%s\", \"temporary\": %s, \"from_profile\": %s, "
+                   "\"samples\": %llu, \"allocations\": %llu, \"bytes\": %llu, \"freed_by_age\": [",
+                (unsigned long long)(s->site - base), state_name(s), s->temporary ? "true" : "false",
+                s->from_profile ? "true" : "false", (unsigned long long)s->samples, (unsigned long long)s->allocs,
+                (unsigned long long)s->bytes);
         for (unsigned a = 0; a < FA_LEARN_AGES; a++)
             fprintf(f, "%s%llu", a ? ", " : "", (unsigned long long)s->freed[a]);
         fprintf(f, "], \"alive\": %llu, \"lifetimes\": %llu, \"escaped\": %llu, \"stack\": [",
@@ -343,6 +299,7 @@ void fa_learn_finish(void)
     if (fa_learn_mode == FA_LEARN_OFF)
         return;
     fa_learn_pause();
+    fa_learn_resolve_profile(); /* a module loaded in the last frame: its entries are not pending */
     fa_learn_summary_t peek;
     fa_learn_sites(NULL, 0, &peek);
     if (!peek.samples && !peek.routed)

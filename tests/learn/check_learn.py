@@ -3,7 +3,7 @@
 under LD_PRELOAD=libframealloc.so with FRAMEALLOC_LEARN and checks what it prints and
 the learn report (DIR/PROGRAM.PID.learn.json). Standard library only.
 
-    check_learn.py TEST --preload LIB --exe learn_program --workdir DIR
+    check_learn.py TEST --preload LIB --exe learn_program --workdir DIR [--plugin LIB]
 
 TEST names a test_* function below. Exits 0 when every check holds, 1 at the first
 failed one; each check prints an "ok" line.
@@ -16,7 +16,9 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FAST = {"FRAMEALLOC_LEARN_RATE": "4", "FRAMEALLOC_LEARN_WARMUP": "10"}
 
 
@@ -161,6 +163,126 @@ def test_profile(opts):
         check("route some_other_program - 1234\n" in f.read(), "another program's lines are kept")
 
 
+def test_profile_dlopen(opts):
+    """A profile's site in a library the program dlopens after start is routed from
+    the library's first frame in the next run (the entry waits until the module loads)."""
+    check(opts.plugin, "--plugin names the library")
+    profile = os.path.join(opts.workdir, "learned.profile")
+    env = dict(FAST, FRAMEALLOC_LEARN="route", FRAMEALLOC_LEARN_PROFILE=profile)
+    out, _ = run(opts, ["plugin", "60", opts.plugin], env)
+    learned, = numbers(out, r"plugin: first frame temp \d+ of \d+, temp (\d+) of")
+    check(learned > 0, "first run: the plugin's site is learned and routed (%d frame allocations)" % learned)
+    with open(profile) as f:
+        text = f.read()
+    check(re.search(r"^route learn_program %s [0-9a-f]+$" % re.escape(opts.plugin), text, re.M),
+          "the profile names a site of the plugin by module and offset")
+    env = dict(env, FRAMEALLOC_LEARN_WARMUP="1000000",  # nothing may be learned in this run
+               FRAMEALLOC_REPORT=os.path.join(opts.workdir, "report"))
+    out, err = run(opts, ["plugin", "20", opts.plugin], env)
+    first, total, of = numbers(out, r"plugin: first frame temp (\d+) of \d+, temp (\d+) of (\d+)")
+    check(first >= 100, "second run: the plugin's site served by frame arenas in its first frame (%d of 200)" % first)
+    check(total >= of // 2, "second run: and in every frame after (%d of %d)" % (total, of))
+    data = report(opts, err)
+    s = site(data, "plugin_temp_alloc")
+    check(s["from_profile"] and s["state"] == "routed", "the report: plugin_temp_alloc routed, from the profile")
+    check(data["profile"]["resolved_late"] >= 1 and data["profile"]["pending"] == 0,
+          "the report: the entry was resolved after start, none left pending (%s)" % data["profile"])
+    with open(profile) as f:
+        check(re.search(r"^route learn_program %s [0-9a-f]+$" % re.escape(opts.plugin), f.read(), re.M),
+              "the plugin's site is saved again")
+    # A run that never loads the library keeps its entry for the next one.
+    run(opts, ["plain", "20"], env)
+    with open(profile) as f:
+        check(re.search(r"^route learn_program %s [0-9a-f]+$" % re.escape(opts.plugin), f.read(), re.M),
+              "a run without the plugin keeps its entry in the profile")
+
+
+# ---- the HTML report (scripts/framealloc-report) ----
+
+def run_report_tool(*args):
+    cmd = [sys.executable, os.path.join(ROOT, "scripts", "framealloc-report")] + list(args)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    check(proc.returncode == 0, "framealloc-report %s exits 0%s" % (
+        " ".join(args), "" if proc.returncode == 0 else ": " + (proc.stderr or proc.stdout)[-1500:]))
+    return [line.split()[0] for line in proc.stdout.splitlines() if line.strip()]
+
+
+def page_data(page):
+    with open(page) as f:
+        text = f.read()
+    m = re.search(r'<script id="fa-data" type="application/json">(.*?)</script>', text, re.S)
+    check(m, "%s holds its data" % os.path.basename(page))
+    return text, json.loads(m.group(1))
+
+
+def rendered_section(page, title):
+    """The text of the section titled title in the page as headless chromium draws
+    it, or None when chromium is not installed."""
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not browser:
+        print("SKIP (part): chromium is not installed: the page was not drawn")
+        return None
+    with tempfile.TemporaryDirectory(prefix="fa-chromium-") as profile:
+        proc = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                               "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                               "--user-data-dir=" + profile, "--dump-dom", "file://" + page],
+                              capture_output=True, text=True, timeout=120)
+    dom = proc.stdout
+    check('data-rendered="report"' in dom, "%s: the page's script ran to the end" % os.path.basename(page))
+    m = re.search(r"<section[^>]*><h2>%s</h2>(.*?)</section>" % re.escape(title), dom, re.S)
+    check(m, "%s: the page shows a section %r" % (os.path.basename(page), title))
+    return m.group(1)
+
+
+def check_learn_page(page, want_state):
+    text, data = page_data(page)
+    check(not re.search(r"""<(?:script|link|img|iframe)[^>]*(?:src|href)\s*=""", text),
+          "%s: one self-contained file" % os.path.basename(page))
+    learn = data.get("learn")
+    check(learn and learn.get("sites"), "%s: the learn report is in the page's data" % os.path.basename(page))
+    temp = [s for s in learn["sites"] if s["stack"] and "temp_alloc" in s["stack"][0]["function"]]
+    check(temp and temp[0]["state"] == want_state and "from_profile" in temp[0],
+          "%s: temp_alloc with its state (%s) and from_profile" % (os.path.basename(page), want_state))
+    shown = rendered_section(page, "Learned intent")
+    if shown is None:
+        return
+    for word in ("temp_alloc", "learn_program.c:", want_state, "instructions saved", "would escape"):
+        check(word in shown, "%s: the Learned intent section shows %r" % (os.path.basename(page), word))
+    check("persist_alloc" in shown, "%s: and the sites that are not frame-temporary" % os.path.basename(page))
+
+
+def test_report_html(opts):
+    """framealloc-report on a FRAMEALLOC_REPORT directory with records and learning:
+    report.html has a Learned intent section with the frame-temporary site. (Sampled
+    records: full records take every allocation off the learned path.)"""
+    base = os.path.join(opts.workdir, "report")
+    env = dict(FAST, FRAMEALLOC_LEARN="route", FRAMEALLOC_RECORDS="sample", FRAMEALLOC_REPORT=base)
+    run(opts, ["plain", "60"], env)
+    pages = run_report_tool(base)
+    check(len(pages) == 1 and pages[0].endswith("/report.html"), "one report.html (%s)" % pages)
+    check_learn_page(pages[0], "routed")
+    with open(glob.glob(os.path.join(base, "*.learn.json"))[0]) as f:
+        modules = {s["module"] for s in json.load(f)["sites"]}
+    check(not [m for m in modules if "libdw" in m or "libelf" in m],
+          "the records report's symbolizer at exit is not learned from (modules: %s)" % sorted(modules))
+
+
+def test_report_html_learn_only(opts):
+    """framealloc-report on a FRAMEALLOC_REPORT directory with learn output only (records
+    off): a page of its own next to the learn JSON."""
+    base = os.path.join(opts.workdir, "report")
+    env = dict(FAST, FRAMEALLOC_LEARN="observe", FRAMEALLOC_REPORT=base)
+    run(opts, ["plain", "60"], env)
+    learn_json = glob.glob(os.path.join(base, "*.learn.json"))
+    check(len(learn_json) == 1 and not glob.glob(os.path.join(base, "*", "report.json")),
+          "learn output only in the directory")
+    pages = run_report_tool(base)
+    check(pages == [learn_json[0][:-len(".json")] + ".html"], "the page is PROGRAM.PID.learn.html (%s)" % pages)
+    check_learn_page(pages[0], "temporary")
+    again = run_report_tool(learn_json[0])
+    check(again == pages, "framealloc-report also takes the learn JSON itself")
+
+
 def test_strict(opts):
     """Learned routing refuses strict frames with one line and only observes."""
     env = dict(FAST, FRAMEALLOC_LEARN="route", FRAMEALLOC_FRAME_MODE="strict")
@@ -185,6 +307,7 @@ def main():
     ap.add_argument("--preload", required=True)
     ap.add_argument("--exe", required=True)
     ap.add_argument("--workdir", required=True)
+    ap.add_argument("--plugin", help="the library learn_program plugin loads")
     opts = ap.parse_args()
     fn = globals().get("test_" + opts.test)
     if not fn:

@@ -7,7 +7,11 @@
  *   learn_program escape FRAMES    then the temporary site's blocks start to outlive
  *                                  their frames; their contents are checked at the end
  *   learn_program scoped FRAMES    then 10 more frames with the temporary site inside an
- *                                  explicit fa_scope_push(FA_DEFAULT) */
+ *                                  explicit fa_scope_push(FA_DEFAULT)
+ *   learn_program plugin FRAMES LIB  and from frame PLUGIN_FRAME on, LIB (dlopen'ed in
+ *                                  that frame) makes temporary blocks too */
+#include <dlfcn.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +21,8 @@
 
 #define TEMP_PER_FRAME 200
 #define PERSIST_PER_FRAME 2
+#define PLUGIN_FRAME 5
+#define PLUGIN_PER_FRAME 200
 
 static uint64_t frame_allocs(void)
 {
@@ -92,21 +98,43 @@ static void plain_frame(int f, void **kept, size_t *nkept, uint64_t *temp_frame,
 
 int main(int argc, char **argv)
 {
-    if (argc != 3 || (strcmp(argv[1], "plain") && strcmp(argv[1], "escape") && strcmp(argv[1], "scoped"))) {
-        fprintf(stderr, "usage: %s plain|escape|scoped FRAMES\n", argv[0]);
+    bool plugin = argc == 4 && !strcmp(argv[1], "plugin");
+    if (!plugin && (argc != 3 || (strcmp(argv[1], "plain") && strcmp(argv[1], "escape") && strcmp(argv[1], "scoped")))) {
+        fprintf(stderr, "usage: %s plain|escape|scoped FRAMES, or %s plugin FRAMES LIB\n", argv[0], argv[0]);
         return 2;
     }
     int frames = atoi(argv[2]);
     void **kept = malloc(sizeof(void *) * ((size_t)frames + 10) * PERSIST_PER_FRAME);
     size_t nkept = 0;
     uint64_t temp_frame = 0, persist_frame = 0;
-    uint64_t first_temp = 0;
+    uint64_t first_temp = 0, plugin_first = 0, plugin_total = 0;
+    void (*plugin_frame)(unsigned) = NULL;
     for (int f = 0; f < frames; f++) {
         plain_frame(f, kept, &nkept, &temp_frame, &persist_frame);
         if (f == 0)
             first_temp = temp_frame;
+        if (plugin && f == PLUGIN_FRAME) {
+            /* Loaded in the middle of a frame, as a game loads a level's code. */
+            void *lib = dlopen(argv[3], RTLD_NOW | RTLD_LOCAL);
+            if (!lib || !(plugin_frame = (void (*)(unsigned))dlsym(lib, "plugin_frame"))) {
+                fprintf(stderr, "%s: %s\n", argv[3], dlerror());
+                return 1;
+            }
+        }
+        if (plugin_frame) {
+            uint64_t before = frame_allocs();
+            plugin_frame(PLUGIN_PER_FRAME);
+            uint64_t used = frame_allocs() - before;
+            if (f == PLUGIN_FRAME)
+                plugin_first = used;
+            plugin_total += used;
+        }
         fa_frame_end();
     }
+    if (plugin)
+        printf("plugin: first frame temp %llu of %d, temp %llu of %llu from frames\n",
+               (unsigned long long)plugin_first, PLUGIN_PER_FRAME, (unsigned long long)plugin_total,
+               (unsigned long long)(frames - PLUGIN_FRAME) * PLUGIN_PER_FRAME);
     printf("first frame: temp %llu of %d from frames\n", (unsigned long long)first_temp, TEMP_PER_FRAME);
     printf("plain: temp %llu of %llu from frames, persist %llu of %llu from frames\n",
            (unsigned long long)temp_frame, (unsigned long long)frames * TEMP_PER_FRAME,
