@@ -487,15 +487,24 @@ static bool refill(fa_thread_t *t, unsigned cls)
     return fill_from(t, c);
 }
 
-void *fa_pool_alloc_slow(fa_thread_t *t, size_t size)
+/* The class that serves size on thread t (attached first), or -1 when the pools do
+ * not serve it. The first call may have initialised the library: FRAMEALLOC_POOL_MAX
+ * is checked here, where a pool scope may also exceed it. */
+static int serving_class(fa_thread_t *t, size_t size)
 {
     if (t->state != FA_THREAD_LIVE && !fa_thread_attach(t))
-        return NULL;
-    /* The first call may have initialised the library: check FRAMEALLOC_POOL_MAX
-     * here, where a pool scope may also exceed it. */
+        return -1;
     if (size > (fa_thread_intent(t) == FA_POOL ? FA_POOL_LARGEST : fa_pool_max))
+        return -1;
+    return fa_pool_class_of[(size + 15) >> 4];
+}
+
+void *fa_pool_alloc_slow(fa_thread_t *t, size_t size)
+{
+    int found = serving_class(t, size);
+    if (found < 0)
         return NULL;
-    unsigned cls = fa_pool_class_of[(size + 15) >> 4];
+    unsigned cls = (unsigned)found;
     fa_pool_bin_t *bin = &t->pool.bins[cls];
     if (bin->head && !fa_pool_link_ok(bin->head))
         report_corrupt_link(bin->head); /* decoded from the link of the block popped before */
@@ -691,11 +700,10 @@ static fa_pool_chunk_t *new_recorded_chunk(fa_thread_t *t, unsigned cls)
 
 void *fa_pool_alloc_recorded(fa_thread_t *t, size_t size)
 {
-    if (t->state != FA_THREAD_LIVE && !fa_thread_attach(t))
+    int found = serving_class(t, size);
+    if (found < 0)
         return NULL;
-    if (size > (fa_thread_intent(t) == FA_POOL ? FA_POOL_LARGEST : fa_pool_max))
-        return NULL;
-    unsigned cls = fa_pool_class_of[(size + 15) >> 4];
+    unsigned cls = (unsigned)found;
     fa_pool_block_t *b = NULL;
     pthread_mutex_lock(&recorded_lock);
     /* Recording is slow anyway (a stack per block): a walk over the class's chunks
