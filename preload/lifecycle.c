@@ -1,21 +1,18 @@
-/* Process start and end for the preloaded library: initialise early (settings,
- * help text), print the counters at exit when FRAMEALLOC_STATS=1. Allocation works
- * before this constructor runs: until then everything goes to the heap. */
+/* The preloaded library's constructor and destructor: the core's start-up and
+ * exit (process.c) plus what only the preload does: libunwind's names, the
+ * autoframe check and the redirection of libc's and the loader's allocations.
+ * Allocation works before this constructor runs: until then everything goes to
+ * the heap. */
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "api.h"
 #include "frame.h"
-#include "learn.h"
 #include "log.h"
 #include "options.h"
-#include "protect.h"
-#include "records.h"
-#include "report.h"
+#include "process.h"
 #include "system_callers.h"
-#include "thread.h"
 
 void fa_unwind_load_for_profiling(void); /* unwind_names.c */
 
@@ -38,12 +35,9 @@ __attribute__((constructor)) static void framealloc_start(void)
 {
     fa_init();
     fa_init_late();
-    fa_unwind_load_for_profiling();
+    fa_unwind_load_for_profiling(); /* before the observers capture stacks */
     check_autoframe();
-    fa_records_start();
-    fa_learn_start();
-    fa_protect_start();
-    fa_report_start();
+    fa_process_start_observers();
     /* After the records and protect modes loaded libunwind: its allocations (made
      * while capturing a stack inside the program's frame scope, its thread-local
      * block among them, which the loader allocates) are framealloc's own, and what
@@ -54,12 +48,4 @@ __attribute__((constructor)) static void framealloc_start(void)
     fa_preload_redirect_system_callers(fa_frame_strict());
 }
 
-__attribute__((destructor)) static void framealloc_stop(void)
-{
-    if (fa_option(FA_OPT_STATS))
-        fa_stats_print(2);
-    /* The records report's symbolizer (libdw) allocates: not the program's sites. */
-    fa_learn_pause();
-    fa_report_at_exit();
-    fa_learn_finish();
-}
+__attribute__((destructor)) static void framealloc_stop(void) { fa_process_stop(); }

@@ -5,6 +5,7 @@
 #include "framelog.h"
 #include "log.h"
 #include "options.h"
+#include "process.h"
 #include "records.h"
 #include "report.h"
 #include "thread.h"

@@ -13,6 +13,7 @@
 #include "log.h"
 #include "options.h"
 #include "os.h"
+#include "process.h"
 
 _Atomic uint64_t fa_frame_number;
 uint64_t fa_frame_secret;

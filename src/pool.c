@@ -11,6 +11,7 @@
 #include "log.h"
 #include "options.h"
 #include "os.h"
+#include "process.h"
 
 enum { FA_POOL_LIST_NONE, FA_POOL_LIST_AVAIL, FA_POOL_LIST_FULL };
 

@@ -1,75 +1,33 @@
-/* Thread life: attach on the first slow path, teardown at thread exit (pthread key
- * destructor), a registry for statistics, process-wide init and fork handling. */
+/* Per-thread state and the registry of live threads (for statistics, frame ends
+ * that look at every thread, and fork). The order of a thread's life, attach to
+ * exit, is process.c's. */
 #include "thread.h"
 
 #include <pthread.h>
-#include <sched.h>
-#include <string.h>
 
 #include "frame.h"
-#include "heap.h"
-#include "learn.h"
-#include "log.h"
-#include "options.h"
 #include "pool.h"
-#include "records.h"
-#include "region.h"
 
 __thread fa_thread_t fa_thread_self __attribute__((tls_model("initial-exec")));
 
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static fa_thread_t *registry;
-static pthread_key_t exit_key;
 static _Atomic uint64_t next_thread_id = 1;
 
-enum { INIT_NONE, INIT_RUNNING, INIT_DONE };
-static _Atomic int init_state;
-static bool options_without_env; /* init ran before libc set environ */
-
-extern char **environ;
-
-static void fork_prepare(void)
+void fa_thread_register(fa_thread_t *t)
 {
     pthread_mutex_lock(&registry_lock);
-    fa_records_fork_prepare();
-    fa_frame_fork_prepare();
-    fa_pool_fork_prepare();
-    fa_region_fork_prepare();
-}
-
-static void fork_parent(void)
-{
-    fa_region_fork_parent();
-    fa_pool_fork_parent();
-    fa_frame_fork_parent();
-    fa_records_fork_parent();
+    t->prev = NULL;
+    t->next = registry;
+    if (registry)
+        registry->prev = t;
+    registry = t;
     pthread_mutex_unlock(&registry_lock);
+    t->id = __atomic_fetch_add(&next_thread_id, 1, __ATOMIC_RELAXED);
 }
 
-/* Only the forking thread exists in the child: its registry is just that thread.
- * The vanished threads may have been in the middle of a lock-free update, so their
- * state is left alone: their chunks keep owner ids no thread will have again, and
- * frees of their blocks take the remote path, which is always correct. */
-static void fork_child(void)
+void fa_thread_unregister(fa_thread_t *t)
 {
-    fa_region_fork_child();
-    fa_pool_fork_child();
-    fa_frame_fork_child();
-    fa_records_fork_child();
-    pthread_mutex_init(&registry_lock, NULL);
-    fa_thread_t *self = fa_thread();
-    registry = NULL;
-    if (self->state == FA_THREAD_LIVE) {
-        self->next = self->prev = NULL;
-        registry = self;
-    }
-}
-
-static void thread_exit(void *arg)
-{
-    fa_thread_t *t = arg;
-    /* Out of the registry first: statistics and other threads' frame ends stop
-     * looking at this thread's state before it is torn down. */
     pthread_mutex_lock(&registry_lock);
     if (t->prev)
         t->prev->next = t->next;
@@ -78,95 +36,28 @@ static void thread_exit(void *arg)
     if (t->next)
         t->next->prev = t->prev;
     pthread_mutex_unlock(&registry_lock);
-    fa_frame_thread_exit(t);
-    fa_pool_thread_exit(t);
-    /* Allocations made after this (later destructors, libc's own late frees) miss
-     * into the slow paths, which see DEAD and use the heap. */
-    t->state = FA_THREAD_DEAD;
-    t->intent = 0;
-    t->depth = 0;
 }
 
-void fa_init(void)
+void fa_thread_for_each(void (*fn)(fa_thread_t *t, void *arg), void *arg)
 {
-    if (__atomic_load_n(&init_state, __ATOMIC_ACQUIRE) == INIT_DONE)
-        return;
-    int expected = INIT_NONE;
-    if (!__atomic_compare_exchange_n(&init_state, &expected, INIT_RUNNING, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
-        /* Another thread is initialising; this thread waits unless it is that thread. */
-        while (!fa_thread()->in_init && __atomic_load_n(&init_state, __ATOMIC_ACQUIRE) != INIT_DONE)
-            sched_yield();
-        return;
-    }
-    fa_thread_t *self = fa_thread();
-    self->in_init = 1;
-    options_without_env = environ == NULL;
-    fa_options_load();
-    if (fa_option(FA_OPT_HELP))
-        fa_options_print(2);
-    if (!fa_region_init((size_t)fa_option(FA_OPT_REGION_GB) << 30))
-        fa_log("could not reserve address space for frame and pool memory; using the heap for everything");
-    /* The initialising thread (normally main, which lives as long as the process)
-     * joins the heap's arena now: jemalloc gives back all of an arena's memory when
-     * the last thread attached to it exits, which in a program that keeps starting
-     * threads was every thread's exit (issue 9, thread churn). A heap allocation
-     * attaches it; a mallctl call would too, but would also set up jemalloc's
-     * control structures (about 250 KiB resident in every process). */
-    fa_je_free(fa_je_malloc(1));
-    fa_frame_configure(); /* after the region: strict mode's no-op bound is the frame part */
-    fa_pool_configure();
-    fa_learn_configure();
-    pthread_key_create(&exit_key, thread_exit);
-    pthread_atfork(fork_prepare, fork_parent, fork_child);
-    self->in_init = 0;
-    __atomic_store_n(&init_state, INIT_DONE, __ATOMIC_RELEASE);
-}
-
-void fa_init_late(void)
-{
-    if (!options_without_env || !environ)
-        return;
-    options_without_env = false;
-    fa_options_load();
-    if (fa_option(FA_OPT_HELP))
-        fa_options_print(2);
-    fa_frame_configure();
-    fa_pool_configure();
-    fa_learn_configure();
-}
-
-int fa_initialized(void) { return __atomic_load_n(&init_state, __ATOMIC_ACQUIRE) == INIT_DONE; }
-
-bool fa_thread_attach(fa_thread_t *t)
-{
-    if (t->state == FA_THREAD_LIVE)
-        return true;
-    if (t->state == FA_THREAD_DEAD || t->in_init)
-        return false;
-    fa_init();
-    if (!fa_initialized())
-        return false;
     pthread_mutex_lock(&registry_lock);
-    t->prev = NULL;
-    t->next = registry;
-    if (registry)
-        registry->prev = t;
-    registry = t;
+    for (fa_thread_t *t = registry; t; t = t->next)
+        fn(t, arg);
     pthread_mutex_unlock(&registry_lock);
-    pthread_setspecific(exit_key, t);
-    t->id = __atomic_fetch_add(&next_thread_id, 1, __ATOMIC_RELAXED);
-    /* The process's second thread gives the heap's arena (the only one) its extent
-     * hooks, so that zeroed blocks it recycles, each new thread's jemalloc cache
-     * among them, are cleared with memset instead of being given back to the
-     * kernel and faulted in again. Not at start: that mallctl call costs a
-     * single-threaded program about 250 KiB resident (jemalloc's control data). */
-    if (t->id == 2)
-        fa_heap_thread_prepare();
-    t->intent |= fa_records_intent_flag();
-    if (fa_thread_intent(t) == 0 && t->depth == 0) /* FA_DEFAULT, outside every scope */
-        t->intent |= fa_learn_thread_intent();
-    t->state = FA_THREAD_LIVE;
-    return true;
+}
+
+void fa_thread_fork_prepare(void) { pthread_mutex_lock(&registry_lock); }
+void fa_thread_fork_parent(void) { pthread_mutex_unlock(&registry_lock); }
+
+void fa_thread_fork_child(void)
+{
+    pthread_mutex_init(&registry_lock, NULL);
+    fa_thread_t *self = fa_thread();
+    registry = NULL;
+    if (self->state == FA_THREAD_LIVE) {
+        self->next = self->prev = NULL;
+        registry = self;
+    }
 }
 
 void *fa_thread_chunk_alloc(fa_thread_t *t, fa_chunk_kind_t kind)
@@ -177,12 +68,4 @@ void *fa_thread_chunk_alloc(fa_thread_t *t, fa_chunk_kind_t kind)
     fa_pool_release_cached(t);
     fa_frame_release_spares(t);
     return fa_region_chunk_alloc(kind);
-}
-
-void fa_thread_for_each(void (*fn)(fa_thread_t *t, void *arg), void *arg)
-{
-    pthread_mutex_lock(&registry_lock);
-    for (fa_thread_t *t = registry; t; t = t->next)
-        fn(t, arg);
-    pthread_mutex_unlock(&registry_lock);
 }

@@ -56,22 +56,20 @@ FA_INLINE fa_thread_t *fa_thread(void) { return &fa_thread_self; }
 /* The thread's intent without the records flag. */
 FA_INLINE uint8_t fa_thread_intent(const fa_thread_t *t) { return t->intent & FA_INTENT_MASK; }
 
-/* Attaches the calling thread if it is fresh (initialising the library if needed).
- * Returns false when the thread cannot use arenas (dead, or inside init). */
-bool fa_thread_attach(fa_thread_t *t);
+/* Adds t to the registry and gives it its id (process.c's attach). */
+void fa_thread_register(fa_thread_t *t);
+/* Takes t out of the registry (process.c's thread exit). */
+void fa_thread_unregister(fa_thread_t *t);
+/* Calls fn for every live thread with the registry locked (statistics). */
+void fa_thread_for_each(void (*fn)(fa_thread_t *t, void *arg), void *arg);
+/* The registry's lock across fork; in the child only the forking thread stays. */
+void fa_thread_fork_prepare(void);
+void fa_thread_fork_parent(void);
+void fa_thread_fork_child(void);
 
 /* A chunk of kind (FA_CHUNK_FRAME or FA_CHUNK_POOL) for thread t from the region;
  * when the region cannot give one (exhausted, or RLIMIT_AS reached), t's cached
  * spare chunks go back first and it tries again. */
 void *fa_thread_chunk_alloc(fa_thread_t *t, fa_chunk_kind_t kind);
-
-/* Calls fn for every live thread with the registry locked (statistics). */
-void fa_thread_for_each(void (*fn)(fa_thread_t *t, void *arg), void *arg);
-
-/* Process-wide set-up run once: options, region, thread key, fork handlers. */
-void fa_init(void);
-int fa_initialized(void);
-/* Re-reads the settings if init ran before the environment was set up. */
-void fa_init_late(void);
 
 #endif
