@@ -24,6 +24,7 @@
 #include "protect.h"
 #include "records.h"
 #include "region.h"
+#include "sampling.h"
 #include "thread.h"
 
 #include "framealloc.h"
@@ -81,21 +82,37 @@ static void *route_recorded(fa_thread_t *t, uint8_t intent, size_t size, size_t 
     return p ? p : heap_alloc(size, alignment);
 }
 
+/* A block records keep. Records observe: they capture the stack first, the block
+ * comes from route_recorded (with room for guard bytes), then records note it. Their
+ * own allocations, and any without an unwinder, take the normal path. */
+static FA_NOINLINE void *allocate_recorded(fa_thread_t *t, uint8_t intent, size_t size, size_t alignment)
+{
+    fa_record_draft_t draft;
+    if (!fa_records_begin(&draft, size))
+        return route(t, intent, size, alignment);
+    void *p = route_recorded(t, intent, draft.block_size, alignment);
+    fa_records_end(t, &draft, intent, p);
+    return p;
+}
+
 /* An allocation that used up the thread's sample_left: recorded when sampling is on.
  * In a thread's first slow path (sample_left 0) this also sets sample_left. */
 static FA_NOINLINE void *allocate_due(fa_thread_t *t, uint8_t intent, size_t size, size_t alignment)
 {
-    void *p = fa_records_mode == FA_RECORDS_SAMPLE ? fa_records_alloc(t, intent, size, alignment, route_recorded)
+    void *p = fa_records_mode == FA_RECORDS_SAMPLE ? allocate_recorded(t, intent, size, alignment)
                                                    : route(t, intent, size, alignment);
-    fa_records_rearm(t, size);
+    fa_sampling_rearm(t, size);
     return p;
 }
 
-/* route() recording every block (FRAMEALLOC_RECORDS=full, guards, poison), for the
- * protect mode's frame blocks: protect adds its site, records their guards. */
-static void *route_recording(fa_thread_t *t, uint8_t intent, size_t size, size_t alignment)
+/* A frame block under FRAMEALLOC_DEBUG=protect, recorded too under full records
+ * (guards, poison); protect then notes its allocating stack. */
+static FA_NOINLINE void *allocate_protected(fa_thread_t *t, size_t size, size_t alignment)
 {
-    return fa_records_alloc(t, intent, size, alignment, route_recorded);
+    void *p = fa_records_mode == FA_RECORDS_FULL ? allocate_recorded(t, FA_FRAME, size, alignment)
+                                                 : route(t, FA_FRAME, size, alignment);
+    fa_protect_note_block(p);
+    return p;
 }
 
 /* Every allocation that is not a fast-path hit. counted: its size was already taken
@@ -107,9 +124,9 @@ static void *allocate(fa_thread_t *t, size_t size, size_t alignment, bool counte
         intent = FA_DEFAULT; /* learned routing happens in fa_malloc_learn_slow only */
     if (FA_UNLIKELY(fa_records_diverting)) {
         if (intent == FA_FRAME && (fa_debug_flags & FA_DEBUG_PROTECT))
-            return fa_protect_alloc(t, size, alignment, fa_records_mode == FA_RECORDS_FULL ? route_recording : route);
+            return allocate_protected(t, size, alignment);
         if (fa_records_mode == FA_RECORDS_FULL)
-            return fa_records_alloc(t, intent, size, alignment, route_recorded);
+            return allocate_recorded(t, intent, size, alignment);
     }
     if (!counted) {
         if (FA_UNLIKELY(size >= t->sample_left))

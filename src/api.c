@@ -10,11 +10,6 @@
 #include "report.h"
 #include "thread.h"
 
-#define FA_TAG_MAX 32
-
-static __thread const char *tag_stack[FA_TAG_MAX] __attribute__((tls_model("initial-exec")));
-static __thread unsigned tag_depth __attribute__((tls_model("initial-exec")));
-
 static void warn_once(int *said, const char *what)
 {
     if (__atomic_exchange_n(said, 1, __ATOMIC_RELAXED))
@@ -87,22 +82,17 @@ void fa_scope_pop(void)
 
 void fa_tag_push(const char *tag)
 {
-    if (tag_depth < FA_TAG_MAX)
-        tag_stack[tag_depth] = tag;
-    tag_depth++;
+    fa_thread_t *t = fa_thread();
+    if (t->tag_depth < FA_TAG_MAX)
+        t->tags[t->tag_depth] = tag;
+    t->tag_depth++;
 }
 
 void fa_tag_pop(void)
 {
-    if (tag_depth)
-        tag_depth--;
-}
-
-const char *fa_tag_current(void)
-{
-    if (!tag_depth)
-        return NULL;
-    return tag_stack[(tag_depth <= FA_TAG_MAX ? tag_depth : FA_TAG_MAX) - 1];
+    fa_thread_t *t = fa_thread();
+    if (t->tag_depth)
+        t->tag_depth--;
 }
 
 const fa_api fa_api_v1 = {

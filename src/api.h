@@ -14,7 +14,6 @@ FA_API void fa_scope_push(int intent);
 FA_API void fa_scope_pop(void);
 FA_API void fa_tag_push(const char *tag);
 FA_API void fa_tag_pop(void);
-const char *fa_tag_current(void);
 /* Fills min(size, sizeof(fa_stats)) bytes of out; returns 0. */
 int fa_stats_fill(fa_stats *out, size_t size);
 FA_API int fa_stats_get(fa_stats *out);

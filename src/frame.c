@@ -282,7 +282,8 @@ static char *find_gap(fa_frame_chunk_t *c, char *slot, uint64_t need)
     return NULL;
 }
 
-char *fa_frame_block_at(fa_frame_chunk_t *c, const char *addr)
+/* The block holding addr in c, or NULL (c's data readable meanwhile). */
+static char *block_at(fa_frame_chunk_t *c, const char *addr)
 {
     for (char *slot = first_slot(c), *limit = slot_limit(c); slot < limit;) {
         uint64_t d = decode(slot);
@@ -293,6 +294,21 @@ char *fa_frame_block_at(fa_frame_chunk_t *c, const char *addr)
         slot += span_of(d);
     }
     return NULL;
+}
+
+bool fa_frame_fault_at(const char *addr, char **block, uint64_t *quarantined_at)
+{
+    if (!fa_region_is_frame(addr))
+        return false;
+    fa_frame_chunk_t *c = (fa_frame_chunk_t *)fa_chunk_of(addr);
+    if (c->head.kind != FA_CHUNK_FRAME || (size_t)(addr - (const char *)c) < FA_FRAME_DATA_OFFSET)
+        return false;
+    /* Readable only for the walk, so the faulting access still faults afterwards. */
+    set_data_access(c, true);
+    *block = block_at(c, addr);
+    set_data_access(c, false);
+    *quarantined_at = c->quarantined_at;
+    return true;
 }
 
 /* ---- generations ---- */

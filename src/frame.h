@@ -159,9 +159,10 @@ void fa_frame_release_spares(fa_thread_t *t);
  * nothing in them is alive. */
 void fa_frame_thread_exit(fa_thread_t *t);
 
-/* For FRAMEALLOC_DEBUG=protect's fault handler: the block holding addr in a
- * quarantined chunk, or NULL. */
-char *fa_frame_block_at(fa_frame_chunk_t *c, const char *addr);
+/* For FRAMEALLOC_DEBUG=protect's fault handler: true when addr lies in the data of
+ * a frame chunk; then *block is the start of the block holding it (NULL when none)
+ * and *quarantined_at the frame at which the chunk became inaccessible. */
+bool fa_frame_fault_at(const char *addr, char **block, uint64_t *quarantined_at);
 
 /* Chunks held by frame arenas, all threads, and the totals of exited threads (statistics). */
 uint64_t fa_frame_chunks_held(void);

@@ -12,7 +12,9 @@
 #include "framealloc.h"
 #include "log.h"
 #include "os.h"
+#include "records.h"
 #include "region.h"
+#include "sites.h"
 #include "symbols.h"
 
 /* One site entry per 16 bytes of the frame part (blocks are 16-aligned). */
@@ -21,44 +23,29 @@
 static uint32_t *block_sites; /* site + 1 per 16-byte granule of the region; 0: unknown */
 static struct sigaction previous;
 
-void *fa_protect_alloc(fa_thread_t *t, size_t size, size_t alignment, fa_route_fn route)
+void fa_protect_note_block(void *p)
 {
-    void *p = route(t, FA_FRAME, size, alignment);
     if (p && block_sites && fa_region_is_frame(p)) {
         uint32_t site = fa_records_capture_site();
         block_sites[((uintptr_t)p - fa_region.base) / SITE_GRANULE] = site == UINT32_MAX ? 0 : site + 1;
     }
-    return p;
 }
 
-/* The start of the block holding addr in c, a quarantined chunk: its data is
- * readable only for the walk, so the faulting access still faults afterwards. */
-static char *block_start(fa_frame_chunk_t *c, const char *addr)
+static void explain(const char *addr, const char *start, uint64_t quarantined_at)
 {
-    char *data = (char *)c + FA_FRAME_DATA_OFFSET;
-    fa_os_protect(data, FA_CHUNK_SIZE - FA_FRAME_DATA_OFFSET, true);
-    char *start = fa_frame_block_at(c, addr);
-    fa_os_protect(data, FA_CHUNK_SIZE - FA_FRAME_DATA_OFFSET, false);
-    return start;
-}
-
-static void explain(const char *addr)
-{
-    fa_frame_chunk_t *c = (fa_frame_chunk_t *)fa_chunk_of(addr);
-    char *start = block_start(c, addr);
     uint64_t now = __atomic_load_n(&fa_frame_number, __ATOMIC_RELAXED);
     if (!start) {
         fa_log("error: use after frame: the program touched %p, in frame memory recycled at frame %llu (now %llu)",
-               (const void *)addr, (unsigned long long)c->quarantined_at, (unsigned long long)now);
+               (const void *)addr, (unsigned long long)quarantined_at, (unsigned long long)now);
         return;
     }
     fa_log("error: use after frame: the program touched %p, %zu bytes into a frame block at %p whose frame was "
            "recycled at frame %llu (now %llu)",
-           (const void *)addr, (size_t)(addr - start), (void *)start, (unsigned long long)c->quarantined_at,
+           (const void *)addr, (size_t)(addr - start), (const void *)start, (unsigned long long)quarantined_at,
            (unsigned long long)now);
     uint32_t site = block_sites ? block_sites[((uintptr_t)start - fa_region.base) / SITE_GRANULE] : 0;
     const uintptr_t *frames = NULL;
-    uint32_t depth = site ? fa_records_site_frames(site - 1, &frames) : 0;
+    uint32_t depth = site ? fa_sites_frames(site - 1, &frames) : 0;
     if (!depth) {
         fa_log("  (the allocating stack is unknown)");
         return;
@@ -74,9 +61,10 @@ static void explain(const char *addr)
 static void on_fault(int signo, siginfo_t *info, void *context)
 {
     const char *addr = info->si_addr;
-    if (fa_region_is_frame(addr) && fa_chunk_of(addr)->kind == FA_CHUNK_FRAME &&
-        (size_t)(addr - (const char *)fa_chunk_of(addr)) >= FA_FRAME_DATA_OFFSET) {
-        explain(addr);
+    char *start;
+    uint64_t quarantined_at;
+    if (fa_frame_fault_at(addr, &start, &quarantined_at)) {
+        explain(addr, start, quarantined_at);
         /* Die of the fault as the program would have: default action, fault again. */
         signal(SIGSEGV, SIG_DFL);
         return;

@@ -1,19 +1,18 @@
 /* Allocation records: sampled or full callstacks for allocations, per call site.
  *
  * Off by default and then free: no fast path looks at it. When on, each attached
- * thread's intent carries FA_INTENT_RECORDS, so the fast-path compares fail into
- * the slow path, which calls fa_records_alloc; heap-sized requests check
- * fa_records_mode there.
+ * thread's intent carries FA_INTENT_RECORDS (full records, protect), or its
+ * sample_left runs out (sampling), so the allocation reaches alloc.c's slow path.
+ * Records are an observer: alloc.c calls fa_records_begin, allocates the block
+ * itself (route_recorded keeps it in the arena its intent names and makes its frees
+ * reach the slow path), then calls fa_records_end; records never allocate or route.
+ * Frees of recorded blocks call fa_records_forget, which finds them again in the
+ * map of recorded blocks; unrecorded blocks never need a look-up.
  *
- * Recorded blocks stay in the arena their intent names (alloc.c's route_recorded),
- * made so that their frees reach the slow path, where a sharded map from address to
- * record finds them again; unrecorded blocks never need a look-up. A
- * sample stands for weight bytes (unbiased sampling by bytes, as in tcmalloc's and
- * jemalloc's heap profilers); in full mode the weight is the size.
- *
- * Stacks are captured with libunwind before any lock is taken, behind a per-thread
- * recursion guard; libunwind is loaded with RTLD_LOCAL so that its _Unwind_* names
- * never replace the C++ runtime's. */
+ * The parts: sites.c (stack capture, call sites), record_map.c (recorded blocks),
+ * tags.c (tags and budgets), sampling.c (sampling by bytes), guards.c (guard bytes
+ * and poison). This file ties them together: start-up, one record's life,
+ * escapes, and the report's view of the sites. */
 #ifndef FA_RECORDS_H
 #define FA_RECORDS_H
 
@@ -21,11 +20,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sites.h"
 #include "thread.h"
 
 enum { FA_RECORDS_OFF, FA_RECORDS_SAMPLE, FA_RECORDS_FULL };
-
-#define FA_RECORDS_MAX_DEPTH 64
 
 extern int fa_records_mode; /* FA_RECORDS_*; fixed after start-up */
 /* True when allocations leave the fast paths for records or FRAMEALLOC_DEBUG=protect. */
@@ -38,15 +36,25 @@ void fa_records_start(void);
 /* The flag a newly attached thread's intent carries. */
 uint8_t fa_records_intent_flag(void);
 
-/* Allocates size bytes aligned to alignment for thread t under intent (flag bit
- * removed) and records it: every allocation in full mode, the sampled ones (those
- * that used up t->sample_left) in sample mode. route() is the normal allocation path. */
-typedef void *(*fa_route_fn)(fa_thread_t *t, uint8_t intent, size_t size, size_t alignment);
-void *fa_records_alloc(fa_thread_t *t, uint8_t intent, size_t size, size_t alignment, fa_route_fn route);
+/* A record being taken: what fa_records_begin found before the block exists. */
+typedef struct {
+    uintptr_t frames[FA_SITES_MAX_DEPTH];
+    int depth;
+    uint32_t site;        /* UINT32_MAX: the site table is full, nothing is kept */
+    size_t size;          /* the record's size: the request, at least 1 */
+    uint64_t weight;      /* bytes the record stands for */
+    size_t block_size;    /* bytes to allocate: the request, with guard bytes */
+} fa_record_draft_t;
 
-/* Sets t->sample_left after an allocation of size bytes used it up: the distance to
- * the next sample, or all ones when sampling is off. */
-void fa_records_rearm(fa_thread_t *t, size_t size);
+/* Starts recording an allocation of size bytes by the calling thread (every one
+ * in full mode, the sampled ones in sample mode): captures its stack. Returns
+ * false when this allocation cannot be recorded (records' own allocations, no
+ * unwinder); then the caller allocates normally and calls nothing else. Otherwise
+ * the caller allocates d->block_size bytes and must call fa_records_end. */
+bool fa_records_begin(fa_record_draft_t *d, size_t size);
+/* Records p (NULL: the allocation failed), allocated for thread t under intent
+ * (flag bit removed), and ends what fa_records_begin started. */
+void fa_records_end(fa_thread_t *t, const fa_record_draft_t *d, uint8_t intent, void *p);
 
 /* For a heap pointer being freed or resized: forgets its record if it has one,
  * checking its guard bytes and poisoning it under FRAMEALLOC_DEBUG. Returns true if
@@ -60,9 +68,6 @@ bool fa_records_requested_size(void *p, size_t *size);
 /* The call site of the caller of the allocator (stack captured now), or UINT32_MAX
  * when none can be taken. For FRAMEALLOC_DEBUG=protect. */
 uint32_t fa_records_capture_site(void);
-/* The frames of a site (innermost first); returns the depth. */
-uint32_t fa_records_site_frames(uint32_t site, const uintptr_t **frames);
-
 
 /* Called at every frame end: recorded frame-scope blocks of recycled frames that are
  * still alive are escapes, attributed to their allocating stack. */
@@ -82,16 +87,8 @@ typedef struct {
     const char *tag;                     /* tag of the most recent record, or NULL */
 } fa_site_t;
 
-typedef struct {
-    const char *name;
-    uint64_t live_bytes, peak_bytes, alloc_bytes; /* estimated */
-    uint64_t budget;                              /* 0: none */
-} fa_tag_totals_t;
-
-/* Calls fn for every call site with at least one record (stack table locked). */
+/* Calls fn for every call site with at least one record. */
 void fa_records_for_each_site(void (*fn)(const fa_site_t *site, void *arg), void *arg);
-/* Calls fn for every tag seen. */
-void fa_records_for_each_tag(void (*fn)(const fa_tag_totals_t *tag, void *arg), void *arg);
 /* Totals: samples taken, bytes sampled (estimated), the sampling rate in bytes. */
 void fa_records_summary(uint64_t *samples, uint64_t *estimated_bytes, uint64_t *rate);
 

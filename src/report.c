@@ -31,6 +31,7 @@
 #include "os.h"
 #include "records.h"
 #include "symbols.h"
+#include "tags.h"
 
 #define TOP_SITES 20
 
@@ -331,7 +332,7 @@ static void write_summary(out_t *o, site_list_t *sites, int depth_shown)
     write_top(o, sites, "Frame escapes (alive when their frame was recycled), by bytes:", by_escape_bytes,
               value_escape_bytes, depth_shown);
     out_printf(o, "\nTags:\n");
-    fa_records_for_each_tag(write_tag, o);
+    fa_tags_for_each(write_tag, o);
 }
 
 static void write_json_site(out_t *o, const fa_site_t *s, int first_site)
@@ -405,7 +406,7 @@ static void write_json(out_t *o, site_list_t *sites)
         write_json_site(o, &sites->items[i], i == 0);
     out_text(o, "\n  ],\n  \"tags\": [", 17);
     o->items = 0;
-    fa_records_for_each_tag(write_json_tag, o);
+    fa_tags_for_each(write_json_tag, o);
     out_text(o, "\n  ]\n}\n", 7);
 }
 

@@ -29,6 +29,9 @@ typedef enum {
  * lets the fast paths do size arithmetic without overflow tests. */
 #define FA_SAMPLE_NEVER ((uint64_t)1 << 62)
 
+/* Tags kept per thread (fa_tag_push); deeper pushes are counted, not kept. */
+#define FA_TAG_MAX 32
+
 typedef struct fa_thread {
     /* Read by every malloc: the intent at the top of the scope stack (an fa_intent),
      * with FA_INTENT_RECORDS or'ed in while records are on. */
@@ -46,6 +49,10 @@ typedef struct fa_thread {
     fa_pool_cache_t pool;
     uint8_t scopes[FA_SCOPE_MAX];
     struct fa_thread *next, *prev; /* registry of live threads */
+    /* fa_tag_push's stack, for records: after the fields the fast paths read, and
+     * usable before the thread attaches. */
+    uint32_t tag_depth;
+    const char *tags[FA_TAG_MAX];
     fa_learn_thread_t learn;       /* last: 4 KiB the other fields need not share lines with */
 } fa_thread_t;
 
@@ -55,6 +62,14 @@ FA_INLINE fa_thread_t *fa_thread(void) { return &fa_thread_self; }
 
 /* The thread's intent without the records flag. */
 FA_INLINE uint8_t fa_thread_intent(const fa_thread_t *t) { return t->intent & FA_INTENT_MASK; }
+
+/* The innermost tag pushed on t, or NULL. */
+FA_INLINE const char *fa_thread_tag(const fa_thread_t *t)
+{
+    if (!t->tag_depth)
+        return NULL;
+    return t->tags[(t->tag_depth <= FA_TAG_MAX ? t->tag_depth : FA_TAG_MAX) - 1];
+}
 
 /* Adds t to the registry and gives it its id (process.c's attach). */
 void fa_thread_register(fa_thread_t *t);
