@@ -9,7 +9,6 @@
 
 #include "debug.h"
 #include "frame.h"
-#include "framealloc.h"
 #include "log.h"
 #include "os.h"
 #include "records.h"
