@@ -20,7 +20,10 @@ static shard_t shards[SHARDS];
 static _Atomic uint64_t live_records;
 
 static size_t shard_of(uintptr_t p) { return (size_t)((p >> 4) * 0x9e3779b97f4a7c15ULL >> 58); }
-static size_t slot_of(uintptr_t p, size_t capacity) { return (size_t)((p >> 4) * 0xff51afd7ed558ccdULL >> 20) & (capacity - 1); }
+static size_t slot_of(uintptr_t p, size_t capacity)
+{
+    return (size_t)((p >> 4) * 0xff51afd7ed558ccdULL >> 20) & (capacity - 1);
+}
 
 void fa_record_map_start(void)
 {

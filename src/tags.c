@@ -56,7 +56,8 @@ void fa_tags_account(uint16_t tag, int64_t bytes)
     t->alloc_bytes += (uint64_t)bytes;
     uint64_t peak = t->peak_bytes;
     while (live > 0 && (uint64_t)live > peak &&
-           !__atomic_compare_exchange_n(&t->peak_bytes, &peak, (uint64_t)live, true, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+           !__atomic_compare_exchange_n(&t->peak_bytes, &peak, (uint64_t)live, true, __ATOMIC_RELAXED,
+                                        __ATOMIC_RELAXED))
         ;
 }
 
