@@ -16,7 +16,6 @@
 
 void *fa_je_malloc(size_t size);
 void *fa_je_calloc(size_t count, size_t size);
-void *fa_je_realloc(void *p, size_t size);
 void fa_je_free(void *p);
 void *fa_je_mallocx(size_t size, int flags);
 size_t fa_je_malloc_usable_size(void *p);

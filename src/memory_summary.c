@@ -2,9 +2,7 @@
 #include "memory_summary.h"
 
 #include "api.h"
-#include "frame.h"
 #include "heap.h"
-#include "pool.h"
 #include "region.h"
 #include "thread.h"
 
@@ -29,10 +27,8 @@ bool fa_memory_release_unused(void)
 {
     uint64_t before = resident_bytes();
     fa_thread_t *t = fa_thread();
-    if (t->state == FA_THREAD_LIVE) {
-        fa_pool_release_cached(t);
-        fa_frame_release_spares(t);
-    }
+    if (t->state == FA_THREAD_LIVE)
+        fa_thread_release_cached(t);
     fa_heap_purge();
     return resident_bytes() < before;
 }
