@@ -1,15 +1,18 @@
 /* Frame arena semantics through the core's entry points. */
 #include <check.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "alloc.h"
 #include "api.h"
 #include "config.h"
 #include "region.h"
+#include "thread.h"
 
 /* True when all n bytes at p equal value (one assertion per block, not per byte). */
 static int all_bytes_are(const unsigned char *p, size_t n, unsigned value)
@@ -811,6 +814,87 @@ START_TEST(idle_worker_returns_spike_memory)
 }
 END_TEST
 
+/* 6. The owner frees a block of a finished generation while a thread ending a frame
+ * recycles that generation for it (the owner had stopped syncing). The recycling
+ * walk must not see the block dead before the free is counted, or the free is
+ * counted twice and the chunk is reused under the owner's other live block. The
+ * interleaving is forced: the test holds the owner's arena lock while the owner
+ * frees, parks the owner in a signal handler, then ends frames. */
+static struct {
+    fa_thread_t *owner;
+    unsigned char *freed, *kept;
+    pthread_barrier_t made, locked;
+    sem_t parked, resume;
+} race;
+
+static void park_owner(int sig)
+{
+    (void)sig;
+    sem_post(&race.parked);
+    while (sem_wait(&race.resume) != 0)
+        continue;
+}
+
+static void *free_during_idle_recycle(void *arg)
+{
+    (void)arg;
+    race.owner = fa_thread();
+    fa_scope_push(FA_FRAME);
+    race.freed = fa_malloc(64);
+    race.kept = fa_malloc(64);
+    memset(race.kept, 0x5a, 64);
+    /* More than a chunk: leaving the scope then finishes the generation, which
+     * stays waiting for its frame to be recycled (this thread never syncs again
+     * before its free below). */
+    static void *fill[2 * FA_CHUNK_SIZE / 60000];
+    for (size_t i = 0; i < sizeof fill / sizeof fill[0]; i++)
+        fill[i] = fa_malloc(60000);
+    for (size_t i = 0; i < sizeof fill / sizeof fill[0]; i++)
+        fa_free(fill[i]);
+    fa_scope_pop();
+    pthread_barrier_wait(&race.made);
+    pthread_barrier_wait(&race.locked);
+    fa_free(race.freed);
+    fa_scope_push(FA_FRAME); /* a sync, then new blocks: they must not land on kept */
+    for (int i = 0; i < 64; i++)
+        memset(fa_malloc(1000), 0xee, 1000);
+    fa_scope_pop();
+    return NULL;
+}
+
+START_TEST(owner_free_during_idle_recycle_keeps_other_blocks)
+{
+    setenv("FRAMEALLOC_FRAME_RETAIN", "1", 1);
+    pthread_barrier_init(&race.made, NULL, 2);
+    pthread_barrier_init(&race.locked, NULL, 2);
+    sem_init(&race.parked, 0, 0);
+    sem_init(&race.resume, 0, 0);
+    struct sigaction park = {.sa_handler = park_owner};
+    sigaction(SIGUSR1, &park, NULL);
+    fa_malloc(16); /* attach this thread: its frame ends look at idle threads */
+    pthread_t th;
+    pthread_create(&th, NULL, free_during_idle_recycle, NULL);
+    pthread_barrier_wait(&race.made);
+    _Atomic uint8_t *lock = &race.owner->frame.lock;
+    ck_assert(!__atomic_exchange_n(lock, 1, __ATOMIC_ACQUIRE));
+    uint64_t *header = (uint64_t *)race.freed - 1;
+    uint64_t before = __atomic_load_n(header, __ATOMIC_RELAXED);
+    pthread_barrier_wait(&race.locked);
+    /* The owner's free now waits for the lock; give it time to get there. */
+    for (int ms = 0; ms < 200 && __atomic_load_n(header, __ATOMIC_RELAXED) == before; ms++)
+        nanosleep(&(struct timespec){.tv_nsec = 1000000}, NULL);
+    pthread_kill(th, SIGUSR1);
+    while (sem_wait(&race.parked) != 0)
+        continue;
+    __atomic_store_n(lock, 0, __ATOMIC_RELEASE);
+    for (int i = 0; i < 8; i++)
+        fa_frame_end(); /* one of these recycles the owner's generation for it */
+    sem_post(&race.resume);
+    pthread_join(th, NULL);
+    ck_assert(all_bytes_are(race.kept, 64, 0x5a));
+}
+END_TEST
+
 
 /* Many scopes that each take several chunks in one frame: each ends a generation,
  * more than a thread keeps apart, so the newest are merged; every block stays
@@ -886,6 +970,7 @@ Suite *fa_test_suite(void)
     tcase_add_test(defects, strict_worker_result_survives_worker_exit);
     tcase_add_test(defects, strict_free_after_recycle_is_a_no_op);
     tcase_add_test(defects, idle_worker_returns_spike_memory);
+    tcase_add_test(defects, owner_free_during_idle_recycle_keeps_other_blocks);
     tcase_add_test(defects, many_large_scopes_in_one_frame);
     suite_add_tcase(s, defects);
     return s;
