@@ -755,16 +755,23 @@ void fa_frame_free_slow(fa_thread_t *t, void *p)
     uint64_t *header = (uint64_t *)p - 1;
     uint64_t h = d ^ (uintptr_t)p ^ fa_frame_secret;
     bool own = __atomic_load_n(&c->head.owner, __ATOMIC_ACQUIRE) == t->id;
-    /* Only a second free can race with this one, and it must lose. */
-    if (!__atomic_compare_exchange_n(header, &h, h ^ (own ? FA_FRAME_FREED : FA_FRAME_PENDING), false,
-                                     __ATOMIC_RELAXED, __ATOMIC_RELAXED))
-        report_bad_pointer("free", p, "double free (the block was already freed)");
     if (own) {
+        /* Marked and counted under the lock: a thread recycling this generation
+         * for us must never walk the block dead before its free is counted (it
+         * would be counted twice, and the chunk reused under a live block). */
         lock_arena(&t->frame);
-        count_free(&t->frame, c, seq_of(d));
+        bool first = __atomic_compare_exchange_n(header, &h, h ^ FA_FRAME_FREED, false, __ATOMIC_RELAXED,
+                                                 __ATOMIC_RELAXED);
+        if (first)
+            count_free(&t->frame, c, seq_of(d));
         unlock_arena(&t->frame);
+        if (!first)
+            report_bad_pointer("free", p, "double free (the block was already freed)");
         return;
     }
+    /* Only a second free can race with this one, and it must lose. */
+    if (!__atomic_compare_exchange_n(header, &h, h ^ FA_FRAME_PENDING, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+        report_bad_pointer("free", p, "double free (the block was already freed)");
     uint64_t *head = __atomic_load_n(&c->remote, __ATOMIC_RELAXED);
     do
         *(uint64_t **)p = head;
