@@ -11,12 +11,12 @@
 
 #include <pthread.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #include "learn_profile.h"
 #include "log.h"
 #include "math_lite.h"
 #include "options.h"
+#include "os.h"
 
 int fa_learn_mode;
 
@@ -158,8 +158,8 @@ static void block_place(block_t b)
 static bool blocks_resize(uint32_t bits)
 {
     size_t bytes = ((size_t)1 << bits) * sizeof(block_t);
-    block_t *fresh = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (fresh == MAP_FAILED)
+    block_t *fresh = fa_os_map_table(bytes);
+    if (!fresh)
         return false;
     block_t *old = blocks;
     uint32_t old_size = blocks ? block_mask + 1 : 0;
@@ -170,7 +170,7 @@ static bool blocks_resize(uint32_t bits)
         if (old[i].addr)
             block_place(old[i]);
     if (old)
-        munmap(old, (size_t)old_size * sizeof(block_t));
+        fa_os_unreserve(old, (size_t)old_size * sizeof(block_t));
     return true;
 }
 

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "os.h"
 
 #define MAX_ENTRIES 4096
 #define NAME_BYTES 65536
@@ -96,7 +97,7 @@ static uint32_t intern(const char *name)
 
 void fa_learn_profile_read(const char *path)
 {
-    FILE *f = fopen(path, "r");
+    FILE *f = fa_os_open_read_stream(path);
     if (!f) {
         if (errno != ENOENT)
             fa_log("FRAMEALLOC_LEARN_PROFILE=%s: cannot read (%s); learning from scratch", path, strerror(errno));

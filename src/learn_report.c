@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include "api.h"
@@ -51,7 +50,7 @@ void fa_learn_start(void)
 /* Copies the other programs' lines of the old profile (if any) into f. */
 static void keep_other_programs(const char *path, FILE *f)
 {
-    FILE *old = fopen(path, "r");
+    FILE *old = fa_os_open_read_stream(path);
     if (!old)
         return;
     char line[800], program[256];
@@ -305,9 +304,8 @@ void fa_learn_finish(void)
     if (!peek.samples && !peek.routed)
         return; /* nothing learned (a helper process: a shell, time): no report, profile untouched */
     fa_learn_summary_t sum;
-    fa_learn_site_t *sites = mmap(NULL, MAX_SITES * sizeof *sites, PROT_READ | PROT_WRITE,
-                                  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (sites == MAP_FAILED)
+    fa_learn_site_t *sites = fa_os_map_table(MAX_SITES * sizeof *sites);
+    if (!sites)
         return;
     size_t n = fa_learn_sites(sites, MAX_SITES, &sum);
     if (n > MAX_SITES)
@@ -337,5 +335,5 @@ void fa_learn_finish(void)
     fflush(stderr);
     if (dir || sites_on_stderr)
         fa_symbols_close();
-    munmap(sites, MAX_SITES * sizeof *sites);
+    fa_os_unreserve(sites, MAX_SITES * sizeof *sites);
 }

@@ -113,6 +113,20 @@ uint64_t fa_os_random64(void)
 
 int fa_os_open_read(const char *path) { return open(path, O_RDONLY | O_CLOEXEC); }
 
+FILE *fa_os_open_read_stream(const char *path)
+{
+    int fd = fa_os_open_read(path);
+    if (fd < 0)
+        return NULL;
+    FILE *f = fdopen(fd, "r");
+    if (!f) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+    }
+    return f;
+}
+
 size_t fa_os_read_file(const char *path, char *buf, size_t cap)
 {
     buf[0] = '\0';

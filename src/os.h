@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 /* Reserves size bytes of address space aligned to align, inaccessible and not
  * charged against commit. align must be a power of two and a page multiple. */
@@ -43,6 +44,8 @@ size_t fa_os_memory_bytes(void);
 
 /* Opens path for reading, close-on-exec: a descriptor, or -1. */
 int fa_os_open_read(const char *path);
+/* The same as a stdio stream (profiles, /proc/self/maps), or NULL. */
+FILE *fa_os_open_read_stream(const char *path);
 /* Reads up to cap - 1 bytes of a small file into buf, NUL-terminated; the length
  * (0 on any error). */
 size_t fa_os_read_file(const char *path, char *buf, size_t cap);

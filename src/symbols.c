@@ -195,8 +195,7 @@ void fa_symbols_open(void)
         return;
     /* /proc/self, not /proc/PID: in a new pid namespace with the host's /proc
      * mounted (containers), getpid() names another process there. */
-    int maps_fd = fa_os_open_read("/proc/self/maps");
-    FILE *maps = maps_fd >= 0 ? fdopen(maps_fd, "r") : NULL;
+    FILE *maps = fa_os_open_read_stream("/proc/self/maps");
     int failed = !maps || maps_report(dwfl, maps) != 0 || report_end(dwfl, NULL, NULL) != 0;
     if (maps)
         fclose(maps);
