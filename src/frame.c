@@ -8,6 +8,7 @@
 #include <sched.h>
 #include <string.h>
 
+#include "self_check.h"
 #include "debug.h"
 #include "framealloc.h"
 #include "log.h"
@@ -212,6 +213,10 @@ static fa_frame_chunk_t *new_chunk(fa_thread_t *t)
 
 /* ---- walks ---- */
 
+/* The live count of a chunk never reused: a header in it did not decode (or, for an
+ * orphan, it was not walked yet). */
+#define LIVE_FOREVER (UINT64_MAX / 2)
+
 FA_COLD static void report_overwritten(fa_frame_chunk_t *c, char *slot)
 {
     static int reported;
@@ -245,7 +250,7 @@ static uint64_t walk_chunk(fa_frame_chunk_t *c, uint64_t first, uint64_t last)
         uint64_t d = decode(slot);
         if (!well_formed(c, slot, d)) {
             report_overwritten(c, slot);
-            c->live = UINT64_MAX / 2; /* never reaches 0 again */
+            c->live = LIVE_FOREVER;
             c->largest_gap = 0;
             return own;
         }
@@ -519,6 +524,83 @@ static void trim_spares(fa_frame_arena_t *a)
         release_chunk(list_pop(&a->spare));
 }
 
+/* ---- validation (FA_CHECK level 2, see self_check.h) ---- */
+
+/* Count and tail match the links; every chunk is a frame chunk of owner. */
+static bool list_valid(const fa_frame_list_t *l, uint64_t owner)
+{
+    uint32_t n = 0;
+    const fa_frame_chunk_t *last = NULL;
+    for (const fa_frame_chunk_t *c = l->head; c; c = c->next, n++) {
+        if (c->head.kind != FA_CHUNK_FRAME || c->head.owner != owner || n == l->count)
+            return false;
+        last = c;
+    }
+    return n == l->count && last == l->tail;
+}
+
+/* Well-formed headers tile [from, to) exactly (a chunk whose walk failed is exempt). */
+static bool tiled(fa_frame_chunk_t *c, char *from, char *to)
+{
+    if (c->live == LIVE_FOREVER)
+        return true;
+    while (from < to) {
+        uint64_t d = decode(from);
+        if (!well_formed(c, from, d))
+            return false;
+        from += span_of(d);
+    }
+    return from == to;
+}
+
+static bool chunks_tiled(fa_frame_chunk_t *c)
+{
+    for (; c; c = c->next)
+        if (!tiled(c, first_slot(c), slot_limit(c)))
+            return false;
+    return true;
+}
+
+/* The current generation and its bump range (only the owner may look: its fast
+ * paths change them without the lock). after: every finished sequence number. */
+static bool current_valid(const fa_frame_arena_t *a, uint64_t owner, uint64_t after)
+{
+    if (!a->key)
+        return !a->chunks.head && !a->bump && !a->made;
+    if (a->key != key_of(a->seq) || a->seq <= after || a->freed > a->made || !list_valid(&a->chunks, owner))
+        return false;
+    if (!a->bump)
+        return true;
+    fa_frame_chunk_t *c = a->chunk, *in = a->chunks.head;
+    while (in && in != c)
+        in = in->next;
+    return in && first_slot(c) + FA_FRAME_HEADER <= a->range_start && a->range_start <= a->bump &&
+           a->bump <= a->end && a->end <= slot_limit(c) + FA_FRAME_HEADER &&
+           tiled(c, first_slot(c), a->bump - FA_FRAME_HEADER) && tiled(c, a->end - FA_FRAME_HEADER, slot_limit(c));
+}
+
+/* Every invariant of frame.h that can be checked from t's arena, with its lock held.
+ * by_owner: t itself is asking, so its current generation is checked too. */
+static bool arena_valid(fa_thread_t *t, bool by_owner)
+{
+    fa_frame_arena_t *a = &t->frame;
+    uint64_t last_seq = 0;
+    if (a->gen_count > FA_FRAME_GENS)
+        return false;
+    for (uint32_t i = 0; i < a->gen_count; i++) {
+        const fa_frame_gen_t *g = gen_at(a, i);
+        if (g->first <= last_seq || g->last < g->first || g->freed > g->made || !list_valid(&g->chunks, t->id) ||
+            !chunks_tiled(g->chunks.head))
+            return false;
+        last_seq = g->last;
+    }
+    for (fa_frame_chunk_t *c = a->escaped; c; c = c->next)
+        if (c->head.kind != FA_CHUNK_FRAME || c->head.owner != t->id || c->live == 0)
+            return false;
+    return chunks_tiled(a->escaped) && list_valid(&a->spare, t->id) && list_valid(&a->quarantine, t->id) &&
+           (!by_owner || current_valid(a, t->id, last_seq));
+}
+
 /* ---- orphans ---- */
 
 /* An orphan goes back to the region once its frame is recycled and nothing in it
@@ -555,7 +637,7 @@ static void reclaim_orphans(uint64_t now)
 static void orphan(fa_frame_chunk_t *c, uint64_t stamp)
 {
     c->stamp = stamp;
-    c->live = UINT64_MAX / 2; /* unknown until walked */
+    c->live = LIVE_FOREVER; /* unknown until walked */
     __atomic_store_n(&c->head.owner, FA_OWNER_NONE, __ATOMIC_RELEASE);
     pthread_mutex_lock(&orphan_lock);
     c->next = orphans;
@@ -598,6 +680,7 @@ static void sync_frame(fa_thread_t *t, uint64_t now, uint64_t stamp)
     trim_spares(a);
     reclaim_orphans(now);
     a->synced_frame = now;
+    FA_CHECK(2, arena_valid(t, true));
 }
 
 static void sync_frame_locked(fa_thread_t *t, uint64_t now, uint64_t stamp)
@@ -650,6 +733,7 @@ static void recycle_for_idle(fa_thread_t *t, void *arg)
     /* Each look counts as one frame of its recent need: a worker idle for a few
      * frames keeps its chunks warm; one idle for a few looks gives them back. */
     trim_spares(a);
+    FA_CHECK(2, arena_valid(t, false));
     unlock_arena(a);
 }
 

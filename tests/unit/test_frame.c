@@ -931,6 +931,37 @@ START_TEST(many_large_scopes_in_one_frame)
 }
 END_TEST
 
+
+/* ---- the core's validators (src/check.h), compiled into the core these tests link ---- */
+
+/* A chunk list whose count disagrees with its links is caught at the next sync. */
+START_TEST(validator_catches_a_miscounted_list)
+{
+    fa_scope_push(FA_FRAME);
+    fa_free(fa_malloc(64));
+    fa_scope_pop();
+    fa_frame_end();
+    fa_frame_end(); /* the generation's chunk is a spare now */
+    ck_assert_uint_ge(fa_thread()->frame.spare.count, 1);
+    fa_thread()->frame.spare.count++;
+    fa_frame_end();
+}
+END_TEST
+
+/* A block header of a generation waiting for its frame, overwritten (a span that
+ * no longer tiles the chunk), is caught at the next sync, before any recycling. */
+START_TEST(validator_catches_a_broken_header)
+{
+    setenv("FRAMEALLOC_FRAMES_IN_FLIGHT", "2", 1);
+    fa_scope_push(FA_FRAME);
+    fa_malloc(64);
+    uint64_t *q = fa_malloc(64);
+    fa_scope_pop();
+    q[-1] ^= 0x100; /* a span 256 bytes off */
+    fa_frame_end();
+}
+END_TEST
+
 Suite *fa_test_suite(void)
 {
     Suite *s = suite_create("frame");
@@ -973,5 +1004,9 @@ Suite *fa_test_suite(void)
     tcase_add_test(defects, owner_free_during_idle_recycle_keeps_other_blocks);
     tcase_add_test(defects, many_large_scopes_in_one_frame);
     suite_add_tcase(s, defects);
+    TCase *validators = tcase_create("validators");
+    tcase_add_test_raise_signal(validators, validator_catches_a_miscounted_list, SIGABRT);
+    tcase_add_test_raise_signal(validators, validator_catches_a_broken_header, SIGABRT);
+    suite_add_tcase(s, validators);
     return s;
 }
