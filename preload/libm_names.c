@@ -1,5 +1,5 @@
-/* The three libm names the library's code calls (math_lite.h), defined here and
- * hidden, so that libframealloc.so does not
+/* The three libm names the backing heap (jemalloc) calls, defined here with
+ * math_lite.h and hidden, so that libframealloc.so does not
  * link libm: in a process that never loads it, libm's pages would be resident for
  * nothing (about 0.3 MiB). */
 #include "math_lite.h"

@@ -8,7 +8,7 @@
 #include <stdio.h>
 
 #include "alloc.h"
-#include "api.h"
+#include "stats.h"
 #include "memory_summary.h"
 
 static struct mallinfo2 summary_as_mallinfo2(void)

@@ -21,6 +21,7 @@
 #include "os.h"
 #include "debug.h"
 #include "pool.h"
+#include "process.h"
 #include "protect.h"
 #include "records.h"
 #include "region.h"
@@ -56,15 +57,21 @@ static void *heap_alloc(size_t size, size_t alignment)
 
 static size_t frame_alignment(size_t alignment) { return alignment > FA_MIN_ALIGN ? alignment : FA_MIN_ALIGN; }
 
+/* Arenas serve attached threads: a thread's first slow path attaches it; a thread
+ * past its exit (or one running the library's initialisation) gets the heap. */
+static bool attached(fa_thread_t *t) { return t->state == FA_THREAD_LIVE || fa_thread_attach(t); }
+
 /* The normal path for intent (the records flag removed): the arena the intent names,
  * with its slow path, and the heap for everything an arena does not serve. */
 static void *route(fa_thread_t *t, uint8_t intent, size_t size, size_t alignment)
 {
     void *p = NULL;
-    if (pool_serves(intent, size, alignment))
-        p = fa_pool_alloc(t, size);
-    else if (intent == FA_FRAME)
-        p = fa_frame_alloc_slow(t, size, frame_alignment(alignment));
+    if (attached(t)) {
+        if (pool_serves(intent, size, alignment))
+            p = fa_pool_alloc(t, size);
+        else if (intent == FA_FRAME)
+            p = fa_frame_alloc_slow(t, size, frame_alignment(alignment));
+    }
     return p ? p : heap_alloc(size, alignment);
 }
 
@@ -75,10 +82,12 @@ static void *route(fa_thread_t *t, uint8_t intent, size_t size, size_t alignment
 static void *route_recorded(fa_thread_t *t, uint8_t intent, size_t size, size_t alignment)
 {
     void *p = NULL;
-    if (pool_serves(intent, size, alignment))
-        p = fa_pool_alloc_recorded(t, size);
-    else if (intent == FA_FRAME && (p = fa_frame_alloc_slow(t, size, frame_alignment(alignment))))
-        fa_frame_mark_recorded(p);
+    if (attached(t)) {
+        if (pool_serves(intent, size, alignment))
+            p = fa_pool_alloc_recorded(t, size);
+        else if (intent == FA_FRAME && (p = fa_frame_alloc_slow(t, size, frame_alignment(alignment))))
+            fa_frame_mark_recorded(p);
+    }
     return p ? p : heap_alloc(size, alignment);
 }
 

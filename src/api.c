@@ -8,6 +8,7 @@
 #include "process.h"
 #include "records.h"
 #include "report.h"
+#include "stats.h"
 #include "thread.h"
 
 static void warn_once(int *said, const char *what)
@@ -26,7 +27,11 @@ void fa_frame_begin(void)
 
 void fa_frame_end(void)
 {
-    fa_frame_end_now(fa_thread());
+    /* A main loop may end frames before it ever allocates: initialise first, so
+     * that the settings (frame log, frames in flight) are read before use. */
+    fa_thread_t *t = fa_thread();
+    fa_thread_attach(t);
+    fa_frame_end_now(t);
     if (fa_records_mode)
         fa_records_frame_ended(__atomic_load_n(&fa_frame_number, __ATOMIC_ACQUIRE),
                                (uint64_t)fa_option(FA_OPT_FRAMES_IN_FLIGHT));

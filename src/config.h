@@ -30,5 +30,7 @@
 /* On the core's globals: accessed directly, not through the GOT (-fvisibility=hidden
  * covers definitions only, not extern declarations seen by other files). */
 #define FA_HIDDEN __attribute__((visibility("hidden")))
+/* On the public fa_* API's definitions: exported from the library. */
+#define FA_API __attribute__((visibility("default")))
 
 #endif

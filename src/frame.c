@@ -14,7 +14,6 @@
 #include "log.h"
 #include "options.h"
 #include "os.h"
-#include "process.h"
 
 _Atomic uint64_t fa_frame_number;
 uint64_t fa_frame_secret;
@@ -802,7 +801,7 @@ void *fa_frame_alloc_slow(fa_thread_t *t, size_t n, size_t align)
 {
     if (n > frame_max || align > FA_FRAME_MAX_ALIGN)
         return NULL;
-    if (t->state != FA_THREAD_LIVE && !fa_thread_attach(t))
+    if (t->state != FA_THREAD_LIVE) /* the heap serves threads past their exit */
         return NULL;
     lock_arena(&t->frame);
     void *p = bump_slow(t, n, align);
@@ -902,9 +901,6 @@ void fa_frame_release_spares(fa_thread_t *t)
 
 void fa_frame_end_now(fa_thread_t *t)
 {
-    /* A main loop may end frames before it ever allocates: initialise first, so
-     * that the settings (frame log, frames in flight) are read before use. */
-    fa_thread_attach(t);
     uint64_t before = __atomic_fetch_add(&fa_frame_number, 1, __ATOMIC_ACQ_REL);
     if (t->state != FA_THREAD_LIVE)
         return;

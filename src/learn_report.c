@@ -13,7 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "api.h"
+#include "stats.h"
 #include "learn.h"
 #include "learn_profile.h"
 #include "log.h"

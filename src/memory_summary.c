@@ -1,7 +1,7 @@
 /* The figures behind mallinfo2 and the work behind malloc_trim (memory_summary.h). */
 #include "memory_summary.h"
 
-#include "api.h"
+#include "stats.h"
 #include "heap.h"
 #include "region.h"
 #include "thread.h"

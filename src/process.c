@@ -7,7 +7,7 @@
 #include <pthread.h>
 #include <sched.h>
 
-#include "api.h"
+#include "stats.h"
 #include "frame.h"
 #include "heap.h"
 #include "learn.h"

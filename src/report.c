@@ -24,7 +24,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "api.h"
+#include "stats.h"
 #include "framealloc.h"
 #include "log.h"
 #include "options.h"

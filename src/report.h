@@ -3,6 +3,12 @@
 #ifndef FA_REPORT_H
 #define FA_REPORT_H
 
+#include "config.h"
+
+/* Writes the records report into dir (FRAMEALLOC_REPORT when dir is NULL); 0 on
+ * success (public API). */
+FA_API int fa_report(const char *dir);
+
 /* Reads FRAMEALLOC_REPORT and FRAMEALLOC_REPORT_SIGNAL; installs the signal handler. */
 void fa_report_start(void);
 /* Writes the report if the report signal arrived since the last call. */

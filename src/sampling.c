@@ -2,8 +2,9 @@
  * per-thread random stream, and the weight of a sample. */
 #include "sampling.h"
 
-#include <math.h>
 #include <time.h>
+
+#include "math_lite.h"
 
 static uint64_t sample_rate; /* bytes; 0: sampling off */
 
@@ -25,7 +26,7 @@ static uint64_t draw_interval(void)
     if (!rng)
         rng = (uint64_t)(uintptr_t)&rng ^ (uint64_t)time(NULL) * 0x9e3779b97f4a7c15ULL;
     double u = ((double)(next_random() >> 11) + 0.5) / 9007199254740992.0;
-    return (uint64_t)(-log(u) * (double)sample_rate) + 1;
+    return (uint64_t)(-fa_math_log(u) * (double)sample_rate) + 1;
 }
 
 void fa_sampling_start(uint64_t rate) { sample_rate = rate; }
@@ -58,6 +59,6 @@ void fa_sampling_rearm(fa_thread_t *t, size_t size)
 uint64_t fa_sampling_weight(size_t size)
 {
     /* A block of s bytes is sampled with probability 1 - exp(-s / rate). */
-    double p = 1.0 - exp(-(double)size / (double)sample_rate);
+    double p = 1.0 - fa_math_exp(-(double)size / (double)sample_rate);
     return (uint64_t)((double)size / p + 0.5);
 }

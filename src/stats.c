@@ -2,7 +2,7 @@
  * the registry, plus the totals of exited threads, the region and jemalloc. */
 #include <string.h>
 
-#include "api.h"
+#include "stats.h"
 #include "frame.h"
 #include "heap.h"
 #include "log.h"

@@ -10,6 +10,7 @@
 
 #include "alloc.h"
 #include "api.h"
+#include "stats.h"
 #include "config.h"
 #include "region.h"
 #include "thread.h"

@@ -10,6 +10,7 @@
 
 #include "alloc.h"
 #include "api.h"
+#include "stats.h"
 #include "config.h"
 #include "pool.h"
 #include "region.h"
