@@ -20,9 +20,15 @@
 
 int fa_learn_mode;
 
-/* A site is routed when the upper bound of its escape share is below this, and
- * demoted when the lower bound rises above it (Wilson score interval, 95 %). */
-#define ESCAPE_BOUND 0.05
+/* A site is routed when the upper bound of its escape share is below ROUTE_BOUND,
+ * and demoted when the lower bound rises above DEMOTE_BOUND (Wilson score interval,
+ * 95 %). Demotion is stricter: an escape makes its generation's recycling walk
+ * every header of its chunks (a few thousand instructions) where a routed
+ * pool-sized pair saves about 20, so a site that escapes more than about half a
+ * percent costs more than it saves; routing needs only the evidence a few dozen
+ * observations give, so that sites are routed soon after the warm-up. */
+#define ROUTE_BOUND 0.05
+#define DEMOTE_BOUND 0.005
 #define WILSON_Z 1.96
 /* Fewest observed lifetimes before a site can be routed. */
 #define MIN_DECIDED 32
@@ -227,13 +233,13 @@ static uint64_t live_old(const site_t *s, uint64_t now)
 static bool window_temporary(const site_t *s, uint64_t now)
 {
     uint64_t old = live_old(s, now), n = s->window + old;
-    return n >= MIN_DECIDED && wilson(s->window_escaped + old, n, 1) <= ESCAPE_BOUND;
+    return n >= MIN_DECIDED && wilson(s->window_escaped + old, n, 1) <= ROUTE_BOUND;
 }
 
 static bool window_escaping(const site_t *s, uint64_t now)
 {
     uint64_t old = live_old(s, now);
-    return wilson(s->window_escaped + old, s->window + old, -1) > ESCAPE_BOUND;
+    return wilson(s->window_escaped + old, s->window + old, -1) > DEMOTE_BOUND;
 }
 
 /* Rebuilds the routed set from the site states. Lock held. */
@@ -327,6 +333,42 @@ static void rearm(fa_learn_thread_t *l)
     l->weight = d;
 }
 
+/* Allocations above the pools' limit are observed this many times as often. */
+#define LARGE_RATE_DIVISOR 16
+
+static void rearm_large(fa_learn_thread_t *l)
+{
+    uint64_t r = rate / LARGE_RATE_DIVISOR;
+    uint64_t d = r <= 1 ? 1 : 1 + next_random(l) % (2 * r - 1);
+    l->large_countdown = (int64_t)d;
+    l->large_weight = d;
+}
+
+/* True when this allocation is to be observed; its weight (the allocations it
+ * stands for) goes to l->observing. Each allocation is counted by one countdown:
+ * the fast path's, or for a large one that reached here the large countdown (the
+ * fast path's count is given back). */
+static bool observation_due(fa_learn_thread_t *l, size_t size)
+{
+    uint64_t weight;
+    if (size > fa_pool_max) {
+        l->countdown++;
+        if (--l->large_countdown > 0)
+            return false;
+        weight = l->large_weight;
+        rearm_large(l);
+    } else {
+        if (l->countdown > 0)
+            return false;
+        weight = l->weight;
+        rearm(l);
+    }
+    if (!weight || __atomic_load_n(&paused, __ATOMIC_ACQUIRE))
+        return false; /* a thread's first call arms its countdowns */
+    l->observing = weight;
+    return true;
+}
+
 static void refresh_table(fa_learn_thread_t *l)
 {
     pthread_mutex_lock(&lock);
@@ -342,7 +384,6 @@ static void refresh_table(fa_learn_thread_t *l)
 
 fa_learn_use_t fa_learn_decide(fa_thread_t *t, uintptr_t site, size_t size)
 {
-    (void)size;
     fa_learn_thread_t *l = &t->learn;
     if (t->state != FA_THREAD_LIVE)
         return FA_LEARN_USE_DEFAULT;
@@ -366,14 +407,8 @@ fa_learn_use_t fa_learn_decide(fa_thread_t *t, uintptr_t site, size_t size)
         fa_frame_on_intent_change(t, true, true);
     if (l->epoch != __atomic_load_n(&routed_epoch, __ATOMIC_ACQUIRE))
         refresh_table(l);
-    if (l->countdown <= 0) {
-        uint64_t weight = l->weight;
-        rearm(l);
-        if (weight && !__atomic_load_n(&paused, __ATOMIC_ACQUIRE)) {
-            l->observing = weight;
-            return FA_LEARN_USE_OBSERVE;
-        }
-    }
+    if (observation_due(l, size))
+        return FA_LEARN_USE_OBSERVE;
     return *fa_learn_slot(l, site) == site ? FA_LEARN_USE_FRAME : FA_LEARN_USE_DEFAULT;
 }
 
@@ -467,7 +502,7 @@ size_t fa_learn_sites(fa_learn_site_t *out, size_t cap, fa_learn_summary_t *summ
     pthread_mutex_lock(&lock);
     *summary = (fa_learn_summary_t){.frames = now, .rate = rate, .frames_in_flight = frames_in_flight,
                                     .warmup = warmup, .samples = samples_total, .dropped = dropped_total,
-                                    .demoted = demoted_total, .bound = ESCAPE_BOUND};
+                                    .demoted = demoted_total, .bound = ROUTE_BOUND};
     for (uint32_t k = 0; k < site_count; k++) {
         const site_t *s = &sites[site_used[k]];
         summary->allocs += s->allocs;
@@ -479,7 +514,7 @@ size_t fa_learn_sites(fa_learn_site_t *out, size_t cap, fa_learn_summary_t *summ
             *o = (fa_learn_site_t){.site = s->site, .samples = s->samples, .allocs = s->allocs, .bytes = s->bytes,
                                    .live = s->live_weight, .decided = decided, .escaped = escaped,
                                    .state = (fa_learn_site_state_t)s->state, .from_profile = s->from_profile,
-                                   .temporary = decided >= MIN_DECIDED && wilson(escaped, decided, 1) <= ESCAPE_BOUND};
+                                   .temporary = decided >= MIN_DECIDED && wilson(escaped, decided, 1) <= ROUTE_BOUND};
             memcpy(o->freed, s->freed, sizeof o->freed);
         }
         n++;

@@ -17,6 +17,11 @@ typedef struct {
     uint64_t random;    /* xorshift state for the sampling distances */
     uint64_t weight;    /* allocations the next observed one stands for */
     uint64_t observing; /* weight of the observation under way (decide to observe) */
+    /* Allocations the pools do not serve (the heap's, unless routed) have their own,
+     * denser countdown: each costs a heap pair, so routing one saves ten times what a
+     * pool-sized one saves, and an observation costs little next to it. */
+    int64_t large_countdown;
+    uint64_t large_weight;
     uintptr_t frame_sites[FA_LEARN_SLOTS];
 } fa_learn_thread_t;
 
