@@ -84,7 +84,11 @@ void fa_heap_blocks_report(const char *what, const void *p)
     uintptr_t a = (uintptr_t)p;
     uintptr_t start = live_start_at_or_below(a);
     if (start && start != a) {
-        size_t size = fa_je_malloc_usable_size((void *)start);
+        /* A directly mapped block is not jemalloc's: jemalloc's look-up of its size
+         * would read tables jemalloc never made for that range (SIGSEGV). */
+        size_t size = fa_heap_direct_size((void *)start);
+        if (!size)
+            size = fa_je_malloc_usable_size((void *)start);
         if (a - start < size)
             fa_fatal("%s(%p): a pointer into the middle of a heap block (%zu bytes into the live %zu-byte block at %p)",
                      what, p, (size_t)(a - start), size, (void *)start);

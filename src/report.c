@@ -610,8 +610,13 @@ void fa_report_start(void)
         fa_log("FRAMEALLOC_REPORT is set but records are off: no report is written "
                "(set FRAMEALLOC_RECORDS=sample or full)");
     int signo = (int)fa_option(FA_OPT_REPORT_SIGNAL);
-    if (!signo || !fa_records_mode)
+    if (!signo)
         return;
+    /* The handler is installed with records off too: the program was told this
+     * signal asks for a report, and the signal's default action would kill it. */
+    if (!fa_records_mode)
+        fa_log("FRAMEALLOC_REPORT_SIGNAL is set but records are off: the signal is caught and writes no report "
+               "(set FRAMEALLOC_RECORDS=sample or full)");
     struct sigaction action;
     memset(&action, 0, sizeof action);
     action.sa_handler = on_report_signal;

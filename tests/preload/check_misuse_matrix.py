@@ -38,6 +38,8 @@ ARENAS = {
     "heap-mid": ("heap-mid", {}),
     "heap-large": ("heap-large", {}),
     "heap-align": ("heap-align", {}),
+    # Aligned to 64 MiB: mapped directly and unmapped when freed (src/heap.c).
+    "heap-huge-align": ("heap-huge-align", {}),
     "heap-intent": ("heap-intent", {}),
     "frame-large": ("frame-large", {}),
     "pools-off": ("pool", {"FRAMEALLOC_POOL_MAX": "0"}),

@@ -7,10 +7,10 @@
 //   misuse_case ARENA MISUSE
 //
 // ARENA: pool (64 B outside scopes), frame (64 B in a frame scope), heap-mid (32 KiB,
-// above the pool limit), heap-large (1 MiB), heap-align (memalign 64), heap-intent
-// (64 B in an FA_HEAP scope), frame-large (1 MiB in a frame scope, above
-// FRAMEALLOC_FRAME_MAX), or foreign (no block: the misuse names a stack, global or
-// mmap address).
+// above the pool limit), heap-large (1 MiB), heap-align (memalign 64), heap-huge-align
+// (memalign 64 MiB: mapped directly, not by jemalloc), heap-intent (64 B in an FA_HEAP
+// scope), frame-large (1 MiB in a frame scope, above FRAMEALLOC_FRAME_MAX), or foreign
+// (no block: the misuse names a stack, global or mmap address).
 // MISUSE on a block: double-free, interior-free, realloc-after-free,
 // usable-size-after-free, interior-realloc, interior-usable-size, double-delete,
 // interior-delete (the delete cases allocate with operator new).
@@ -47,12 +47,12 @@ struct block_t {
 };
 
 // Allocates in the named arena; with_new: through operator new (its aligned form for
-// heap-align), else through malloc (memalign for heap-align).
+// heap-align and heap-huge-align), else through malloc (memalign for those).
 block_t allocate(const char *arena, bool with_new)
 {
     size_t size = 64;
     int scope = -1; // an fa_intent, or -1 for none
-    bool aligned = false;
+    size_t alignment = 0; // 0: not an aligned request
     if (!std::strcmp(arena, "frame")) {
         scope = FA_FRAME;
     } else if (!std::strcmp(arena, "frame-large")) {
@@ -63,7 +63,9 @@ block_t allocate(const char *arena, bool with_new)
     } else if (!std::strcmp(arena, "heap-large")) {
         size = 1 << 20;
     } else if (!std::strcmp(arena, "heap-align")) {
-        aligned = true;
+        alignment = 64;
+    } else if (!std::strcmp(arena, "heap-huge-align")) {
+        alignment = size_t(64) << 20;
     } else if (!std::strcmp(arena, "heap-intent")) {
         scope = FA_HEAP;
     } else if (std::strcmp(arena, "pool") != 0) {
@@ -76,9 +78,9 @@ block_t allocate(const char *arena, bool with_new)
     fa_stats_get(&before);
     char *p;
     if (with_new)
-        p = static_cast<char *>(aligned ? ::operator new(size, std::align_val_t(64)) : ::operator new(size));
+        p = static_cast<char *>(alignment ? ::operator new(size, std::align_val_t(alignment)) : ::operator new(size));
     else
-        p = static_cast<char *>(aligned ? memalign(64, size) : std::malloc(size));
+        p = static_cast<char *>(alignment ? memalign(alignment, size) : std::malloc(size));
     fa_stats_get(&after);
     if (scope >= 0)
         fa_scope_pop();

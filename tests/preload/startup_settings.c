@@ -1,12 +1,14 @@
 /* What a preloaded program prints and does at start-up, by environment: nothing
  * without settings; the table with FRAMEALLOC_HELP=1; exactly one line naming the
  * setting and the value for a bad value, after which the default applies and the
- * program runs normally; and a normal run when the address space is limited from
- * the start. The probe program (startup_probe.c) is passed as the first argument. */
+ * program runs normally; a normal run when the address space is limited from the
+ * start; a frame log never written through a symlink or into a file that is not
+ * framealloc's. The probe program (startup_probe.c) is passed as the first argument. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -183,6 +185,71 @@ START_TEST(start_under_a_low_address_space_limit)
 }
 END_TEST
 
+/* Writes text into a new file at path. */
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
+    ck_assert_int_eq(fclose(f), 0);
+}
+
+static void expect_file_holds(const char *path, const char *text)
+{
+    char got[256] = "";
+    FILE *f = fopen(path, "r");
+    ck_assert_ptr_nonnull(f);
+    size_t n = fread(got, 1, sizeof got - 1, f);
+    got[n] = '\0';
+    fclose(f);
+    ck_assert_msg(strcmp(got, text) == 0, "%s now holds '%s', want '%s'", path, got, text);
+}
+
+/* FRAMEALLOC_FRAMELOG naming a symlink or a hard-linked file: the file behind it is
+ * left as it was, the run goes on, and one line on stderr says there is no frame log
+ * (issue 10 item 6). The control: a path of its own gets the log. */
+START_TEST(frame_log_is_never_written_through_a_link)
+{
+    char dir[] = "/tmp/fa-framelog.XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    char victim[64], symlinked[64], hardlinked[64], fresh[64], setting[96];
+    snprintf(victim, sizeof victim, "%s/victim.txt", dir);
+    snprintf(symlinked, sizeof symlinked, "%s/symlinked.csv", dir);
+    snprintf(hardlinked, sizeof hardlinked, "%s/hardlinked.csv", dir);
+    snprintf(fresh, sizeof fresh, "%s/fresh.csv", dir);
+    write_file(victim, "precious\n");
+    ck_assert_int_eq(symlink(victim, symlinked), 0);
+    ck_assert_int_eq(link(victim, hardlinked), 0);
+
+    const char *links[] = {symlinked, hardlinked};
+    for (size_t i = 0; i < 2; i++) {
+        snprintf(setting, sizeof setting, "FRAMEALLOC_FRAMELOG=%s", links[i]);
+        const char *settings[] = {setting, NULL};
+        struct run r;
+        run_probe(settings, 0, &r);
+        expect_normal_run(&r, 1);
+        expect_file_holds(victim, "precious\n");
+        ck_assert_msg(line_count(r.err) == 1 && strstr(r.err, "FRAMEALLOC_FRAMELOG") && strstr(r.err, "no frame log"),
+                      "%s: stderr '%s'", links[i], r.err);
+    }
+    struct stat st;
+    ck_assert_msg(lstat(symlinked, &st) == 0 && S_ISLNK(st.st_mode), "the symlink itself is left in place");
+
+    snprintf(setting, sizeof setting, "FRAMEALLOC_FRAMELOG=%s", fresh);
+    const char *settings[] = {setting, NULL};
+    struct run r;
+    run_probe(settings, 0, &r);
+    expect_normal_run(&r, 1);
+    ck_assert_str_eq(r.err, "");
+    ck_assert_msg(stat(fresh, &st) == 0 && st.st_size > 0, "control: the frame log was not written to %s", fresh);
+
+    const char *made[] = {fresh, hardlinked, symlinked, victim};
+    for (size_t i = 0; i < 4; i++)
+        unlink(made[i]);
+    rmdir(dir);
+}
+END_TEST
+
 Suite *preload_suite(void)
 {
     Suite *s = suite_create("start-up settings");
@@ -194,6 +261,7 @@ Suite *preload_suite(void)
     tcase_add_test(tc, good_value_is_used);
     tcase_add_test(tc, unknown_setting_prints_one_line);
     tcase_add_test(tc, start_under_a_low_address_space_limit);
+    tcase_add_test(tc, frame_log_is_never_written_through_a_link);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -512,6 +512,20 @@ def test_signal(a):
           "exit report: signal_site 50 live blocks")
 
 
+def test_signal_records_off(a):
+    """The report signal with records off: the program keeps running when the signal
+    comes (it used to be killed by it), and stderr says once that no report is written."""
+    for signo in ("10", "SIGRTMIN+2"):
+        number = "36" if signo.startswith("SIGRT") else signo
+        out, err = run([a.exe, number, "off"], a.preload, {"FRAMEALLOC_REPORT_SIGNAL": signo})
+        check("records off: the program outlived the report signal" in out,
+              "FRAMEALLOC_REPORT_SIGNAL=%s without records: the signal does not stop the program" % signo)
+        note = "framealloc: FRAMEALLOC_REPORT_SIGNAL is set but records are off"
+        lines = err.splitlines()
+        check(len(lines) == 1 and lines[0].startswith(note),
+              "FRAMEALLOC_REPORT_SIGNAL=%s without records: one note on stderr (%r)" % (signo, err))
+
+
 def test_off(a):
     """Records off: fa_report is -1, nothing is written, output as without the library."""
     work = fresh_dir(a.workdir)

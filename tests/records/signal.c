@@ -2,7 +2,9 @@
  * it still runs, that snapshot N appears as FRAMEALLOC_REPORT/NAME.PID.N at the
  * next fa_frame_end() and not before. Each snapshot stays where it is, so the
  * checker can read what each report said, and the exit report goes to NAME.PID.
- * Usage: signal SIGNO (the same number as FRAMEALLOC_REPORT_SIGNAL). */
+ * Usage: signal SIGNO (the same number as FRAMEALLOC_REPORT_SIGNAL).
+ * With records off: signal SIGNO off raises the signal and ends a frame twice, then
+ * prints a line: the signal must not kill the program. */
 #include <errno.h> /* program_invocation_short_name */
 #include <signal.h>
 #include <stdio.h>
@@ -63,9 +65,23 @@ static int round_trip(const char *base, int signo, int round)
     return 0;
 }
 
+/* Records off: the report signal writes nothing, and must not kill the program. */
+static int outlive_signal(int signo)
+{
+    for (int round = 1; round <= 2; round++) {
+        signal_site(round - 1);
+        raise(signo);
+        fa_frame_end();
+    }
+    printf("records off: the program outlived the report signal\n");
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     printf("pid %d\n", (int)getpid());
+    if (argc == 3 && !strcmp(argv[2], "off"))
+        return outlive_signal(atoi(argv[1]));
     const char *dir = getenv("FRAMEALLOC_REPORT");
     if (argc != 2 || !dir) {
         fprintf(stderr, "usage: FRAMEALLOC_REPORT=DIR signal SIGNO\n");
