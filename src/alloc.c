@@ -61,34 +61,43 @@ static size_t frame_alignment(size_t alignment) { return alignment > FA_MIN_ALIG
  * past its exit (or one running the library's initialisation) gets the heap. */
 static bool attached(fa_thread_t *t) { return t->state == FA_THREAD_LIVE || fa_thread_attach(t); }
 
-/* The normal path for intent (the records flag removed): the arena the intent names,
- * with its slow path, and the heap for everything an arena does not serve. */
-static void *route(fa_thread_t *t, uint8_t intent, size_t size, size_t alignment)
+/* The arena the intent names, or NULL. recorded: a block allocation records keep,
+ * whose every free is made to reach fa_free_slow, where records see it (pool blocks
+ * from the records' own pool chunks, frame blocks flagged in their header).
+ * Observing never moves a block to another arena, so every check of that arena
+ * still applies. */
+static void *arena_alloc(fa_thread_t *t, uint8_t intent, size_t size, size_t alignment, bool recorded)
 {
     void *p = NULL;
-    if (attached(t)) {
-        if (pool_serves(intent, size, alignment))
-            p = fa_pool_alloc(t, size);
-        else if (intent == FA_FRAME)
-            p = fa_frame_alloc_slow(t, size, frame_alignment(alignment));
+    if (pool_serves(intent, size, alignment))
+        p = recorded ? fa_pool_alloc_recorded(t, size) : fa_pool_alloc(t, size);
+    else if (intent == FA_FRAME && (p = fa_frame_alloc_slow(t, size, frame_alignment(alignment))) && recorded)
+        fa_frame_mark_recorded(p);
+    return p;
+}
+
+/* The normal path for intent (the records flag removed): the arena the intent names,
+ * with its slow path, and the heap for everything an arena does not serve. When the
+ * region had no chunk for the arena, the thread's cached chunks go back first (an
+ * address-space limit counts the region's committed part) and the arena tries again. */
+static void *route_to(fa_thread_t *t, uint8_t intent, size_t size, size_t alignment, bool recorded)
+{
+    void *p = NULL;
+    if (attached(t) && !(p = arena_alloc(t, intent, size, alignment, recorded)) && fa_region_exhausted()) {
+        fa_process_release_cached(t);
+        p = arena_alloc(t, intent, size, alignment, recorded);
     }
     return p ? p : heap_alloc(size, alignment);
 }
 
-/* route() for a block allocation records keep: the same arena, with every free of
- * the block made to reach fa_free_slow, where records see it (pool blocks from the
- * records' own pool chunks, frame blocks flagged in their header). Observing never
- * moves a block to another arena, so every check of that arena still applies. */
+static void *route(fa_thread_t *t, uint8_t intent, size_t size, size_t alignment)
+{
+    return route_to(t, intent, size, alignment, false);
+}
+
 static void *route_recorded(fa_thread_t *t, uint8_t intent, size_t size, size_t alignment)
 {
-    void *p = NULL;
-    if (attached(t)) {
-        if (pool_serves(intent, size, alignment))
-            p = fa_pool_alloc_recorded(t, size);
-        else if (intent == FA_FRAME && (p = fa_frame_alloc_slow(t, size, frame_alignment(alignment))))
-            fa_frame_mark_recorded(p);
-    }
-    return p ? p : heap_alloc(size, alignment);
+    return route_to(t, intent, size, alignment, true);
 }
 
 /* A block records keep. Records observe: they capture the stack first, the block

@@ -198,7 +198,7 @@ static fa_frame_chunk_t *new_chunk(fa_thread_t *t)
     fa_frame_arena_t *a = &t->frame;
     fa_frame_chunk_t *c = list_pop(&a->spare);
     if (!c) {
-        c = fa_thread_chunk_alloc(t, FA_CHUNK_FRAME);
+        c = fa_region_chunk_alloc(FA_CHUNK_FRAME);
         if (!c)
             return NULL;
         chunks_held++;

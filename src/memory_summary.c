@@ -3,6 +3,7 @@
 
 #include "stats.h"
 #include "heap.h"
+#include "process.h"
 #include "region.h"
 #include "thread.h"
 
@@ -28,7 +29,7 @@ bool fa_memory_release_unused(void)
     uint64_t before = resident_bytes();
     fa_thread_t *t = fa_thread();
     if (t->state == FA_THREAD_LIVE)
-        fa_thread_release_cached(t);
+        fa_process_release_cached(t);
     fa_heap_purge();
     return resident_bytes() < before;
 }

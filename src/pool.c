@@ -284,7 +284,7 @@ static fa_pool_chunk_t *new_chunk(fa_thread_t *t, unsigned cls)
     if (!c)
         c = take_spare();
     if (!c) {
-        c = fa_thread_chunk_alloc(t, FA_CHUNK_POOL);
+        c = fa_region_chunk_alloc(FA_CHUNK_POOL);
         if (!c)
             return NULL;
         chunks_held++;
@@ -686,7 +686,7 @@ static fa_pool_block_t *take_recorded_block(fa_pool_chunk_t *c)
 
 static fa_pool_chunk_t *new_recorded_chunk(fa_thread_t *t, unsigned cls)
 {
-    fa_pool_chunk_t *c = fa_thread_chunk_alloc(t, FA_CHUNK_POOL);
+    fa_pool_chunk_t *c = fa_region_chunk_alloc(FA_CHUNK_POOL);
     if (!c)
         return NULL;
     chunks_held++;

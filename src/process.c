@@ -124,6 +124,12 @@ void fa_init_late(void)
 
 int fa_initialized(void) { return __atomic_load_n(&init_state, __ATOMIC_ACQUIRE) == INIT_DONE; }
 
+void fa_process_release_cached(fa_thread_t *t)
+{
+    fa_pool_release_cached(t);
+    fa_frame_release_spares(t);
+}
+
 bool fa_thread_attach(fa_thread_t *t)
 {
     if (t->state == FA_THREAD_LIVE)

@@ -25,4 +25,8 @@ void fa_process_start_observers(void);
  * and profile (the preload's destructor). */
 void fa_process_stop(void);
 
+/* Gives t's cached empty pool chunks and spare frame chunks back to the region
+ * (malloc_trim, and an arena that found the region exhausted). */
+void fa_process_release_cached(fa_thread_t *t);
+
 #endif

@@ -27,6 +27,7 @@ static pthread_mutex_t region_lock = PTHREAD_MUTEX_INITIALIZER;
 static region_part_t parts[2]; /* frame, pool */
 static size_t uncommitted_bytes;
 static size_t in_use, peak;
+static bool exhausted;
 
 /* The share of the region for frame chunks: frame arenas hold a few frames of
  * temporaries per thread, pools hold the program's small live objects. It is
@@ -132,9 +133,12 @@ void *fa_region_chunk_alloc(fa_chunk_kind_t kind)
     /* Changed under the lock; read without it by statistics. */
     if (chunk && __atomic_add_fetch(&in_use, 1, __ATOMIC_RELAXED) > peak)
         __atomic_store_n(&peak, in_use, __ATOMIC_RELAXED);
+    __atomic_store_n(&exhausted, chunk == NULL, __ATOMIC_RELAXED);
     pthread_mutex_unlock(&region_lock);
     return chunk;
 }
+
+bool fa_region_exhausted(void) { return __atomic_load_n(&exhausted, __ATOMIC_RELAXED); }
 
 bool fa_region_trim(void)
 {
@@ -167,6 +171,7 @@ void fa_region_chunk_free(void *chunk)
     pthread_mutex_lock(&region_lock);
     part->free_stack[part->free_count++] = (uint32_t)index;
     __atomic_sub_fetch(&in_use, 1, __ATOMIC_RELAXED);
+    __atomic_store_n(&exhausted, false, __ATOMIC_RELAXED);
     pthread_mutex_unlock(&region_lock);
 }
 

@@ -77,6 +77,9 @@ bool fa_region_trim(void);
 /* A zero-filled, committed chunk from the part for kind (FA_CHUNK_FRAME or
  * FA_CHUNK_POOL), or NULL when that part is exhausted. */
 void *fa_region_chunk_alloc(fa_chunk_kind_t kind);
+/* True when the last chunk request failed and no chunk was freed since: an arena
+ * that gave up may then succeed once cached chunks go back (a hint, not a lock). */
+bool fa_region_exhausted(void);
 /* Gives the chunk's pages back to the OS and makes it available again. */
 void fa_region_chunk_free(void *chunk);
 

@@ -59,18 +59,3 @@ void fa_thread_fork_child(void)
         registry = self;
     }
 }
-
-void fa_thread_release_cached(fa_thread_t *t)
-{
-    fa_pool_release_cached(t);
-    fa_frame_release_spares(t);
-}
-
-void *fa_thread_chunk_alloc(fa_thread_t *t, fa_chunk_kind_t kind)
-{
-    void *chunk = fa_region_chunk_alloc(kind);
-    if (chunk)
-        return chunk;
-    fa_thread_release_cached(t);
-    return fa_region_chunk_alloc(kind);
-}

@@ -82,12 +82,4 @@ void fa_thread_fork_prepare(void);
 void fa_thread_fork_parent(void);
 void fa_thread_fork_child(void);
 
-/* Gives t's cached empty pool chunks and spare frame chunks back to the region. */
-void fa_thread_release_cached(fa_thread_t *t);
-
-/* A chunk of kind (FA_CHUNK_FRAME or FA_CHUNK_POOL) for thread t from the region;
- * when the region cannot give one (exhausted, or RLIMIT_AS reached), t's cached
- * spare chunks go back first and it tries again. */
-void *fa_thread_chunk_alloc(fa_thread_t *t, fa_chunk_kind_t kind);
-
 #endif
