@@ -68,8 +68,9 @@ typedef struct fa_pool_chunk {
     uint64_t empty_since_ms; /* when it joined the thread's empty list */
 } fa_pool_chunk_t;
 
-/* Emptied chunks of exited threads, with the chunks of their parked caches, kept for
- * the next threads (pool.c, park_chunk and parked caches). */
+/* Emptied chunks of exited threads kept for the next threads (pool.c, park_chunk);
+ * an exited thread's whole cache is kept only if its chunks fit beside them
+ * (pool.c, parked caches). */
 #define FA_POOL_SPARE_MAX 64
 
 #define FA_POOL_DATA_OFFSET 256
