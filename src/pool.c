@@ -673,7 +673,8 @@ static bool refill(fa_thread_t *t, unsigned cls)
         pc->current[cls] = NULL;
         break;
     }
-    expire_parked(now_ms()); /* their chunks become orphans and spares */
+    if (__atomic_load_n(&parked_count, __ATOMIC_RELAXED))
+        expire_parked(now_ms()); /* their chunks become orphans and spares */
     while ((c = adopt_orphan(t, cls))) {
         pc->current[cls] = c;
         if (fill_from(t, c))
