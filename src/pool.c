@@ -1,6 +1,7 @@
 /* Pool slow paths: refilling a thread's list (collect, carve, switch chunk, adopt
  * an orphan, take a new chunk), frees that miss the fast path, emptied chunks,
- * thread exit, and the misuse checks. */
+ * thread exit (an exited thread's cache parked for the next thread), and the
+ * misuse checks. */
 #include "pool.h"
 
 #include <pthread.h>
