@@ -6,8 +6,9 @@
  *   local_free list, `used` and `carved`; other threads only push onto thread_free.
  * - `used` counts the chunk's blocks that are out of the chunk's own lists: held by
  *   the program, sitting in the owner's TLS bin (any bin may hold blocks of any of
- *   the owner's chunks of its class), or freed by another thread and not yet
- *   collected. A non-current chunk whose `used` drops to 0 is empty and can go.
+ *   the owner's chunks of its class; while an exited thread's cache is parked, its
+ *   chunks have no owner and its bins keep their blocks), or freed by another
+ *   thread and not yet collected. A non-current chunk whose `used` drops to 0 is empty and can go.
  * - Every free-list link (bins, local_free, thread_free) is stored safe-linked:
  *   (next * key) ^ (the block's own address), key a per-process odd secret. An
  *   overflow or a write after free that changes a link therefore decodes to an
@@ -68,7 +69,9 @@ typedef struct fa_pool_chunk {
     uint64_t empty_since_ms; /* when it joined the thread's empty list */
 } fa_pool_chunk_t;
 
-/* Emptied chunks of exited threads kept for the next threads (pool.c, park_chunk). */
+/* Emptied chunks of exited threads kept for the next threads (pool.c, park_chunk);
+ * an exited thread's whole cache is kept only if its chunks fit beside them
+ * (pool.c, parked caches). */
 #define FA_POOL_SPARE_MAX 64
 
 #define FA_POOL_DATA_OFFSET 256

@@ -56,6 +56,9 @@ typedef struct {
     struct fa_pool_chunk *full[FA_POOL_CLASSES];  /* own chunks with neither (other threads may free into them) */
     struct fa_pool_chunk *empty, *empty_oldest;   /* emptied chunks kept for reuse, newest first */
     uint32_t empty_count;
+    /* Set at the thread's first refill, which first adopts an exited thread's parked
+     * cache if there is one (pool.c, parked caches). */
+    uint8_t started;
 } fa_pool_cache_t;
 
 #endif

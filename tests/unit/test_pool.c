@@ -573,6 +573,127 @@ START_TEST(parked_chunks_serve_any_class)
 }
 END_TEST
 
+/* ---- parked caches: an exited thread's whole cache goes to the next thread ---- */
+
+enum { PARK_N = 100 };
+static void *park_blocks[PARK_N];
+static uint32_t exited_bin_blocks, adopter_bin_blocks;
+
+static void run_thread(void *(*fn)(void *), void *arg)
+{
+    pthread_t th;
+    pthread_create(&th, NULL, fn, arg);
+    pthread_join(th, NULL);
+}
+
+/* Blocks on the calling thread's bin for size. */
+static uint32_t bin_blocks(size_t size)
+{
+    fa_pool_bin_t *bin = &fa_thread()->pool.bins[fa_pool_class_of[(size + 15) / 16]];
+    return (uint32_t)(bin->limit - bin->room);
+}
+
+static void *allocate_and_free_48(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < PARK_N; i++)
+        park_blocks[i] = fa_malloc(48);
+    for (int i = 0; i < PARK_N; i++)
+        fa_free(park_blocks[i]);
+    exited_bin_blocks = bin_blocks(48);
+    return NULL;
+}
+
+static void *allocate_one_48(void *arg)
+{
+    void **out = arg;
+    *out = fa_malloc(48);
+    adopter_bin_blocks = bin_blocks(48);
+    fa_free(*out);
+    return NULL;
+}
+
+START_TEST(next_thread_adopts_an_exited_threads_cache)
+{
+    run_thread(allocate_and_free_48, NULL);
+    fa_stats s = stats();
+    void *first = NULL;
+    run_thread(allocate_one_48, &first);
+    /* The new thread starts with the exited thread's bin: its first block is the
+     * last one freed there, and the rest stay cached, no chunk carved again. */
+    ck_assert_ptr_eq(first, park_blocks[PARK_N - 1]);
+    ck_assert_uint_gt(exited_bin_blocks, PARK_N);
+    ck_assert_uint_eq(adopter_bin_blocks, exited_bin_blocks - 1);
+    ck_assert_uint_eq(stats().region_peak_bytes, s.region_peak_bytes);
+    /* Counted once: the exited thread's counts are not carried into the new one's. */
+    ck_assert_uint_eq(stats().pool_allocs, s.pool_allocs + 1);
+    ck_assert_uint_eq(stats().pool_live_bytes, s.pool_live_bytes);
+}
+END_TEST
+
+START_TEST(double_free_into_a_parked_cache_is_reported)
+{
+    run_thread(allocate_and_free_48, NULL);
+    fa_free(park_blocks[PARK_N / 2]); /* it waits on the parked cache's bin */
+}
+END_TEST
+
+static void *allocate_and_keep_48(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < PARK_N; i++)
+        park_blocks[i] = fa_malloc(48);
+    return NULL;
+}
+
+static void *allocate_and_free_many_48(void *arg)
+{
+    (void)arg;
+    enum { N = 400 };
+    static void *blocks[N];
+    for (int i = 0; i < N; i++)
+        blocks[i] = fa_malloc(48);
+    for (int i = 0; i < N; i++)
+        fa_free(blocks[i]);
+    return NULL;
+}
+
+/* Blocks handed out by an exited thread and freed by another while its cache is
+ * parked come back to the thread that adopts it. */
+START_TEST(frees_into_a_parked_cache_reach_the_adopter)
+{
+    fa_stats s0 = stats();
+    run_thread(allocate_and_keep_48, NULL);
+    ck_assert_uint_eq(stats().pool_live_bytes, s0.pool_live_bytes + PARK_N * 48);
+    for (int i = 0; i < PARK_N; i++)
+        fa_free(park_blocks[i]);
+    ck_assert_uint_eq(stats().pool_live_bytes, s0.pool_live_bytes);
+    uint64_t peak = stats().region_peak_bytes;
+    run_thread(allocate_and_free_many_48, NULL);
+    ck_assert_uint_eq(stats().region_peak_bytes, peak);
+    ck_assert_uint_eq(stats().pool_live_bytes, s0.pool_live_bytes);
+}
+END_TEST
+
+/* A parked cache nobody adopts goes back after FRAMEALLOC_POOL_DECAY_MS: a live
+ * thread that needs a chunk then reuses its emptied chunk. */
+START_TEST(parked_caches_expire_after_the_decay)
+{
+    setenv("FRAMEALLOC_POOL_DECAY_MS", "50", 1);
+    void *mine = fa_malloc(48); /* this thread has its own cache: it adopts none */
+    run_thread(allocate_and_free_48, NULL);
+    uint64_t chunks = stats().pool_chunks;
+    uint64_t peak = stats().region_peak_bytes;
+    struct timespec pause = {0, 120 * 1000000};
+    nanosleep(&pause, NULL);
+    void *other = fa_malloc(1000); /* another class: a chunk is needed */
+    ck_assert_uint_eq(stats().pool_chunks, chunks);
+    ck_assert_uint_eq(stats().region_peak_bytes, peak);
+    fa_free(other);
+    fa_free(mine);
+}
+END_TEST
+
 /* The owner's free takes one unit of the bin's room (an asm decrement-and-branch
  * on GCC): at 0 it must go to the slow path, which flushes, never below 0. */
 START_TEST(bin_room_never_goes_below_zero)
@@ -631,6 +752,10 @@ Suite *fa_test_suite(void)
     tcase_add_test(tc, decay_zero_parks_nothing);
     tcase_add_test(tc, parked_chunks_serve_any_class);
     tcase_add_test(tc, bin_room_never_goes_below_zero);
+    tcase_add_test(tc, next_thread_adopts_an_exited_threads_cache);
+    tcase_add_test_raise_signal(tc, double_free_into_a_parked_cache_is_reported, SIGABRT);
+    tcase_add_test(tc, frees_into_a_parked_cache_reach_the_adopter);
+    tcase_add_test(tc, parked_caches_expire_after_the_decay);
     suite_add_tcase(s, tc);
     return s;
 }
