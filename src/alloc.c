@@ -242,7 +242,9 @@ FA_NOINLINE void fa_free_slow(void *p)
             report_foreign_pointer("free", p);
         if (FA_UNLIKELY(c->owner == FA_OWNER_RECORDS))
             fa_records_forget(p);
-        fa_pool_free(fa_thread(), (fa_pool_chunk_t *)c, p);
+        fa_thread_t *t = fa_thread();
+        attached(t); /* a thread that only frees is attached here, so that its counts are summed */
+        fa_pool_free(t, (fa_pool_chunk_t *)c, p);
         return;
     }
     if (!p)

@@ -12,7 +12,6 @@
 #include "log.h"
 #include "options.h"
 #include "os.h"
-#include "process.h"
 
 enum { FA_POOL_LIST_NONE, FA_POOL_LIST_AVAIL, FA_POOL_LIST_FULL };
 
@@ -695,12 +694,12 @@ static bool refill(fa_thread_t *t, unsigned cls)
     return fill_from(t, c);
 }
 
-/* The class that serves size on thread t (attached first), or -1 when the pools do
- * not serve it. The first call may have initialised the library: FRAMEALLOC_POOL_MAX
- * is checked here, where a pool scope may also exceed it. */
+/* The class that serves size on thread t (attached by routing; a thread past its
+ * exit gets the heap), or -1 when the pools do not serve it. FRAMEALLOC_POOL_MAX is
+ * checked here, where a pool scope may also exceed it. */
 static int serving_class(fa_thread_t *t, size_t size)
 {
-    if (t->state != FA_THREAD_LIVE && !fa_thread_attach(t))
+    if (t->state != FA_THREAD_LIVE)
         return -1;
     if (size > (fa_thread_intent(t) == FA_POOL ? FA_POOL_LARGEST : fa_pool_max))
         return -1;
@@ -833,8 +832,7 @@ void fa_pool_free_slow(fa_thread_t *t, fa_pool_chunk_t *c, void *p)
     if (b->cookie == fa_pool_cookie() && (!owner || owner_holds_free(t, c, b)))
         report_bad_free("free", p, "double free of a pool block");
     unsigned cls = c->class_index;
-    /* A thread that only frees is attached here so its counts are summed. */
-    if (t->state == FA_THREAD_LIVE || fa_thread_attach(t))
+    if (t->state == FA_THREAD_LIVE)
         t->pool.flow[cls].slow_frees++;
     else
         exited_frees[cls]++;
