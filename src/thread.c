@@ -5,8 +5,6 @@
 
 #include <pthread.h>
 
-#include "frame.h"
-#include "pool.h"
 
 __thread fa_thread_t fa_thread_self __attribute__((tls_model("initial-exec")));
 
