@@ -12,6 +12,7 @@
 #include "log.h"
 #include "options.h"
 #include "os.h"
+#include "self_check.h"
 
 enum { FA_POOL_LIST_NONE, FA_POOL_LIST_AVAIL, FA_POOL_LIST_FULL };
 
@@ -694,6 +695,49 @@ static bool refill(fa_thread_t *t, unsigned cls)
     return fill_from(t, c);
 }
 
+/* ---- validation (FA_CHECK level 2, see self_check.h) ---- */
+
+/* A chunk of t's for class cls, on the owner list it says it is on (or none). */
+static bool own_chunk_valid(const fa_thread_t *t, const fa_pool_chunk_t *c, unsigned cls, uint8_t list)
+{
+    uint32_t n = 0;
+    for (const fa_pool_block_t *b = c->local_free; b && n <= c->local_free_count; b = next_of(b))
+        n++;
+    return c->head.kind == FA_CHUNK_POOL && c->head.owner == t->id && c->class_index == cls && c->list == list &&
+           c->owner_bin == &t->pool.bins[cls] && n == c->local_free_count &&
+           __atomic_load_n(&c->carved, __ATOMIC_RELAXED) <= c->area && c->used <= c->area / c->block_size;
+}
+
+/* A doubly linked owner list: back links match, every chunk valid. */
+static bool own_list_valid(const fa_thread_t *t, const fa_pool_chunk_t *c, unsigned cls, uint8_t list)
+{
+    for (const fa_pool_chunk_t *prev = NULL; c; prev = c, c = c->next)
+        if (c->prev != prev || !own_chunk_valid(t, c, cls, list))
+            return false;
+    return true;
+}
+
+/* Everything t keeps for class cls: its bin holds exactly limit - room blocks (freed
+ * or freshly carved), each the start of a block of one of t's chunks of the class,
+ * and its chunk lists. */
+static bool class_valid(const fa_thread_t *t, unsigned cls)
+{
+    const fa_pool_bin_t *bin = &t->pool.bins[cls];
+    if (bin->room < 0 || bin->room > bin->limit)
+        return false;
+    int64_t n = 0;
+    for (const fa_pool_block_t *b = bin->head; b; b = next_of(b), n++) {
+        const fa_pool_chunk_t *c = (const fa_pool_chunk_t *)fa_chunk_of(b);
+        if (n == bin->limit || c->head.kind != FA_CHUNK_POOL || c->head.owner != t->id || c->class_index != cls ||
+            !fa_pool_is_block_start(c, b))
+            return false;
+    }
+    const fa_pool_chunk_t *current = t->pool.current[cls];
+    return n == bin->limit - bin->room && (!current || own_chunk_valid(t, current, cls, FA_POOL_LIST_NONE)) &&
+           own_list_valid(t, t->pool.avail[cls], cls, FA_POOL_LIST_AVAIL) &&
+           own_list_valid(t, t->pool.full[cls], cls, FA_POOL_LIST_FULL);
+}
+
 /* The class that serves size on thread t (attached by routing; a thread past its
  * exit gets the heap), or -1 when the pools do not serve it. FRAMEALLOC_POOL_MAX is
  * checked here, where a pool scope may also exceed it. */
@@ -719,6 +763,7 @@ void *fa_pool_alloc_slow(fa_thread_t *t, size_t size)
         report_corrupt_link(bin->head); /* decoded from the link of the block popped before */
     if (!bin->head && !refill(t, cls))
         return NULL;
+    FA_CHECK(2, class_valid(t, cls));
     return fa_pool_pop(t, cls * FA_POOL_BIN_WORDS);
 }
 
@@ -849,6 +894,7 @@ void fa_pool_free_slow(fa_thread_t *t, fa_pool_chunk_t *c, void *p)
     push(&bin->head, b);
     bin->room--;
     t->pool.flow[cls].entered++;
+    FA_CHECK(2, class_valid(t, cls));
 }
 
 void fa_pool_release_cached(fa_thread_t *t)

@@ -718,6 +718,18 @@ START_TEST(bin_room_never_goes_below_zero)
 }
 END_TEST
 
+
+/* The core's validators (src/self_check.h), compiled into the core these tests link:
+ * a chunk whose count of blocks in use is impossible is caught at the next refill. */
+START_TEST(validator_catches_a_broken_chunk)
+{
+    fa_pool_chunk_t *c = (fa_pool_chunk_t *)fa_chunk_of(fa_malloc(64));
+    c->used = UINT32_MAX / 2;
+    for (int i = 0; i < 100000; i++)
+        fa_malloc(64); /* the bin runs dry and refills from c */
+}
+END_TEST
+
 Suite *fa_test_suite(void)
 {
     Suite *s = suite_create("pool");
@@ -757,5 +769,8 @@ Suite *fa_test_suite(void)
     tcase_add_test(tc, frees_into_a_parked_cache_reach_the_adopter);
     tcase_add_test(tc, parked_caches_expire_after_the_decay);
     suite_add_tcase(s, tc);
+    TCase *validators = tcase_create("validators");
+    tcase_add_test_raise_signal(validators, validator_catches_a_broken_chunk, SIGABRT);
+    suite_add_tcase(s, validators);
     return s;
 }
