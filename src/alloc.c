@@ -83,7 +83,8 @@ static void *arena_alloc(fa_thread_t *t, uint8_t intent, size_t size, size_t ali
 static void *route_to(fa_thread_t *t, uint8_t intent, size_t size, size_t alignment, bool recorded)
 {
     void *p = NULL;
-    if (attached(t) && !(p = arena_alloc(t, intent, size, alignment, recorded)) && fa_region_exhausted()) {
+    bool to_arena = pool_serves(intent, size, alignment) || intent == FA_FRAME;
+    if (to_arena && attached(t) && !(p = arena_alloc(t, intent, size, alignment, recorded)) && fa_region_exhausted()) {
         fa_process_release_cached(t);
         p = arena_alloc(t, intent, size, alignment, recorded);
     }
