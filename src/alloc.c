@@ -223,7 +223,8 @@ void *fa_malloc_aligned(size_t alignment, size_t size)
 
 FA_COLD static void report_foreign_pointer(const char *what, const void *p)
 {
-    fa_fatal("%s(%p): pointer was not returned by malloc (it lies in framealloc's region but in no arena)", what, p);
+    fa_fatal_misuse(p, "%s(%p): pointer was not returned by malloc (it lies in framealloc's region but in no arena)",
+                    what, p);
 }
 
 /* Everything free's fast path does not handle: other generations and threads,

@@ -813,7 +813,7 @@ void *fa_frame_alloc_slow(fa_thread_t *t, size_t n, size_t align)
 
 FA_COLD static void report_bad_pointer(const char *what, const void *p, const char *why)
 {
-    fa_fatal("%s(%p): %s (frame arena)", what, p, why);
+    fa_fatal_misuse(p, "%s(%p): %s (frame arena)", what, p, why);
 }
 
 /* The decoded header of the live block at p, or an abort naming the misuse. */

@@ -90,8 +90,11 @@ void fa_heap_blocks_report(const char *what, const void *p)
         if (!size)
             size = fa_je_malloc_usable_size((void *)start);
         if (a - start < size)
-            fa_fatal("%s(%p): a pointer into the middle of a heap block (%zu bytes into the live %zu-byte block at %p)",
-                     what, p, (size_t)(a - start), size, (void *)start);
+            fa_fatal_misuse(p,
+                            "%s(%p): a pointer into the middle of a heap block (%zu bytes into the live %zu-byte "
+                            "block at %p)",
+                            what, p, (size_t)(a - start), size, (void *)start);
     }
-    fa_fatal("%s(%p): not a live heap block (already freed: a double free; or never returned by malloc)", what, p);
+    fa_fatal_misuse(p, "%s(%p): not a live heap block (already freed: a double free; or never returned by malloc)",
+                    what, p);
 }

@@ -1,4 +1,5 @@
-/* Diagnostics without malloc: a minimal formatter and write(2). */
+/* Diagnostics without malloc: a minimal formatter and write(2); fatal errors, and
+ * misuse reports with the lines their observer adds. */
 #include "log.h"
 
 #include <errno.h>
@@ -196,5 +197,27 @@ void fa_fatal(const char *fmt, ...)
     va_start(ap, fmt);
     log_line("framealloc: error: ", fmt, ap);
     va_end(ap);
+    abort();
+}
+
+static fa_misuse_observer_t misuse_observer;
+/* Set by the first misuse report that calls the observer: a misuse inside the
+ * observer (or in another thread meanwhile) gets its line alone. */
+static int observing;
+
+void fa_log_set_misuse_observer(fa_misuse_observer_t observer)
+{
+    __atomic_store_n(&misuse_observer, observer, __ATOMIC_RELEASE);
+}
+
+void fa_fatal_misuse(const void *p, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    log_line("framealloc: error: ", fmt, ap);
+    va_end(ap);
+    fa_misuse_observer_t observer = __atomic_load_n(&misuse_observer, __ATOMIC_ACQUIRE);
+    if (observer && !__atomic_exchange_n(&observing, 1, __ATOMIC_ACQ_REL))
+        observer(p);
     abort();
 }

@@ -779,7 +779,7 @@ static bool list_contains(const fa_pool_block_t *list, const fa_pool_block_t *b)
 
 FA_COLD static void report_bad_free(const char *what, const void *p, const char *why)
 {
-    fa_fatal("%s(%p): %s", what, p, why);
+    fa_fatal_misuse(p, "%s(%p): %s", what, p, why);
 }
 
 void fa_pool_check_pointer(const fa_pool_chunk_t *c, const void *p, const char *what)

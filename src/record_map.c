@@ -1,5 +1,6 @@
 /* The map of recorded blocks: sharded open addressing with linear probing and
- * backward-shift deletion, grown by doubling into a fresh mapping. */
+ * backward-shift deletion, grown by doubling into a fresh mapping; and the notes of
+ * freed recorded blocks that misuse reports read. */
 #include "record_map.h"
 
 #include <pthread.h>
@@ -25,10 +26,18 @@ static size_t slot_of(uintptr_t p, size_t capacity)
     return (size_t)((p >> 4) * 0xff51afd7ed558ccdULL >> 20) & (capacity - 1);
 }
 
+/* Freed recorded blocks: one word per slot, (address / 16) << SITE_BITS | site, so
+ * that a note is written and read whole without a lock. Addresses are 16-aligned
+ * user addresses (below 2^48) and site ids are below 2^20 (sites.c's MAX_SITES). */
+#define FREED_SLOTS ((size_t)1 << 18)
+#define FREED_SITE_BITS 20
+static _Atomic uint64_t *freed;
+
 void fa_record_map_start(void)
 {
     for (int i = 0; i < SHARDS; i++)
         pthread_mutex_init(&shards[i].lock, NULL);
+    freed = fa_os_map_table(FREED_SLOTS * sizeof *freed); /* NULL: no notes kept */
 }
 
 static bool shard_grow(shard_t *s)
@@ -138,6 +147,48 @@ bool fa_record_map_size(uintptr_t p, uint64_t *size)
 }
 
 bool fa_record_map_empty(void) { return __atomic_load_n(&live_records, __ATOMIC_RELAXED) == 0; }
+
+/* ---- for misuse reports ---- */
+
+bool fa_record_map_find_holding(uintptr_t a, fa_record_t *out)
+{
+    bool found = false;
+    for (int i = 0; i < SHARDS && !found; i++) {
+        shard_t *s = &shards[i];
+        pthread_mutex_lock(&s->lock);
+        for (size_t k = 0; k < s->capacity; k++) {
+            const fa_record_t *r = &s->slots[k];
+            if (r->ptr && a >= r->ptr && a - r->ptr < r->size) {
+                *out = *r;
+                found = true;
+                break;
+            }
+        }
+        pthread_mutex_unlock(&s->lock);
+    }
+    return found;
+}
+
+static size_t freed_slot(uintptr_t p) { return (size_t)((p >> 4) * 0x9e3779b97f4a7c15ULL >> 46) & (FREED_SLOTS - 1); }
+
+static bool freed_notable(uintptr_t p) { return freed && !(p & 15) && !(p >> 48); }
+
+void fa_record_map_note_freed(uintptr_t p, uint32_t site)
+{
+    if (freed_notable(p) && site < ((uint32_t)1 << FREED_SITE_BITS))
+        __atomic_store_n(&freed[freed_slot(p)], (uint64_t)(p >> 4) << FREED_SITE_BITS | site, __ATOMIC_RELAXED);
+}
+
+bool fa_record_map_freed_site(uintptr_t p, uint32_t *site)
+{
+    if (!freed_notable(p))
+        return false;
+    uint64_t note = __atomic_load_n(&freed[freed_slot(p)], __ATOMIC_RELAXED);
+    if (!note || note >> FREED_SITE_BITS != (uint64_t)(p >> 4))
+        return false;
+    *site = (uint32_t)(note & (((uint64_t)1 << FREED_SITE_BITS) - 1));
+    return true;
+}
 
 void fa_record_map_fork_prepare(void)
 {

@@ -1,7 +1,8 @@
 /* Allocation records, the observer alloc.c calls: start-up, the life of one record
- * (begin, end, forget), escapes of recorded frame blocks, and the report's view of
- * the call sites. Stack capture, the block map, tags, sampling and guards are in
- * their own files (records.h lists them). Nothing here calls malloc. */
+ * (begin, end, forget), escapes of recorded frame blocks, the allocating stack of a
+ * misused block, and the report's view of the call sites. Stack capture, the block
+ * map, tags, sampling and guards are in their own files (records.h lists them).
+ * Nothing here calls malloc (the symbolizer, called for error messages, does). */
 #include "records.h"
 
 #include <pthread.h>
@@ -15,6 +16,7 @@
 #include "os.h"
 #include "record_map.h"
 #include "sampling.h"
+#include "symbols.h"
 #include "tags.h"
 
 int fa_records_mode;
@@ -122,6 +124,7 @@ bool fa_records_forget(void *p)
     if (!fa_record_map_remove((uintptr_t)p, &r))
         return false;
     account(&r, -1);
+    fa_record_map_note_freed(r.ptr, r.site);
     size_t at = fa_guards_check(p, r.size);
     if (at < FA_GUARD_BYTES) {
         const uintptr_t *frames = NULL;
@@ -186,6 +189,44 @@ void fa_records_frame_ended(uint64_t now, uint64_t frames_in_flight)
     pthread_mutex_unlock(&pending_lock);
 }
 
+/* ---- misuse reports ---- */
+
+/* Frames of an allocating stack shown after a misuse message. */
+#define MISUSE_STACK_FRAMES 16
+
+/* The misuse observer (log.h): after the message about p, the allocating stack of
+ * the recorded block p points into while it is live (sampled or full records) or,
+ * with full records, of the block recorded at p and freed since (a double free,
+ * a use after free). With full records every block at p since was recorded and its
+ * free noted, so the last note is that block's; sampling leaves most blocks
+ * unrecorded, so a freed sample's note may be older than the block p last was, and
+ * is not shown. Symbolizing allocates: the arena reported before changing anything
+ * and holds no lock, so the allocator serves it as usual (unrecorded). */
+static void describe_misused_pointer(const void *p)
+{
+    uintptr_t a = (uintptr_t)p;
+    fa_record_t r;
+    uint32_t site;
+    bool live = fa_record_map_find_holding(a, &r);
+    if (live)
+        site = r.site;
+    else if (fa_records_mode != FA_RECORDS_FULL || !fa_record_map_freed_site(a, &site))
+        return;
+    const uintptr_t *frames = NULL;
+    uint32_t depth = fa_sites_frames(site, &frames);
+    if (!depth)
+        return;
+    if (!live)
+        fa_log("the block at %p, freed before, was allocated at:", p);
+    else if (r.ptr == a)
+        fa_log("the live %zu-byte block at %p was allocated at:", (size_t)r.size, p);
+    else
+        fa_log("%p is %zu bytes into the live %zu-byte block at %p, allocated at:", p, (size_t)(a - r.ptr),
+               (size_t)r.size, (void *)r.ptr);
+    in_records = 1; /* the symbolizer's allocations are not recorded */
+    fa_symbols_log_stack(frames, depth, MISUSE_STACK_FRAMES);
+}
+
 /* ---- start-up ---- */
 
 uint8_t fa_records_intent_flag(void) { return fa_records_diverting ? FA_INTENT_RECORDS : 0; }
@@ -218,6 +259,8 @@ void fa_records_start(void)
         return;
     if (mode == FA_RECORDS_SAMPLE)
         fa_sampling_start((uint64_t)fa_option(FA_OPT_RECORDS_RATE) * 1024);
+    if (mode != FA_RECORDS_OFF)
+        fa_log_set_misuse_observer(describe_misused_pointer);
     __atomic_store_n(&fa_records_mode, mode, __ATOMIC_RELEASE);
     /* Sampling needs no detour: the fast paths count down sample_left. Full records
      * and protect see every allocation, so those send every allocation to the slow path. */

@@ -1,9 +1,11 @@
 /* Misuse must fail loudly: a double free or a free of an interior pointer of a
  * frame, pool or heap block aborts with one line on stderr that starts with
- * "framealloc: error: " and names the function and the pointer. Each misuse runs
+ * "framealloc: error: " and names the function and the pointer; where records know
+ * the block, its allocating stack follows ("framealloc: ..." lines). Each misuse runs
  * in a forked child whose stderr the test reads. */
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,11 +15,22 @@
 
 #include "preload_test.h"
 
+/* True when every block is recorded (full records; guards and poison turn them on):
+ * then every misuse of a block here is followed by the block's allocating stack. */
+static bool every_block_recorded(void)
+{
+    const char *records = getenv("FRAMEALLOC_RECORDS");
+    const char *debug = getenv("FRAMEALLOC_DEBUG");
+    return (records && !strcmp(records, "full")) || (debug && (strstr(debug, "guards") || strstr(debug, "poison")));
+}
+
 /* Runs misuse(block) in a child; it must abort, and its stderr must start with
- * "framealloc: error: <function>(<pointer>)". */
+ * "framealloc: error: <function>(<pointer>)" on one line. Any further lines are the
+ * block's allocating stack ("framealloc: ... allocated at:" and "framealloc:   at"
+ * lines), required when every block is recorded, allowed when sampling. */
 static void expect_abort_naming(void (*misuse)(void *), void *block, const char *function, const void *pointer)
 {
-    char err[1024];
+    char err[8192];
     int status = run_in_child_capturing_stderr(misuse, block, err, sizeof err);
     ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT,
                   "the misuse did not abort (wait status %#x); stderr: '%s'", status, err);
@@ -25,10 +38,26 @@ static void expect_abort_naming(void (*misuse)(void *), void *block, const char 
     snprintf(expected, sizeof expected, "framealloc: error: %s(%p)", function, pointer);
     ck_assert_msg(strncmp(err, expected, strlen(expected)) == 0, "stderr is '%s', want it to start with '%s'", err,
                   expected);
-    ck_assert_msg(strchr(err, '\n') == err + strlen(err) - 1, "want exactly one line on stderr, got '%s'", err);
+    char *stack = strchr(err, '\n') + 1;
+    ck_assert_msg(stack != err && err[strlen(err) - 1] == '\n', "stderr does not end its lines: '%s'", err);
+    if (every_block_recorded())
+        ck_assert_msg(*stack, "want the block's allocating stack after the message, got '%s'", err);
+    else if (!getenv("FRAMEALLOC_RECORDS"))
+        ck_assert_msg(!*stack, "want exactly one line on stderr, got '%s'", err);
+    if (!*stack)
+        return;
+    char *heading_end = strchr(stack, '\n');
+    ck_assert_msg(!strncmp(stack, "framealloc: ", 12) && !strncmp(heading_end - 13, "allocated at:", 13),
+                  "want 'framealloc: ... allocated at:' after the message, got '%s'", err);
+    for (char *line = heading_end + 1; *line; line = strchr(line, '\n') + 1)
+        ck_assert_msg(!strncmp(line, "framealloc:   at ", 17), "want 'framealloc:   at' stack lines, got '%s'", err);
+    ck_assert_msg(strstr(heading_end, "at frame_block") || strstr(heading_end, "at pool_block") ||
+                      strstr(heading_end, "at heap_block"),
+                  "the stack does not name the allocating function: '%s'", err);
 }
 
-static char *frame_block(size_t size)
+/* The allocating functions are not inlined: the stack after a message names them. */
+__attribute__((noinline)) static char *frame_block(size_t size)
 {
     fa_scope_push(FA_FRAME);
     uint64_t before = frame_allocs_now();
@@ -41,7 +70,7 @@ static char *frame_block(size_t size)
 }
 
 /* Outside scopes, small requests come from the size-class pools. */
-static char *pool_block(size_t size)
+__attribute__((noinline)) static char *pool_block(size_t size)
 {
     fa_stats before, after;
     fa_stats_get(&before);
@@ -53,7 +82,7 @@ static char *pool_block(size_t size)
 }
 
 /* Above the pools' limit and the frame maximum: the heap. */
-static char *heap_block(size_t size)
+__attribute__((noinline)) static char *heap_block(size_t size)
 {
     fa_stats before, after;
     fa_stats_get(&before);

@@ -18,7 +18,8 @@
 //
 // Stdout: "arena=ARENA pointer=P" (ARENA: pool, frame or heap, from the library's
 // counters, so records and debug modes that move blocks are seen as they are), then
-// "survived" if the misuse returned.
+// "survived" if the misuse returned. Under records, the block's allocating stack
+// (after the message) names allocate().
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -47,8 +48,9 @@ struct block_t {
 };
 
 // Allocates in the named arena; with_new: through operator new (its aligned form for
-// heap-align and heap-huge-align), else through malloc (memalign for those).
-block_t allocate(const char *arena, bool with_new)
+// heap-align and heap-huge-align), else through malloc (memalign for those). Not
+// inlined: under records the misuse message names it in the block's allocating stack.
+__attribute__((noinline)) block_t allocate(const char *arena, bool with_new)
 {
     size_t size = 64;
     int scope = -1; // an fa_intent, or -1 for none
