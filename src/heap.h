@@ -13,17 +13,8 @@
 
 #include "config.h"
 #include "heap_blocks.h"
-
-void *fa_je_malloc(size_t size);
-void *fa_je_calloc(size_t count, size_t size);
-void fa_je_free(void *p);
-void *fa_je_mallocx(size_t size, int flags);
-size_t fa_je_malloc_usable_size(void *p);
-size_t fa_je_xallocx(void *p, size_t size, size_t extra, int flags);
-size_t fa_je_nallocx(size_t size, int flags);
-
-/* jemalloc's MALLOCX_ALIGN for a power-of-two alignment. */
-#define FA_JE_ALIGN(a) ((int)__builtin_ctzl(a))
+#include "heap_direct.h"
+#include "jemalloc.h"
 
 /* jemalloc's 8-byte class is only 8-aligned; malloc must return 16-aligned blocks
  * (FA_MIN_ALIGN), so requests never go below its 16-byte class. */
@@ -59,19 +50,6 @@ void fa_heap_purge(void);
 /* count * size must not overflow (the caller checks). Large zeroed blocks reuse
  * freed memory with memset rather than the kernel's fresh pages (heap.c). */
 void *fa_heap_calloc(size_t count, size_t size);
-
-/* Alignments from this up are mapped directly and unmapped when freed, as glibc
- * does: jemalloc reserves alignment + size for them and keeps that address space
- * reserved after the free (16 rounds of 1 GiB-aligned blocks left 20 GiB). */
-#define FA_HEAP_DIRECT_ALIGNMENT ((size_t)64 << 20)
-
-/* Directly mapped blocks now live; the heap paths look them up only when there are. */
-extern _Atomic size_t fa_heap_direct_count FA_HIDDEN;
-void *fa_heap_direct_alloc(size_t alignment, size_t size);
-/* The usable size of p when it is a directly mapped block, else 0. */
-size_t fa_heap_direct_size(const void *p);
-/* Unmaps p when it is a directly mapped block; false otherwise. */
-bool fa_heap_direct_free(void *p);
 
 /* alignment: a power of two. jemalloc's mallocx does not accept size 0. */
 FA_INLINE void *fa_heap_aligned(size_t alignment, size_t size)

@@ -4,7 +4,8 @@
 
 #include <errno.h>
 
-#include "heap.h"
+#include "heap_direct.h"
+#include "jemalloc.h"
 #include "log.h"
 #include "os.h"
 

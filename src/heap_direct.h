@@ -1,0 +1,25 @@
+/* Heap blocks aligned to FA_HEAP_DIRECT_ALIGNMENT or more: mapped directly and
+ * unmapped when freed, as glibc does. jemalloc would reserve alignment + size for
+ * each and keep that address space after the free (16 rounds of 1 GiB-aligned
+ * blocks left 20 GiB). A small table knows them. */
+#ifndef FA_HEAP_DIRECT_H
+#define FA_HEAP_DIRECT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "config.h"
+
+#define FA_HEAP_DIRECT_ALIGNMENT ((size_t)64 << 20)
+
+/* Directly mapped blocks now live; the heap paths look them up only when there are. */
+extern _Atomic size_t fa_heap_direct_count FA_HIDDEN;
+/* A block of size bytes at alignment, mapped directly (jemalloc's when the table is
+ * full), or NULL with errno ENOMEM. */
+void *fa_heap_direct_alloc(size_t alignment, size_t size);
+/* The usable size of p when it is a directly mapped block, else 0. */
+size_t fa_heap_direct_size(const void *p);
+/* Unmaps p when it is a directly mapped block; false otherwise. */
+bool fa_heap_direct_free(void *p);
+
+#endif
