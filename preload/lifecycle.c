@@ -24,7 +24,7 @@ static void check_autoframe(void)
     const char *layers = getenv("VK_INSTANCE_LAYERS");
     bool audited = audit && strstr(audit, "libframealloc_autoframe");
     bool layered = layers && strstr(layers, "VK_LAYER_FRAMEALLOC_autoframe");
-    int64_t mode = fa_option(FA_OPT_AUTOFRAME);
+    int64_t mode = fa_settings.autoframe;
     if (mode && !audited && !(mode == 1 && layered))
         fa_log("FRAMEALLOC_AUTOFRAME=%s does nothing without the audit module: "
                "LD_AUDIT=.../libframealloc_autoframe.so (framealloc --autoframe or --tick sets it)",
@@ -45,7 +45,7 @@ __attribute__((constructor)) static void framealloc_start(void)
      * allocated in a frame scope alive as long as libc uses it (an escape), so only
      * strict mode sends libc's allocations elsewhere; safe mode keeps serving strdup
      * or asprintf in a scope from frames. */
-    fa_preload_redirect_system_callers(fa_frame_strict());
+    fa_preload_redirect_system_callers(fa_settings.frame_strict);
 }
 
 __attribute__((destructor)) static void framealloc_stop(void) { fa_process_stop(); }

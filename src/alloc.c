@@ -18,6 +18,7 @@
 #include "heap.h"
 #include "learn.h"
 #include "log.h"
+#include "options.h"
 #include "os.h"
 #include "debug.h"
 #include "pool.h"
@@ -45,7 +46,7 @@ static bool pool_serves(uint8_t intent, size_t size, size_t alignment)
 {
     /* Pool blocks are only 16-aligned: larger alignments use the frame arena or the heap. */
     return alignment <= FA_MIN_ALIGN &&
-           ((intent == FA_DEFAULT && size <= fa_pool_max) || (intent == FA_POOL && size <= FA_POOL_LARGEST));
+           ((intent == FA_DEFAULT && size <= fa_settings.pool_max) || (intent == FA_POOL && size <= FA_POOL_LARGEST));
 }
 
 /* The heap, for everything an arena does not serve. */
@@ -83,8 +84,10 @@ static void *arena_alloc(fa_thread_t *t, uint8_t intent, size_t size, size_t ali
 static void *route_to(fa_thread_t *t, uint8_t intent, size_t size, size_t alignment, bool recorded)
 {
     void *p = NULL;
-    bool to_arena = pool_serves(intent, size, alignment) || intent == FA_FRAME;
-    if (to_arena && attached(t) && !(p = arena_alloc(t, intent, size, alignment, recorded)) && fa_region_exhausted()) {
+    /* Attached first: the first call initialises the library, and with it the settings
+     * pool_serves reads. */
+    bool to_arena = attached(t) && (pool_serves(intent, size, alignment) || intent == FA_FRAME);
+    if (to_arena && !(p = arena_alloc(t, intent, size, alignment, recorded)) && fa_region_exhausted()) {
         fa_process_release_cached(t);
         p = arena_alloc(t, intent, size, alignment, recorded);
     }
@@ -142,7 +145,7 @@ static void *allocate(fa_thread_t *t, size_t size, size_t alignment, bool counte
     if (intent == FA_INTENT_LEARN)
         intent = FA_DEFAULT; /* learned routing happens in fa_malloc_learn_slow only */
     if (FA_UNLIKELY(fa_records_diverting)) {
-        if (intent == FA_FRAME && (fa_debug_flags & FA_DEBUG_PROTECT))
+        if (intent == FA_FRAME && (fa_settings.debug & FA_DEBUG_PROTECT))
             return allocate_protected(t, size, alignment);
         if (fa_records_mode == FA_RECORDS_FULL)
             return allocate_recorded(t, intent, size, alignment);
@@ -195,7 +198,7 @@ void *fa_calloc(size_t count, size_t size)
     }
     fa_thread_t *t = fa_thread();
     uint8_t intent = fa_thread_intent(t);
-    if (!fa_records_mode && total < t->sample_left && (intent == FA_DEFAULT ? total > fa_pool_max : intent == FA_HEAP)) {
+    if (!fa_records_mode && total < t->sample_left && (intent == FA_DEFAULT ? total > fa_settings.pool_max : intent == FA_HEAP)) {
         t->sample_left -= total;
         return HEAP_TRYING_TRIM(fa_heap_calloc(count, size)); /* jemalloc knows which pages are already zero */
     }
@@ -253,7 +256,7 @@ FA_NOINLINE void fa_free_slow(void *p)
         return;
     if (FA_UNLIKELY(fa_records_mode))
         fa_records_forget(p);
-    if (FA_UNLIKELY(fa_learn_mode))
+    if (FA_UNLIKELY(fa_settings.learn))
         fa_learn_forget(p);
     fa_heap_free(p);
 }
@@ -274,7 +277,7 @@ static fa_pool_chunk_t *pool_chunk_checked(void *p, const char *what)
 static size_t usable_size(void *p, const char *what)
 {
     size_t requested;
-    if (FA_UNLIKELY(fa_records_mode) && (fa_debug_flags & FA_DEBUG_GUARDS) && fa_records_requested_size(p, &requested))
+    if (FA_UNLIKELY(fa_records_mode) && (fa_settings.debug & FA_DEBUG_GUARDS) && fa_records_requested_size(p, &requested))
         return requested; /* the guard bytes are not the program's */
     if (fa_region_is_frame(p))
         return fa_frame_usable_size(p, what);
@@ -341,7 +344,7 @@ void *fa_realloc(void *p, size_t size)
     if (fa_region_owns(p))
         return realloc_owned(p, size);
     void *q = HEAP_TRYING_TRIM(fa_heap_realloc(p, size));
-    if (FA_UNLIKELY(fa_learn_mode) && q)
+    if (FA_UNLIKELY(fa_settings.learn) && q)
         fa_learn_moved(p, q);
     return q;
 }

@@ -1,4 +1,4 @@
-/* FRAMEALLOC_DEBUG: the debug modes, as bits. Read once at start-up. */
+/* FRAMEALLOC_DEBUG: the debug modes, as bits (fa_settings.debug, options.h). */
 #ifndef FA_DEBUG_H
 #define FA_DEBUG_H
 
@@ -12,7 +12,5 @@ enum {
 #define FA_GUARD_BYTE 0xab
 #define FA_GUARD_BYTES 16
 #define FA_PROTECT_FRAMES 4
-
-extern unsigned fa_debug_flags;
 
 #endif

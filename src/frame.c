@@ -19,11 +19,6 @@ _Atomic uint64_t fa_frame_number;
 uint64_t fa_frame_secret;
 size_t fa_frame_checked_end;
 
-static size_t frame_max = 65536;
-static bool strict;
-static bool rewind_allowed = true;
-static uint64_t frames_in_flight = 1;
-static uint32_t spare_retain = 1;
 /* Generation sequence numbers, never reused; 0 means "no generation". */
 static _Atomic uint64_t next_seq = 1;
 
@@ -46,19 +41,10 @@ static struct {
 
 void fa_frame_configure(void)
 {
-    frame_max = (size_t)fa_option(FA_OPT_FRAME_MAX);
-    strict = fa_option(FA_OPT_FRAME_MODE) == 1;
-    frames_in_flight = (uint64_t)fa_option(FA_OPT_FRAMES_IN_FLIGHT);
-    /* Giving freed bytes back early would hide a use after free from the protect
-     * mode, and with frames in flight frame memory must outlive its frame. */
-    rewind_allowed = frames_in_flight == 1 && !(fa_debug_flags & FA_DEBUG_PROTECT);
-    spare_retain = (uint32_t)fa_option(FA_OPT_FRAME_RETAIN);
     if (!fa_frame_secret)
         fa_frame_secret = fa_os_random64();
-    fa_frame_checked_end = strict ? 0 : fa_region.frame_size;
+    fa_frame_checked_end = fa_settings.frame_strict ? 0 : fa_region.frame_size;
 }
-
-bool fa_frame_strict(void) { return strict; }
 
 /* ---- the arena lock (see frame_arena.h) ---- */
 
@@ -174,7 +160,7 @@ static void set_data_access(fa_frame_chunk_t *c, bool accessible)
 
 static void push_spare(fa_frame_arena_t *a, fa_frame_chunk_t *c)
 {
-    if (fa_debug_flags & FA_DEBUG_POISON)
+    if (fa_settings.debug & FA_DEBUG_POISON)
         memset(first_slot(c), FA_POISON_BYTE, (size_t)(slot_limit(c) - first_slot(c)));
     c->live = 0;
     list_push(&a->spare, c);
@@ -184,7 +170,7 @@ static void push_spare(fa_frame_arena_t *a, fa_frame_chunk_t *c)
  * under FRAMEALLOC_DEBUG=protect, so that a use after its frame faults. */
 static void retire_empty(fa_frame_arena_t *a, fa_frame_chunk_t *c, uint64_t now)
 {
-    if (!(fa_debug_flags & FA_DEBUG_PROTECT)) {
+    if (!(fa_settings.debug & FA_DEBUG_PROTECT)) {
         push_spare(a, c);
         return;
     }
@@ -405,7 +391,7 @@ static void start_generation(fa_frame_arena_t *a)
 {
     a->seq = __atomic_fetch_add(&next_seq, 1, __ATOMIC_RELAXED);
     a->key = key_of(a->seq);
-    a->free_key = a->key ^ (rewind_allowed ? 0 : 8);
+    a->free_key = a->key ^ (fa_settings.frame_rewind ? 0 : 8);
     a->made = a->freed = 0;
     a->chunks = (fa_frame_list_t){0};
     a->chunks_have_escapes = false;
@@ -456,8 +442,8 @@ static void keep_escaped(fa_frame_arena_t *a, fa_frame_chunk_t *c)
  * stay, and the space around them becomes gaps. */
 static void recycle_generation(fa_frame_arena_t *a, fa_frame_gen_t *g, uint64_t now)
 {
-    bool empty = strict || (g->made == g->freed && !g->has_escapes);
-    if (empty && !(fa_debug_flags & (FA_DEBUG_POISON | FA_DEBUG_PROTECT))) {
+    bool empty = fa_settings.frame_strict || (g->made == g->freed && !g->has_escapes);
+    if (empty && !(fa_settings.debug & (FA_DEBUG_POISON | FA_DEBUG_PROTECT))) {
         list_splice(&a->spare, &g->chunks);
         return;
     }
@@ -478,7 +464,7 @@ static void recycle_generation(fa_frame_arena_t *a, fa_frame_gen_t *g, uint64_t 
 static void recycle_due(fa_frame_arena_t *a, uint64_t now)
 {
     fa_frame_gen_t *g;
-    while (a->gen_count && (g = gen_at(a, 0))->stamp + frames_in_flight <= now) {
+    while (a->gen_count && (g = gen_at(a, 0))->stamp + fa_settings.frames_in_flight <= now) {
         recycle_generation(a, g, now);
         a->gen_first = (a->gen_first + 1) % FA_FRAME_GENS;
         a->gen_count--;
@@ -519,7 +505,7 @@ static void trim_spares(fa_frame_arena_t *a)
     for (size_t i = 0; i < slots; i++)
         if (a->recent_need[i] > need)
             need = a->recent_need[i];
-    while (a->spare.count > need + spare_retain)
+    while (a->spare.count > need + fa_settings.frame_retain)
         release_chunk(list_pop(&a->spare));
 }
 
@@ -606,9 +592,9 @@ static bool arena_valid(fa_thread_t *t, bool by_owner)
  * is alive; it is walked again only when another thread freed something in it. */
 static bool orphan_done(fa_frame_chunk_t *c, uint64_t now)
 {
-    if (c->stamp + frames_in_flight > now)
+    if (c->stamp + fa_settings.frames_in_flight > now)
         return false;
-    if (strict)
+    if (fa_settings.frame_strict)
         return true;
     if (c->live && !__atomic_load_n(&c->remote, __ATOMIC_ACQUIRE))
         return false;
@@ -718,7 +704,7 @@ static void recycle_for_idle(fa_thread_t *t, void *arg)
     /* The owner changes these only with the lock held (an attaching thread's arena
      * is still all zero, an exiting one holds the lock until it is). */
     if (a->synced_frame + IDLE_FRAMES > now ||
-        !(a->gen_count || a->escaped || a->spare.count > spare_retain || a->quarantine.head || a->taken_this_frame)) {
+        !(a->gen_count || a->escaped || a->spare.count > fa_settings.frame_retain || a->quarantine.head || a->taken_this_frame)) {
         unlock_arena(a);
         return;
     }
@@ -799,7 +785,7 @@ static void *bump_slow(fa_thread_t *t, size_t n, size_t align)
 
 void *fa_frame_alloc_slow(fa_thread_t *t, size_t n, size_t align)
 {
-    if (n > frame_max || align > FA_FRAME_MAX_ALIGN)
+    if (n > fa_settings.frame_max || align > FA_FRAME_MAX_ALIGN)
         return NULL;
     if (t->state != FA_THREAD_LIVE) /* the heap serves threads past their exit */
         return NULL;
@@ -875,7 +861,7 @@ bool fa_frame_resize_in_place(fa_thread_t *t, void *p, size_t n)
     fa_frame_arena_t *a = &t->frame;
     char *slot = (char *)p - FA_FRAME_HEADER;
     bool newest = a->key && seq_of(d) == a->seq && (char *)p + span == a->bump;
-    if (!newest || n > frame_max)
+    if (!newest || n > fa_settings.frame_max)
         return n <= span - FA_FRAME_HEADER;
     uint64_t want = fa_frame_span(n);
     if (want > (uint64_t)(a->end - (char *)p))

@@ -79,8 +79,6 @@ extern uint64_t fa_frame_secret FA_HIDDEN;
 extern size_t fa_frame_checked_end FA_HIDDEN;
 
 void fa_frame_configure(void);
-/* FRAMEALLOC_FRAME_MODE=strict: frame frees do nothing, frames recycle unchecked. */
-bool fa_frame_strict(void);
 
 FA_INLINE size_t fa_frame_span(size_t n) { return (n + FA_FRAME_HEADER + 15) & ~(size_t)15; }
 

@@ -186,7 +186,7 @@ static int open_in_directory(const char *dir, char *name, size_t cap)
 /* Opens the log on the first hook; called with log_lock held. */
 static void start(void)
 {
-    const char *path = fa_option_string(FA_OPT_FRAMELOG);
+    const char *path = fa_settings.framelog;
     int state = LOG_OFF;
     if (path) {
         char name[4096];

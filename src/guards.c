@@ -6,9 +6,10 @@
 
 #include "debug.h"
 #include "log.h"
+#include "options.h"
 #include "symbols.h"
 
-static bool guarded(size_t body) { return (fa_debug_flags & FA_DEBUG_GUARDS) && body <= SIZE_MAX - FA_GUARD_BYTES; }
+static bool guarded(size_t body) { return (fa_settings.debug & FA_DEBUG_GUARDS) && body <= SIZE_MAX - FA_GUARD_BYTES; }
 
 size_t fa_guards_block_size(size_t size)
 {
@@ -24,7 +25,7 @@ void fa_guards_write(void *p, size_t size)
 
 size_t fa_guards_check(const void *p, size_t size)
 {
-    if (!(fa_debug_flags & FA_DEBUG_GUARDS))
+    if (!(fa_settings.debug & FA_DEBUG_GUARDS))
         return FA_GUARD_BYTES;
     const unsigned char *guard = (const unsigned char *)p + size;
     size_t i = 0;
@@ -44,6 +45,6 @@ void fa_guards_report_overrun(const void *p, size_t size, size_t at, const uintp
 
 void fa_guards_poison(void *p, size_t size)
 {
-    if (fa_debug_flags & FA_DEBUG_POISON)
+    if (fa_settings.debug & FA_DEBUG_POISON)
         memset(p, FA_POISON_BYTE, size);
 }

@@ -18,7 +18,6 @@
 #include "options.h"
 #include "os.h"
 
-int fa_learn_mode;
 
 /* A site is routed when the upper bound of its escape share is below ROUTE_BOUND,
  * and demoted when the lower bound rises above DEMOTE_BOUND (Wilson score interval,
@@ -71,7 +70,6 @@ static uint64_t samples_total, dropped_total, demoted_total;
 static uint64_t decided_frame; /* frame of the last decision pass */
 static _Atomic uint64_t live_blocks; /* read without the lock by frees */
 static int paused;
-static uint64_t rate, warmup, frames_in_flight;
 
 /* The routed set every thread's table copies; epoch counts its changes. */
 static uintptr_t routed[FA_LEARN_SLOTS];
@@ -90,23 +88,14 @@ static void fork_child(void)
 void fa_learn_configure(void)
 {
     static bool fork_handlers;
-    fa_learn_mode = (int)fa_option(FA_OPT_LEARN);
-    rate = (uint64_t)fa_option(FA_OPT_LEARN_RATE);
-    warmup = (uint64_t)fa_option(FA_OPT_LEARN_WARMUP);
-    frames_in_flight = (uint64_t)fa_option(FA_OPT_FRAMES_IN_FLIGHT);
-    if (fa_learn_mode == FA_LEARN_ROUTE && fa_option(FA_OPT_FRAME_MODE) == 1) {
-        /* Strict frames reuse memory whatever is alive: a wrong guess would lose data. */
-        fa_log("FRAMEALLOC_LEARN=route needs safe frames (FRAMEALLOC_FRAME_MODE=strict given): observing only");
-        fa_learn_mode = FA_LEARN_OBSERVE;
-    }
     /* Called inside init the first time, where the registration's allocation goes to the heap. */
-    if (fa_learn_mode && !fork_handlers) {
+    if (fa_settings.learn && !fork_handlers) {
         fork_handlers = true;
         pthread_atfork(fork_prepare, fork_parent, fork_child);
     }
 }
 
-uint8_t fa_learn_thread_intent(void) { return fa_learn_mode ? FA_INTENT_LEARN : 0; }
+uint8_t fa_learn_thread_intent(void) { return fa_settings.learn ? FA_INTENT_LEARN : 0; }
 
 void fa_learn_pause(void) { __atomic_store_n(&paused, 1, __ATOMIC_RELEASE); }
 
@@ -257,14 +246,14 @@ static void publish_routed(void)
 static void decide_all(uint64_t now)
 {
     decided_frame = now;
-    if (fa_learn_mode != FA_LEARN_ROUTE)
+    if (fa_settings.learn != FA_LEARN_ROUTE)
         return;
     bool changed = false;
     for (uint32_t k = 0; k < site_count; k++) {
         site_t *s = &sites[site_used[k]];
         /* Not before the first frame end: a thread's frame memory is recycled only
          * by frames, so a program that never ends one must never be routed. */
-        if (s->state == FA_LEARN_SITE_OBSERVED && now >= warmup && now > 0 && window_temporary(s, now)) {
+        if (s->state == FA_LEARN_SITE_OBSERVED && now >= fa_settings.learn_warmup && now > 0 && window_temporary(s, now)) {
             s->state = FA_LEARN_SITE_ROUTED;
             changed = true;
         } else if (s->state == FA_LEARN_SITE_ROUTED && window_escaping(s, now)) {
@@ -288,7 +277,7 @@ static void route_loaded(const uintptr_t *loaded, size_t n)
         if (!s)
             continue;
         s->from_profile = 1;
-        if (fa_learn_mode == FA_LEARN_ROUTE && s->state == FA_LEARN_SITE_OBSERVED)
+        if (fa_settings.learn == FA_LEARN_ROUTE && s->state == FA_LEARN_SITE_OBSERVED)
             s->state = FA_LEARN_SITE_ROUTED;
     }
     publish_routed();
@@ -299,7 +288,7 @@ void fa_learn_resolve_profile(void)
 {
     uintptr_t loaded[64];
     size_t n;
-    if (fa_learn_mode == FA_LEARN_OFF)
+    if (fa_settings.learn == FA_LEARN_OFF)
         return;
     while ((n = fa_learn_profile_resolve(loaded, sizeof loaded / sizeof *loaded)) > 0)
         route_loaded(loaded, n);
@@ -325,8 +314,8 @@ static uint64_t next_random(fa_learn_thread_t *l)
 /* The next sampling distance: uniform in 1..2*r-1 (mean r, the rate in force). */
 static void rearm(fa_learn_thread_t *l)
 {
-    uint64_t r = rate;
-    if (rate > 1 && fa_learn_mode == FA_LEARN_ROUTE && frame_now() >= warmup)
+    uint64_t rate = fa_settings.learn_rate, r = rate;
+    if (rate > 1 && fa_settings.learn == FA_LEARN_ROUTE && frame_now() >= fa_settings.learn_warmup)
         r *= SETTLED_RATE_FACTOR;
     uint64_t d = r <= 1 ? 1 : 1 + next_random(l) % (2 * r - 1);
     l->countdown = (int64_t)d;
@@ -338,7 +327,7 @@ static void rearm(fa_learn_thread_t *l)
 
 static void rearm_large(fa_learn_thread_t *l)
 {
-    uint64_t r = rate / LARGE_RATE_DIVISOR;
+    uint64_t r = fa_settings.learn_rate / LARGE_RATE_DIVISOR;
     uint64_t d = r <= 1 ? 1 : 1 + next_random(l) % (2 * r - 1);
     l->large_countdown = (int64_t)d;
     l->large_weight = d;
@@ -351,7 +340,7 @@ static void rearm_large(fa_learn_thread_t *l)
 static bool observation_due(fa_learn_thread_t *l, size_t size)
 {
     uint64_t weight;
-    if (size > fa_pool_max) {
+    if (size > fa_settings.pool_max) {
         l->countdown++;
         if (--l->large_countdown > 0)
             return false;
@@ -403,7 +392,7 @@ fa_learn_use_t fa_learn_decide(fa_thread_t *t, uintptr_t site, size_t size)
     /* This thread's routed frame blocks are one frame scope that ends now: its
      * generation is stamped with the current frame (fa_frame_end does this on the
      * thread that ends frames; other threads sync here). */
-    if (fa_learn_mode == FA_LEARN_ROUTE && t->frame.synced_frame != now && t->frame.key)
+    if (fa_settings.learn == FA_LEARN_ROUTE && t->frame.synced_frame != now && t->frame.key)
         fa_frame_on_intent_change(t, true, true);
     if (l->epoch != __atomic_load_n(&routed_epoch, __ATOMIC_ACQUIRE))
         refresh_table(l);
@@ -455,7 +444,7 @@ static void block_ended(block_t *b)
     s->live_weight -= b->weight;
     if (s->young_frame == b->frame && s->young)
         s->young--;
-    bool escaped = age >= frames_in_flight;
+    bool escaped = age >= fa_settings.frames_in_flight;
     s->decided++;
     s->escaped += escaped;
     s->window++;
@@ -500,8 +489,8 @@ size_t fa_learn_sites(fa_learn_site_t *out, size_t cap, fa_learn_summary_t *summ
     uint64_t now = frame_now();
     size_t n = 0;
     pthread_mutex_lock(&lock);
-    *summary = (fa_learn_summary_t){.frames = now, .rate = rate, .frames_in_flight = frames_in_flight,
-                                    .warmup = warmup, .samples = samples_total, .dropped = dropped_total,
+    *summary = (fa_learn_summary_t){.frames = now, .rate = fa_settings.learn_rate, .frames_in_flight = fa_settings.frames_in_flight,
+                                    .warmup = fa_settings.learn_warmup, .samples = samples_total, .dropped = dropped_total,
                                     .demoted = demoted_total, .bound = ROUTE_BOUND};
     for (uint32_t k = 0; k < site_count; k++) {
         const site_t *s = &sites[site_used[k]];

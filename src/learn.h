@@ -22,6 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "options.h"
 #include "config.h"
 #include "frame.h"
 #include "pool.h"
@@ -30,8 +31,7 @@
 /* The thread intent when learning is on and no scope is open (not a public fa_intent). */
 #define FA_INTENT_LEARN 4
 
-enum { FA_LEARN_OFF, FA_LEARN_OBSERVE, FA_LEARN_ROUTE };
-extern int fa_learn_mode FA_HIDDEN;
+
 
 /* Bits 3 to 11 of a return address, as a byte offset into the thread's table
  * (one AND, no shift): call sites a multiple of 4 KiB apart are rare enough to

@@ -37,10 +37,10 @@ void fa_learn_start(void)
 {
     /* A thread attached before the settings were read (init without environ). */
     fa_thread_t *t = fa_thread();
-    if (fa_learn_mode && t->state == FA_THREAD_LIVE && t->depth == 0 && fa_thread_intent(t) == FA_DEFAULT)
+    if (fa_settings.learn && t->state == FA_THREAD_LIVE && t->depth == 0 && fa_thread_intent(t) == FA_DEFAULT)
         t->intent |= FA_INTENT_LEARN;
-    const char *path = fa_option_string(FA_OPT_LEARN_PROFILE);
-    if (fa_learn_mode == FA_LEARN_OFF || !path)
+    const char *path = fa_settings.learn_profile;
+    if (fa_settings.learn == FA_LEARN_OFF || !path)
         return;
     /* Sites in modules not loaded yet wait until a dlopen brings them (learn.c). */
     fa_learn_profile_read(path);
@@ -87,7 +87,7 @@ static void save_profile(const char *path, const fa_learn_site_t *sites, size_t 
     for (size_t i = 0; i < n; i++) {
         const fa_learn_site_t *s = &sites[i];
         bool keep = s->state == FA_LEARN_SITE_ROUTED ||
-                    (fa_learn_mode == FA_LEARN_OBSERVE && (s->temporary || (s->from_profile && s->samples == 0)));
+                    (fa_settings.learn == FA_LEARN_OBSERVE && (s->temporary || (s->from_profile && s->samples == 0)));
         if (!keep)
             continue;
         const char *module;
@@ -189,7 +189,7 @@ static void write_text(FILE *f, const fa_learn_site_t *sites, size_t n, const fa
 {
     counterfactual_t c = count_counterfactual(sites, n);
     fprintf(f, "framealloc learn report (%s), pid %d: %llu frames, 1 in %llu allocations observed (%llu observed, %llu sites)\n",
-            fa_learn_mode == FA_LEARN_ROUTE ? "route" : "observe", (int)getpid(), (unsigned long long)sum->frames,
+            fa_settings.learn == FA_LEARN_ROUTE ? "route" : "observe", (int)getpid(), (unsigned long long)sum->frames,
             (unsigned long long)sum->rate, (unsigned long long)sum->samples, (unsigned long long)n);
     fprintf(f, "  counterfactual: %llu frame-temporary sites (95%% upper bound of the escape share <= %.0f%%, "
                "frames in flight %llu)\n",
@@ -201,7 +201,7 @@ static void write_text(FILE *f, const fa_learn_site_t *sites, size_t n, const fa
             (double)c.allocs * (POOL_PAIR_INSTRUCTIONS - FRAME_PAIR_INSTRUCTIONS),
             POOL_PAIR_INSTRUCTIONS - FRAME_PAIR_INSTRUCTIONS, POOL_PAIR_INSTRUCTIONS, FRAME_PAIR_INSTRUCTIONS,
             COST_MODEL_SOURCE);
-    if (fa_learn_mode == FA_LEARN_ROUTE)
+    if (fa_settings.learn == FA_LEARN_ROUTE)
         fprintf(f, "  routed: %llu sites now, %llu demoted; frame arenas served %llu allocations, %llu escapes\n",
                 (unsigned long long)sum->routed, (unsigned long long)sum->demoted,
                 (unsigned long long)stats->frame_allocs, (unsigned long long)stats->frame_escapes);
@@ -234,7 +234,7 @@ static void write_json(FILE *f, const fa_learn_site_t *sites, size_t n, const fa
 {
     counterfactual_t c = count_counterfactual(sites, n);
     fprintf(f, "{\n  \"program\": \"%s\", \"pid\": %d, \"mode\": \"%s\", \"frames\": %llu, \"rate\": %llu,\n",
-            program_invocation_short_name, (int)getpid(), fa_learn_mode == FA_LEARN_ROUTE ? "route" : "observe",
+            program_invocation_short_name, (int)getpid(), fa_settings.learn == FA_LEARN_ROUTE ? "route" : "observe",
             (unsigned long long)sum->frames, (unsigned long long)sum->rate);
     fprintf(f, "  \"frames_in_flight\": %llu, \"warmup\": %llu, \"escape_bound\": %.3f, \"observed\": %llu, "
                "\"dropped\": %llu, \"allocations\": %llu,\n",
@@ -295,7 +295,7 @@ static FILE *open_report_file(const char *dir, const char *suffix)
 
 void fa_learn_finish(void)
 {
-    if (fa_learn_mode == FA_LEARN_OFF)
+    if (fa_settings.learn == FA_LEARN_OFF)
         return;
     fa_learn_pause();
     fa_learn_resolve_profile(); /* a module loaded in the last frame: its entries are not pending */
@@ -313,13 +313,13 @@ void fa_learn_finish(void)
     qsort(sites, n, sizeof *sites, by_allocs);
     fa_stats stats = {0};
     fa_stats_fill(&stats, sizeof stats);
-    const char *profile = fa_option_string(FA_OPT_LEARN_PROFILE);
+    const char *profile = fa_settings.learn_profile;
     if (profile)
         save_profile(profile, sites, n);
     /* Routing is for production runs: stderr gets the summary alone there, and the
      * sites only go to the report directory. */
-    const char *dir = fa_option_string(FA_OPT_REPORT);
-    bool sites_on_stderr = fa_learn_mode == FA_LEARN_OBSERVE;
+    const char *dir = fa_settings.report;
+    bool sites_on_stderr = fa_settings.learn == FA_LEARN_OBSERVE;
     if (dir || sites_on_stderr)
         fa_symbols_open();
     FILE *f;

@@ -36,9 +36,10 @@ long long fa_option_values[FA_OPT_COUNT] = {
 
 static const char *string_values[FA_OPT_COUNT];
 
+fa_settings_t fa_settings;
+
 const char *fa_option_string(fa_option_id_t id) { return string_values[id]; }
 
-unsigned fa_debug_flags;
 
 #define PREFIX "FRAMEALLOC_"
 
@@ -224,13 +225,52 @@ static void load_one(const fa_option_spec_t *spec, long long *value, const char 
         fa_log("%s%s=%s is not valid (%s); using the default %lld", PREFIX, spec->name, text, range, spec->def);
 }
 
+static void fill_settings(void)
+{
+    const long long *v = fa_option_values;
+    fa_settings_t s = {
+        .help = v[FA_OPT_HELP] != 0,
+        .stats = v[FA_OPT_STATS] != 0,
+        .region_bytes = (size_t)v[FA_OPT_REGION_GB] << 30,
+        .frame_strict = v[FA_OPT_FRAME_MODE] == 1,
+        .frames_in_flight = (uint64_t)v[FA_OPT_FRAMES_IN_FLIGHT],
+        .frame_max = (size_t)v[FA_OPT_FRAME_MAX],
+        .frame_retain = (uint32_t)v[FA_OPT_FRAME_RETAIN],
+        .pool_max = (size_t)v[FA_OPT_POOL_MAX],
+        .pool_decay_ms = (uint64_t)v[FA_OPT_POOL_DECAY_MS],
+        .records = (int)v[FA_OPT_RECORDS],
+        .records_asked = v[FA_OPT_RECORDS] != FA_RECORDS_OFF,
+        .records_rate_bytes = (uint64_t)v[FA_OPT_RECORDS_RATE] * 1024,
+        .records_depth = (int)v[FA_OPT_RECORDS_DEPTH],
+        .report = string_values[FA_OPT_REPORT],
+        .report_signal = (int)v[FA_OPT_REPORT_SIGNAL],
+        .debug = (unsigned)v[FA_OPT_DEBUG],
+        .framelog = string_values[FA_OPT_FRAMELOG],
+        .autoframe = (int)v[FA_OPT_AUTOFRAME],
+        .learn = (int)v[FA_OPT_LEARN],
+        .learn_rate = (uint64_t)v[FA_OPT_LEARN_RATE],
+        .learn_warmup = (uint64_t)v[FA_OPT_LEARN_WARMUP],
+        .learn_profile = string_values[FA_OPT_LEARN_PROFILE],
+    };
+    /* Guards and poison check every block on free: every block must be recorded. */
+    if (s.debug & (FA_DEBUG_GUARDS | FA_DEBUG_POISON))
+        s.records = FA_RECORDS_FULL;
+    if (s.learn == FA_LEARN_ROUTE && s.frame_strict) {
+        /* Strict frames reuse memory whatever is alive: a wrong guess would lose data. */
+        fa_log("FRAMEALLOC_LEARN=route needs safe frames (FRAMEALLOC_FRAME_MODE=strict given): observing only");
+        s.learn = FA_LEARN_OBSERVE;
+    }
+    s.frame_rewind = s.frames_in_flight == 1 && !(s.debug & FA_DEBUG_PROTECT);
+    fa_settings = s;
+}
+
 void fa_options_load(void)
 {
     for (int i = 0; i < FA_OPT_COUNT; i++) {
         fa_option_values[i] = specs[i].def;
         string_values[i] = NULL;
     }
-    fa_debug_flags = 0;
+    fill_settings();
     /* Secure execution (setuid, setgid, file capabilities): the environment belongs
      * to a less privileged user, so every setting keeps its default, as glibc
      * ignores MALLOC_* there. Otherwise FRAMEALLOC_FRAMELOG or FRAMEALLOC_REPORT
@@ -255,7 +295,7 @@ void fa_options_load(void)
         }
         load_one(&specs[found], &fa_option_values[found], eq + 1);
     }
-    fa_debug_flags = (unsigned)fa_option_values[FA_OPT_DEBUG];
+    fill_settings();
 }
 
 void fa_options_print(int fd)

@@ -19,8 +19,6 @@ enum { FA_POOL_LIST_NONE, FA_POOL_LIST_AVAIL, FA_POOL_LIST_FULL };
 /* Emptied chunks a thread always keeps for reuse, however long they stay empty. */
 #define FA_POOL_EMPTY_RETAIN 4
 
-size_t fa_pool_max = 16384;
-static uint64_t decay_ms = 1000;
 uint64_t fa_pool_key, fa_pool_key_inverse;
 uintptr_t fa_pool_cookie_value;
 uintptr_t fa_pool_link_base;
@@ -82,8 +80,6 @@ static void make_keys(void)
  * path, and the slow path initialises before it looks at the table again. */
 void fa_pool_configure(void)
 {
-    fa_pool_max = (size_t)fa_option(FA_OPT_POOL_MAX);
-    decay_ms = (uint64_t)fa_option(FA_OPT_POOL_DECAY_MS);
     if (!fa_pool_key)
         make_keys();
     /* About 256 KiB of ready blocks per class, 16 to 4096 of them (like a tcache):
@@ -102,7 +98,7 @@ void fa_pool_configure(void)
         fa_pool_class_of[i] = (uint8_t)cls;
         /* Above the limit: the always-empty bin, so malloc's fast path misses without
          * reading fa_pool_max (the slow path then routes the size). */
-        unsigned bin = size <= fa_pool_max ? cls : FA_POOL_CLASSES;
+        unsigned bin = size <= fa_settings.pool_max ? cls : FA_POOL_CLASSES;
         fa_pool_bin_of[i] = (uint8_t)(bin * FA_POOL_BIN_WORDS);
     }
 }
@@ -206,7 +202,7 @@ static void release_chunk(fa_pool_chunk_t *c)
 static fa_pool_chunk_t *unlink_expired_spares(uint64_t now)
 {
     fa_pool_chunk_t *expired = NULL, *c;
-    while ((c = spare_oldest) && (now == UINT64_MAX || c->empty_since_ms + decay_ms <= now)) {
+    while ((c = spare_oldest) && (now == UINT64_MAX || c->empty_since_ms + fa_settings.pool_decay_ms <= now)) {
         spare_oldest = c->prev;
         if (spare_oldest)
             spare_oldest->next = NULL;
@@ -236,7 +232,7 @@ static void park_chunk(fa_pool_chunk_t *c)
     c->list = FA_POOL_LIST_NONE;
     pthread_mutex_lock(&spare_lock);
     fa_pool_chunk_t *expired = unlink_expired_spares(now);
-    if (spare_count < FA_POOL_SPARE_MAX && decay_ms) {
+    if (spare_count < FA_POOL_SPARE_MAX && fa_settings.pool_decay_ms) {
         c->prev = NULL;
         c->next = spare_newest;
         if (spare_newest)
@@ -276,7 +272,7 @@ static fa_pool_chunk_t *take_spare(void)
 static void release_expired(fa_pool_cache_t *pc, uint64_t now)
 {
     fa_pool_chunk_t *c;
-    while (pc->empty_count > FA_POOL_EMPTY_RETAIN && (c = pc->empty_oldest) && c->empty_since_ms + decay_ms <= now) {
+    while (pc->empty_count > FA_POOL_EMPTY_RETAIN && (c = pc->empty_oldest) && c->empty_since_ms + fa_settings.pool_decay_ms <= now) {
         pc->empty_oldest = c->prev;
         pc->empty_oldest->next = NULL;
         pc->empty_count--;
@@ -554,7 +550,7 @@ static void expire_parked_locked(uint64_t now)
         parked_cache_t *slot = &parked[i];
         if (!slot->used)
             continue;
-        if (now != UINT64_MAX && slot->since_ms + decay_ms > now) {
+        if (now != UINT64_MAX && slot->since_ms + fa_settings.pool_decay_ms > now) {
             oldest = slot->since_ms < oldest ? slot->since_ms : oldest;
             continue;
         }
@@ -570,7 +566,7 @@ static void expire_parked_locked(uint64_t now)
 static void expire_parked(uint64_t now)
 {
     if (!__atomic_load_n(&parked_count, __ATOMIC_RELAXED) ||
-        (now != UINT64_MAX && __atomic_load_n(&parked_oldest_ms, __ATOMIC_RELAXED) + decay_ms > now))
+        (now != UINT64_MAX && __atomic_load_n(&parked_oldest_ms, __ATOMIC_RELAXED) + fa_settings.pool_decay_ms > now))
         return;
     pthread_mutex_lock(&parked_lock);
     expire_parked_locked(now);
@@ -584,7 +580,7 @@ static void expire_parked(uint64_t now)
 static bool park_cache(fa_pool_cache_t *pc)
 {
     uint32_t chunks = set_owner(pc, NULL);
-    if (!chunks || !decay_ms)
+    if (!chunks || !fa_settings.pool_decay_ms)
         return false;
     uint64_t now = now_ms();
     pthread_mutex_lock(&parked_lock);
@@ -745,7 +741,7 @@ static int serving_class(fa_thread_t *t, size_t size)
 {
     if (t->state != FA_THREAD_LIVE)
         return -1;
-    if (size > (fa_thread_intent(t) == FA_POOL ? FA_POOL_LARGEST : fa_pool_max))
+    if (size > (fa_thread_intent(t) == FA_POOL ? FA_POOL_LARGEST : fa_settings.pool_max))
         return -1;
     return fa_pool_class_of[(size + 15) >> 4];
 }

@@ -78,7 +78,6 @@ typedef struct fa_pool_chunk {
 _Static_assert(sizeof(fa_pool_chunk_t) <= FA_POOL_DATA_OFFSET, "pool chunk header too large");
 
 /* All hidden: the fast paths reach them rip-relative, not through the GOT. */
-extern size_t fa_pool_max FA_HIDDEN;          /* FRAMEALLOC_POOL_MAX */
 extern uint64_t fa_pool_key FA_HIDDEN;        /* odd secret: links */
 extern uint64_t fa_pool_key_inverse FA_HIDDEN; /* key * key_inverse == 1 (mod 2^64) */
 /* Where a block may lie: [link_base, link_base + link_span); 0 until the first chunk. */

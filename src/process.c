@@ -89,9 +89,9 @@ void fa_init(void)
     self->in_init = 1;
     options_without_env = environ == NULL;
     fa_options_load();
-    if (fa_option(FA_OPT_HELP))
+    if (fa_settings.help)
         fa_options_print(2);
-    if (!fa_region_init((size_t)fa_option(FA_OPT_REGION_GB) << 30))
+    if (!fa_region_init(fa_settings.region_bytes))
         fa_log("could not reserve address space for frame and pool memory; using the heap for everything");
     /* The initialising thread (normally main, which lives as long as the process)
      * joins the heap's arena now: jemalloc gives back all of an arena's memory when
@@ -115,7 +115,7 @@ void fa_init_late(void)
         return;
     options_without_env = false;
     fa_options_load();
-    if (fa_option(FA_OPT_HELP))
+    if (fa_settings.help)
         fa_options_print(2);
     fa_frame_configure();
     fa_pool_configure();
@@ -165,7 +165,7 @@ void fa_process_start_observers(void)
 
 void fa_process_stop(void)
 {
-    if (fa_option(FA_OPT_STATS))
+    if (fa_settings.stats)
         fa_stats_print(2);
     /* The records report's symbolizer (libdw) allocates: not the program's sites. */
     fa_learn_pause();

@@ -10,6 +10,7 @@
 #include "debug.h"
 #include "frame.h"
 #include "log.h"
+#include "options.h"
 #include "os.h"
 #include "records.h"
 #include "region.h"
@@ -79,7 +80,7 @@ static void on_fault(int signo, siginfo_t *info, void *context)
 
 void fa_protect_start(void)
 {
-    if (!(fa_debug_flags & FA_DEBUG_PROTECT) || !fa_region.size || block_sites)
+    if (!(fa_settings.debug & FA_DEBUG_PROTECT) || !fa_region.size || block_sites)
         return;
     size_t bytes = fa_region.frame_size / SITE_GRANULE * sizeof *block_sites;
     void *table = fa_os_map_table(bytes);

@@ -168,7 +168,7 @@ void fa_records_frame_ended(uint64_t now, uint64_t frames_in_flight)
             continue;
         }
         fa_record_t r;
-        if (fa_frame_strict()) {
+        if (fa_settings.frame_strict) {
             /* Strict mode's frees of frame blocks do nothing, so records never see
              * them: every recorded block of a recycled frame is gone now. */
             if (fa_record_map_remove(e.ptr, &r)) {
@@ -245,20 +245,17 @@ static bool map_tables(void)
 
 void fa_records_start(void)
 {
-    int mode = (int)fa_option(FA_OPT_RECORDS);
-    /* Guards and poison check every block on free: every block must be recorded. */
-    if (fa_debug_flags & (FA_DEBUG_GUARDS | FA_DEBUG_POISON))
-        mode = FA_RECORDS_FULL;
-    bool protect = (fa_debug_flags & FA_DEBUG_PROTECT) != 0;
+    int mode = fa_settings.records;
+    bool protect = (fa_settings.debug & FA_DEBUG_PROTECT) != 0;
     if ((mode == FA_RECORDS_OFF && !protect) || fa_records_diverting)
         return;
     in_records = 1; /* allocations made while loading libunwind are not recorded */
-    bool ok = map_tables() && fa_sites_load_unwinder((int)fa_option(FA_OPT_RECORDS_DEPTH));
+    bool ok = map_tables() && fa_sites_load_unwinder(fa_settings.records_depth);
     in_records = 0;
     if (!ok)
         return;
     if (mode == FA_RECORDS_SAMPLE)
-        fa_sampling_start((uint64_t)fa_option(FA_OPT_RECORDS_RATE) * 1024);
+        fa_sampling_start(fa_settings.records_rate_bytes);
     if (mode != FA_RECORDS_OFF)
         fa_log_set_misuse_observer(describe_misused_pointer);
     __atomic_store_n(&fa_records_mode, mode, __ATOMIC_RELEASE);

@@ -20,10 +20,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "options.h"
 #include "sites.h"
 #include "thread.h"
 
-enum { FA_RECORDS_OFF, FA_RECORDS_SAMPLE, FA_RECORDS_FULL };
+
 
 extern int fa_records_mode; /* FA_RECORDS_*; fixed after start-up */
 /* True when allocations leave the fast paths for records or FRAMEALLOC_DEBUG=protect. */

@@ -389,7 +389,7 @@ static void write_json(out_t *o, site_list_t *sites)
     fa_stats_fill(&stats, sizeof stats);
     char name[80];
     program_name(name, sizeof name);
-    const char *framelog = fa_option_string(FA_OPT_FRAMELOG);
+    const char *framelog = fa_settings.framelog;
     out_text(o, "{\n  \"program\": ", 15);
     out_json_string(o, name);
     out_text(o, ",\n  \"framelog\": ", 16);
@@ -568,7 +568,7 @@ static int write_report(const char *dir, int snapshot)
             return -1;
         }
     } else {
-        const char *base = fa_option_string(FA_OPT_REPORT);
+        const char *base = fa_settings.report;
         if (!base)
             return -1;
         unsigned n = 0;
@@ -606,10 +606,10 @@ static void on_report_signal(int signo)
 
 void fa_report_start(void)
 {
-    if (fa_option_string(FA_OPT_REPORT) && !fa_records_mode)
+    if (fa_settings.report && !fa_records_mode)
         fa_log("FRAMEALLOC_REPORT is set but records are off: no report is written "
                "(set FRAMEALLOC_RECORDS=sample or full)");
-    int signo = (int)fa_option(FA_OPT_REPORT_SIGNAL);
+    int signo = fa_settings.report_signal;
     if (!signo)
         return;
     /* The handler is installed with records off too: the program was told this
@@ -637,9 +637,9 @@ void fa_report_if_requested(void)
 void fa_report_at_exit(void)
 {
     /* Records forced on by FRAMEALLOC_DEBUG alone print nothing at exit. */
-    if (!fa_records_mode || (!fa_option(FA_OPT_RECORDS) && !fa_option_string(FA_OPT_REPORT)))
+    if (!fa_records_mode || (!fa_settings.records_asked && !fa_settings.report))
         return;
-    if (fa_option_string(FA_OPT_REPORT)) {
+    if (fa_settings.report) {
         write_report(NULL, 0);
         return;
     }
