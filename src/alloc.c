@@ -198,7 +198,8 @@ void *fa_calloc(size_t count, size_t size)
     }
     fa_thread_t *t = fa_thread();
     uint8_t intent = fa_thread_intent(t);
-    if (!fa_records_mode && total < t->sample_left && (intent == FA_DEFAULT ? total > fa_settings.pool_max : intent == FA_HEAP)) {
+    if (!fa_records_mode && total < t->sample_left &&
+        (intent == FA_DEFAULT ? total > fa_settings.pool_max : intent == FA_HEAP)) {
         t->sample_left -= total;
         return HEAP_TRYING_TRIM(fa_heap_calloc(count, size)); /* jemalloc knows which pages are already zero */
     }
@@ -277,7 +278,8 @@ static fa_pool_chunk_t *pool_chunk_checked(void *p, const char *what)
 static size_t usable_size(void *p, const char *what)
 {
     size_t requested;
-    if (FA_UNLIKELY(fa_records_mode) && (fa_settings.debug & FA_DEBUG_GUARDS) && fa_records_requested_size(p, &requested))
+    if (FA_UNLIKELY(fa_records_mode) && (fa_settings.debug & FA_DEBUG_GUARDS) &&
+        fa_records_requested_size(p, &requested))
         return requested; /* the guard bytes are not the program's */
     if (fa_region_is_frame(p))
         return fa_frame_usable_size(p, what);

@@ -704,7 +704,8 @@ static void recycle_for_idle(fa_thread_t *t, void *arg)
     /* The owner changes these only with the lock held (an attaching thread's arena
      * is still all zero, an exiting one holds the lock until it is). */
     if (a->synced_frame + IDLE_FRAMES > now ||
-        !(a->gen_count || a->escaped || a->spare.count > fa_settings.frame_retain || a->quarantine.head || a->taken_this_frame)) {
+        !(a->gen_count || a->escaped || a->spare.count > fa_settings.frame_retain || a->quarantine.head ||
+          a->taken_this_frame)) {
         unlock_arena(a);
         return;
     }

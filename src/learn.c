@@ -253,7 +253,8 @@ static void decide_all(uint64_t now)
         site_t *s = &sites[site_used[k]];
         /* Not before the first frame end: a thread's frame memory is recycled only
          * by frames, so a program that never ends one must never be routed. */
-        if (s->state == FA_LEARN_SITE_OBSERVED && now >= fa_settings.learn_warmup && now > 0 && window_temporary(s, now)) {
+        if (s->state == FA_LEARN_SITE_OBSERVED && now >= fa_settings.learn_warmup && now > 0 &&
+            window_temporary(s, now)) {
             s->state = FA_LEARN_SITE_ROUTED;
             changed = true;
         } else if (s->state == FA_LEARN_SITE_ROUTED && window_escaping(s, now)) {
@@ -489,9 +490,14 @@ size_t fa_learn_sites(fa_learn_site_t *out, size_t cap, fa_learn_summary_t *summ
     uint64_t now = frame_now();
     size_t n = 0;
     pthread_mutex_lock(&lock);
-    *summary = (fa_learn_summary_t){.frames = now, .rate = fa_settings.learn_rate, .frames_in_flight = fa_settings.frames_in_flight,
-                                    .warmup = fa_settings.learn_warmup, .samples = samples_total, .dropped = dropped_total,
-                                    .demoted = demoted_total, .bound = ROUTE_BOUND};
+    *summary = (fa_learn_summary_t){.frames = now,
+                                    .rate = fa_settings.learn_rate,
+                                    .frames_in_flight = fa_settings.frames_in_flight,
+                                    .warmup = fa_settings.learn_warmup,
+                                    .samples = samples_total,
+                                    .dropped = dropped_total,
+                                    .demoted = demoted_total,
+                                    .bound = ROUTE_BOUND};
     for (uint32_t k = 0; k < site_count; k++) {
         const site_t *s = &sites[site_used[k]];
         summary->allocs += s->allocs;

@@ -197,18 +197,27 @@ static void release_chunk(fa_pool_chunk_t *c)
  * only as far as they were used), and those parked longer than
  * FRAMEALLOC_POOL_DECAY_MS go back whenever a chunk is parked. */
 
+/* Takes c off the spare list (lock held). */
+static void spare_unlink(fa_pool_chunk_t *c)
+{
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        spare_newest = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    else
+        spare_oldest = c->prev;
+    spare_count--;
+}
+
 /* Unlinks the spares that expired (or all when now is UINT64_MAX), under the lock,
  * and returns them as a list through next. */
 static fa_pool_chunk_t *unlink_expired_spares(uint64_t now)
 {
     fa_pool_chunk_t *expired = NULL, *c;
     while ((c = spare_oldest) && (now == UINT64_MAX || c->empty_since_ms + fa_settings.pool_decay_ms <= now)) {
-        spare_oldest = c->prev;
-        if (spare_oldest)
-            spare_oldest->next = NULL;
-        else
-            spare_newest = NULL;
-        spare_count--;
+        spare_unlink(c);
         c->next = expired;
         expired = c;
     }
@@ -256,14 +265,8 @@ static fa_pool_chunk_t *take_spare(void)
         return NULL;
     pthread_mutex_lock(&spare_lock);
     fa_pool_chunk_t *c = spare_newest;
-    if (c) {
-        spare_newest = c->next;
-        if (spare_newest)
-            spare_newest->prev = NULL;
-        else
-            spare_oldest = NULL;
-        spare_count--;
-    }
+    if (c)
+        spare_unlink(c);
     __atomic_store_n(&spare_any, spare_count != 0, __ATOMIC_RELAXED);
     pthread_mutex_unlock(&spare_lock);
     return c;
@@ -272,7 +275,8 @@ static fa_pool_chunk_t *take_spare(void)
 static void release_expired(fa_pool_cache_t *pc, uint64_t now)
 {
     fa_pool_chunk_t *c;
-    while (pc->empty_count > FA_POOL_EMPTY_RETAIN && (c = pc->empty_oldest) && c->empty_since_ms + fa_settings.pool_decay_ms <= now) {
+    while (pc->empty_count > FA_POOL_EMPTY_RETAIN && (c = pc->empty_oldest) &&
+           c->empty_since_ms + fa_settings.pool_decay_ms <= now) {
         pc->empty_oldest = c->prev;
         pc->empty_oldest->next = NULL;
         pc->empty_count--;

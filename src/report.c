@@ -198,30 +198,6 @@ static void collect_site(const fa_site_t *site, void *arg)
         list->items[list->count++] = *site;
 }
 
-static int by_alloc_bytes(const void *a, const void *b)
-{
-    uint64_t x = ((const fa_site_t *)a)->alloc_bytes, y = ((const fa_site_t *)b)->alloc_bytes;
-    return x < y ? 1 : x > y ? -1 : 0;
-}
-
-static int by_alloc_count(const void *a, const void *b)
-{
-    uint64_t x = ((const fa_site_t *)a)->alloc_count, y = ((const fa_site_t *)b)->alloc_count;
-    return x < y ? 1 : x > y ? -1 : 0;
-}
-
-static int by_live_bytes(const void *a, const void *b)
-{
-    uint64_t x = ((const fa_site_t *)a)->live_bytes, y = ((const fa_site_t *)b)->live_bytes;
-    return x < y ? 1 : x > y ? -1 : 0;
-}
-
-static int by_escape_bytes(const void *a, const void *b)
-{
-    uint64_t x = ((const fa_site_t *)a)->escape_bytes, y = ((const fa_site_t *)b)->escape_bytes;
-    return x < y ? 1 : x > y ? -1 : 0;
-}
-
 /* The program's name, safe as a file name: letters, digits, "._+-"; others '_'. */
 static void program_name(char *out, size_t cap)
 {
@@ -268,10 +244,22 @@ static uint64_t value_alloc_count(const fa_site_t *s) { return s->alloc_count; }
 static uint64_t value_live_bytes(const fa_site_t *s) { return s->live_bytes; }
 static uint64_t value_escape_bytes(const fa_site_t *s) { return s->escape_bytes; }
 
-static void write_top(out_t *o, site_list_t *sites, const char *title, int (*order)(const void *, const void *),
-                      site_value_fn value, int depth_shown)
+static int larger_first(const void *a, const void *b, void *value_fn)
 {
-    qsort(sites->items, sites->count, sizeof *sites->items, order);
+    site_value_fn value = *(site_value_fn *)value_fn;
+    uint64_t x = value(a), y = value(b);
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* Largest value first. */
+static void sort_sites(site_list_t *sites, site_value_fn value)
+{
+    qsort_r(sites->items, sites->count, sizeof *sites->items, larger_first, &value);
+}
+
+static void write_top(out_t *o, site_list_t *sites, const char *title, site_value_fn value, int depth_shown)
+{
+    sort_sites(sites, value);
     out_printf(o, "\n%s\n", title);
     int shown = 0;
     for (size_t i = 0; i < sites->count && shown < TOP_SITES; i++) {
@@ -325,12 +313,11 @@ static void write_summary(out_t *o, site_list_t *sites, int depth_shown)
                total, sites->count);
     out_printf(o, "frames ended: %llu; frame escapes counted by the arenas: %llu\n", (unsigned long long)stats.frame,
                (unsigned long long)stats.frame_escapes);
-    write_top(o, sites, "Top call sites by bytes allocated:", by_alloc_bytes, value_alloc_bytes, depth_shown);
-    write_top(o, sites, "Top call sites by number of allocations:", by_alloc_count, value_alloc_count, depth_shown);
-    write_top(o, sites, "Still allocated (leaks, when written at exit), by bytes:", by_live_bytes, value_live_bytes,
+    write_top(o, sites, "Top call sites by bytes allocated:", value_alloc_bytes, depth_shown);
+    write_top(o, sites, "Top call sites by number of allocations:", value_alloc_count, depth_shown);
+    write_top(o, sites, "Still allocated (leaks, when written at exit), by bytes:", value_live_bytes, depth_shown);
+    write_top(o, sites, "Frame escapes (alive when their frame was recycled), by bytes:", value_escape_bytes,
               depth_shown);
-    write_top(o, sites, "Frame escapes (alive when their frame was recycled), by bytes:", by_escape_bytes,
-              value_escape_bytes, depth_shown);
     out_printf(o, "\nTags:\n");
     fa_tags_for_each(write_tag, o);
 }
@@ -401,7 +388,7 @@ static void write_json(out_t *o, site_list_t *sites)
                "  \"estimated_bytes\": %llu,\n  \"frames\": %llu,\n  \"arena_frame_escapes\": %llu,\n  \"sites\": [",
                (int)getpid(), rate ? "sample" : "full", (unsigned long long)rate, (unsigned long long)samples,
                (unsigned long long)bytes, (unsigned long long)stats.frame, (unsigned long long)stats.frame_escapes);
-    qsort(sites->items, sites->count, sizeof *sites->items, by_alloc_bytes);
+    sort_sites(sites, value_alloc_bytes);
     for (size_t i = 0; i < sites->count; i++)
         write_json_site(o, &sites->items[i], i == 0);
     out_text(o, "\n  ],\n  \"tags\": [", 17);
