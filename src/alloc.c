@@ -81,7 +81,7 @@ static void *arena_alloc(fa_thread_t *t, uint8_t intent, size_t size, size_t ali
  * with its slow path, and the heap for everything an arena does not serve. When the
  * region had no chunk for the arena, the thread's cached chunks go back first (an
  * address-space limit counts the region's committed part) and the arena tries again. */
-static void *route_to(fa_thread_t *t, uint8_t intent, size_t size, size_t alignment, bool recorded)
+static void *route(fa_thread_t *t, uint8_t intent, size_t size, size_t alignment, bool recorded)
 {
     void *p = NULL;
     /* Attached first: the first call initialises the library, and with it the settings
@@ -94,25 +94,15 @@ static void *route_to(fa_thread_t *t, uint8_t intent, size_t size, size_t alignm
     return p ? p : heap_alloc(size, alignment);
 }
 
-static void *route(fa_thread_t *t, uint8_t intent, size_t size, size_t alignment)
-{
-    return route_to(t, intent, size, alignment, false);
-}
-
-static void *route_recorded(fa_thread_t *t, uint8_t intent, size_t size, size_t alignment)
-{
-    return route_to(t, intent, size, alignment, true);
-}
-
 /* A block records keep. Records observe: they capture the stack first, the block
- * comes from route_recorded (with room for guard bytes), then records note it. Their
+ * comes from the recorded route (with room for guard bytes), then records note it. Their
  * own allocations, and any without an unwinder, take the normal path. */
 static FA_NOINLINE void *allocate_recorded(fa_thread_t *t, uint8_t intent, size_t size, size_t alignment)
 {
     fa_record_draft_t draft;
     if (!fa_records_begin(&draft, size))
-        return route(t, intent, size, alignment);
-    void *p = route_recorded(t, intent, draft.block_size, alignment);
+        return route(t, intent, size, alignment, false);
+    void *p = route(t, intent, draft.block_size, alignment, true);
     fa_records_end(t, &draft, intent, p);
     return p;
 }
@@ -122,7 +112,7 @@ static FA_NOINLINE void *allocate_recorded(fa_thread_t *t, uint8_t intent, size_
 static FA_NOINLINE void *allocate_due(fa_thread_t *t, uint8_t intent, size_t size, size_t alignment)
 {
     void *p = fa_records_mode == FA_RECORDS_SAMPLE ? allocate_recorded(t, intent, size, alignment)
-                                                   : route(t, intent, size, alignment);
+                                                   : route(t, intent, size, alignment, false);
     fa_sampling_rearm(t, size);
     return p;
 }
@@ -132,7 +122,7 @@ static FA_NOINLINE void *allocate_due(fa_thread_t *t, uint8_t intent, size_t siz
 static FA_NOINLINE void *allocate_protected(fa_thread_t *t, size_t size, size_t alignment)
 {
     void *p = fa_records_mode == FA_RECORDS_FULL ? allocate_recorded(t, FA_FRAME, size, alignment)
-                                                 : route(t, FA_FRAME, size, alignment);
+                                                 : route(t, FA_FRAME, size, alignment, false);
     fa_protect_note_block(p);
     return p;
 }
@@ -155,7 +145,7 @@ static void *allocate(fa_thread_t *t, size_t size, size_t alignment, bool counte
             return allocate_due(t, intent, size, alignment);
         t->sample_left -= size;
     }
-    return route(t, intent, size, alignment);
+    return route(t, intent, size, alignment, false);
 }
 
 FA_NOINLINE void *fa_malloc_slow(fa_thread_t *t, size_t size, int counted)

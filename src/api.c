@@ -33,8 +33,7 @@ void fa_frame_end(void)
     fa_thread_attach(t);
     fa_frame_end_now(t);
     if (fa_records_mode)
-        fa_records_frame_ended(__atomic_load_n(&fa_frame_number, __ATOMIC_ACQUIRE),
-                               fa_settings.frames_in_flight);
+        fa_records_frame_ended(__atomic_load_n(&fa_frame_number, __ATOMIC_ACQUIRE));
     fa_report_if_requested();
     fa_framelog_end(fa_stats_fill); /* after the recycling, which belongs to the frame's time */
 }

@@ -18,7 +18,6 @@
 #include "options.h"
 #include "os.h"
 
-
 /* A site is routed when the upper bound of its escape share is below ROUTE_BOUND,
  * and demoted when the lower bound rises above DEMOTE_BOUND (Wilson score interval,
  * 95 %). Demotion is stricter: an escape makes its generation's recycling walk
@@ -312,15 +311,19 @@ static uint64_t next_random(fa_learn_thread_t *l)
  * default rate a game making 20 000 allocations a frame still observes about 20). */
 #define SETTLED_RATE_FACTOR 16
 
-/* The next sampling distance: uniform in 1..2*r-1 (mean r, the rate in force). */
+/* A sampling distance: uniform in 1..2*r-1 (mean r). */
+static uint64_t sampling_distance(fa_learn_thread_t *l, uint64_t r)
+{
+    return r <= 1 ? 1 : 1 + next_random(l) % (2 * r - 1);
+}
+
 static void rearm(fa_learn_thread_t *l)
 {
     uint64_t rate = fa_settings.learn_rate, r = rate;
     if (rate > 1 && fa_settings.learn == FA_LEARN_ROUTE && frame_now() >= fa_settings.learn_warmup)
         r *= SETTLED_RATE_FACTOR;
-    uint64_t d = r <= 1 ? 1 : 1 + next_random(l) % (2 * r - 1);
-    l->countdown = (int64_t)d;
-    l->weight = d;
+    l->weight = sampling_distance(l, r);
+    l->countdown = (int64_t)l->weight;
 }
 
 /* Allocations above the pools' limit are observed this many times as often. */
@@ -328,10 +331,8 @@ static void rearm(fa_learn_thread_t *l)
 
 static void rearm_large(fa_learn_thread_t *l)
 {
-    uint64_t r = fa_settings.learn_rate / LARGE_RATE_DIVISOR;
-    uint64_t d = r <= 1 ? 1 : 1 + next_random(l) % (2 * r - 1);
-    l->large_countdown = (int64_t)d;
-    l->large_weight = d;
+    l->large_weight = sampling_distance(l, fa_settings.learn_rate / LARGE_RATE_DIVISOR);
+    l->large_countdown = (int64_t)l->large_weight;
 }
 
 /* True when this allocation is to be observed; its weight (the allocations it
@@ -491,9 +492,6 @@ size_t fa_learn_sites(fa_learn_site_t *out, size_t cap, fa_learn_summary_t *summ
     size_t n = 0;
     pthread_mutex_lock(&lock);
     *summary = (fa_learn_summary_t){.frames = now,
-                                    .rate = fa_settings.learn_rate,
-                                    .frames_in_flight = fa_settings.frames_in_flight,
-                                    .warmup = fa_settings.learn_warmup,
                                     .samples = samples_total,
                                     .dropped = dropped_total,
                                     .demoted = demoted_total,

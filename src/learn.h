@@ -114,7 +114,7 @@ typedef struct {
 } fa_learn_site_t;
 
 typedef struct {
-    uint64_t frames, rate, frames_in_flight, warmup;
+    uint64_t frames;                  /* frames ended so far (the settings are fa_settings) */
     uint64_t samples, allocs;         /* observed; estimated allocations of every site */
     uint64_t dropped;                 /* observations lost to a full side table */
     uint64_t routed, demoted;         /* sites routed now; demotions so far */

@@ -190,10 +190,10 @@ static void write_text(FILE *f, const fa_learn_site_t *sites, size_t n, const fa
     counterfactual_t c = count_counterfactual(sites, n);
     fprintf(f, "framealloc learn report (%s), pid %d: %llu frames, 1 in %llu allocations observed (%llu observed, %llu sites)\n",
             fa_settings.learn == FA_LEARN_ROUTE ? "route" : "observe", (int)getpid(), (unsigned long long)sum->frames,
-            (unsigned long long)sum->rate, (unsigned long long)sum->samples, (unsigned long long)n);
+            (unsigned long long)fa_settings.learn_rate, (unsigned long long)sum->samples, (unsigned long long)n);
     fprintf(f, "  counterfactual: %llu frame-temporary sites (95%% upper bound of the escape share <= %.0f%%, "
                "frames in flight %llu)\n",
-            (unsigned long long)c.sites, sum->bound * 100, (unsigned long long)sum->frames_in_flight);
+            (unsigned long long)c.sites, sum->bound * 100, (unsigned long long)fa_settings.frames_in_flight);
     fprintf(f, "    frame arenas would serve ~%llu of ~%llu allocations (%.1f%%), ~%llu bytes; ~%llu would escape (%.3f%%)\n",
             (unsigned long long)c.allocs, (unsigned long long)sum->allocs, share(c.allocs, sum->allocs),
             (unsigned long long)c.bytes, (unsigned long long)c.escapes, share(c.escapes, c.allocs));
@@ -235,10 +235,10 @@ static void write_json(FILE *f, const fa_learn_site_t *sites, size_t n, const fa
     counterfactual_t c = count_counterfactual(sites, n);
     fprintf(f, "{\n  \"program\": \"%s\", \"pid\": %d, \"mode\": \"%s\", \"frames\": %llu, \"rate\": %llu,\n",
             program_invocation_short_name, (int)getpid(), fa_settings.learn == FA_LEARN_ROUTE ? "route" : "observe",
-            (unsigned long long)sum->frames, (unsigned long long)sum->rate);
+            (unsigned long long)sum->frames, (unsigned long long)fa_settings.learn_rate);
     fprintf(f, "  \"frames_in_flight\": %llu, \"warmup\": %llu, \"escape_bound\": %.3f, \"observed\": %llu, "
                "\"dropped\": %llu, \"allocations\": %llu,\n",
-            (unsigned long long)sum->frames_in_flight, (unsigned long long)sum->warmup, sum->bound,
+            (unsigned long long)fa_settings.frames_in_flight, (unsigned long long)fa_settings.learn_warmup, sum->bound,
             (unsigned long long)sum->samples, (unsigned long long)sum->dropped, (unsigned long long)sum->allocs);
     fprintf(f, "  \"counterfactual\": {\"sites\": %llu, \"allocations\": %llu, \"bytes\": %llu, \"escapes\": %llu, "
                "\"instructions_saved\": %.0f, \"pool_pair_instructions\": %.1f, \"frame_pair_instructions\": %.1f, "

@@ -514,9 +514,10 @@ static void orphan_or_release(fa_pool_chunk_t *c)
     pthread_mutex_unlock(&orphan_lock);
 }
 
-/* Takes a cache apart: its cached blocks go back to their chunks, and each chunk is
- * orphaned (live blocks left) or parked as a spare. No chunk is retired on the way:
- * every one is orphaned or parked here. */
+/* Takes a cache apart (its empty list already made spares at thread exit): its
+ * cached blocks go back to their chunks, and each chunk is orphaned (live blocks
+ * left) or parked as a spare. No chunk is retired on the way: every one is orphaned
+ * or parked here. */
 static void tear_down(fa_pool_cache_t *pc)
 {
     for (unsigned cls = 0; cls < FA_POOL_CLASSES; cls++) {
@@ -538,10 +539,6 @@ static void tear_down(fa_pool_cache_t *pc)
             next = c->next;
             orphan_or_release(c);
         }
-    }
-    for (fa_pool_chunk_t *c = pc->empty, *next; c; c = next) {
-        next = c->next;
-        park_chunk(c);
     }
 }
 

@@ -8,7 +8,8 @@
  *   the program, sitting in the owner's TLS bin (any bin may hold blocks of any of
  *   the owner's chunks of its class; while an exited thread's cache is parked, its
  *   chunks have no owner and its bins keep their blocks), or freed by another
- *   thread and not yet collected. A non-current chunk whose `used` drops to 0 is empty and can go.
+ *   thread and not yet collected. A non-current chunk whose `used` drops to 0 is
+ *   empty and can go.
  * - Every free-list link (bins, local_free, thread_free) is stored safe-linked:
  *   (next * key) ^ (the block's own address), key a per-process odd secret. An
  *   overflow or a write after free that changes a link therefore decodes to an

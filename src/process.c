@@ -74,6 +74,23 @@ static void thread_exit(void *arg)
     t->depth = 0;
 }
 
+/* The settings (printed when FRAMEALLOC_HELP asks). */
+static void read_settings(void)
+{
+    fa_options_load();
+    if (fa_settings.help)
+        fa_options_print(2);
+}
+
+/* What the arenas and learning derive from the settings (the frame arena's bound
+ * needs the region). */
+static void configure_arenas(void)
+{
+    fa_frame_configure();
+    fa_pool_configure();
+    fa_learn_configure();
+}
+
 void fa_init(void)
 {
     if (__atomic_load_n(&init_state, __ATOMIC_ACQUIRE) == INIT_DONE)
@@ -88,9 +105,7 @@ void fa_init(void)
     fa_thread_t *self = fa_thread();
     self->in_init = 1;
     options_without_env = environ == NULL;
-    fa_options_load();
-    if (fa_settings.help)
-        fa_options_print(2);
+    read_settings();
     if (!fa_region_init(fa_settings.region_bytes))
         fa_log("could not reserve address space for frame and pool memory; using the heap for everything");
     /* The initialising thread (normally main, which lives as long as the process)
@@ -100,9 +115,7 @@ void fa_init(void)
      * attaches it; a mallctl call would too, but would also set up jemalloc's
      * control structures (about 250 KiB resident in every process). */
     fa_je_free(fa_je_malloc(1));
-    fa_frame_configure(); /* after the region: strict mode's no-op bound is the frame part */
-    fa_pool_configure();
-    fa_learn_configure();
+    configure_arenas();
     pthread_key_create(&exit_key, thread_exit);
     pthread_atfork(fork_prepare, fork_parent, fork_child);
     self->in_init = 0;
@@ -114,12 +127,8 @@ void fa_init_late(void)
     if (!options_without_env || !environ)
         return;
     options_without_env = false;
-    fa_options_load();
-    if (fa_settings.help)
-        fa_options_print(2);
-    fa_frame_configure();
-    fa_pool_configure();
-    fa_learn_configure();
+    read_settings();
+    configure_arenas();
 }
 
 int fa_initialized(void) { return __atomic_load_n(&init_state, __ATOMIC_ACQUIRE) == INIT_DONE; }

@@ -157,13 +157,13 @@ uint32_t fa_records_capture_site(void)
     return site;
 }
 
-void fa_records_frame_ended(uint64_t now, uint64_t frames_in_flight)
+void fa_records_frame_ended(uint64_t now)
 {
     pthread_mutex_lock(&pending_lock);
     size_t kept = 0;
     for (size_t i = 0; i < pending_count; i++) {
         pending_t e = pending[i];
-        if (e.frame + frames_in_flight > now) {
+        if (e.frame + fa_settings.frames_in_flight > now) {
             pending[kept++] = e;
             continue;
         }

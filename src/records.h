@@ -72,7 +72,7 @@ uint32_t fa_records_capture_site(void);
 
 /* Called at every frame end: recorded frame-scope blocks of recycled frames that are
  * still alive are escapes, attributed to their allocating stack. */
-void fa_records_frame_ended(uint64_t now, uint64_t frames_in_flight);
+void fa_records_frame_ended(uint64_t now);
 
 /* ---- for reports ---- */
 
