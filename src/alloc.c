@@ -31,13 +31,29 @@
 
 #include "framealloc.h"
 
+/* jemalloc's start (heap.h). Under an address-space limit set at run time there
+ * may be no room for it until the region gives back its unused tail, or none at
+ * all: then the heap stays unstarted and the call fails with ENOMEM. */
+static FA_NOINLINE bool heap_start(void)
+{
+    if (!fa_heap_start_has_room() && (!fa_region_trim() || !fa_heap_start_has_room())) {
+        errno = ENOMEM;
+        return false;
+    }
+    fa_heap_start();
+    return true;
+}
+
 /* A heap call, tried again once when giving back the region's unused tail under an
  * address-space limit set at run time made room for it. */
 #define HEAP_TRYING_TRIM(call)                                                                     \
     ({                                                                                             \
-        void *heap_p_ = (call);                                                                    \
-        if (!heap_p_ && fa_region_trim())                                                          \
+        void *heap_p_ = NULL;                                                                      \
+        if (FA_LIKELY(fa_heap_started) || heap_start()) {                                          \
             heap_p_ = (call);                                                                      \
+            if (!heap_p_ && fa_region_trim())                                                      \
+                heap_p_ = (call);                                                                  \
+        }                                                                                          \
         heap_p_;                                                                                   \
     })
 

@@ -123,6 +123,7 @@ static fa_extent_hooks_t zero_by_memset_hooks = {
 };
 
 __thread bool fa_heap_thread_ready;
+__thread bool fa_heap_thread_entered;
 
 /* Arenas already set up (arena indexes below 512; others are set up by each of
  * their threads, which costs two more mallctl calls per thread). */
@@ -135,13 +136,39 @@ static void set_arena_setting(unsigned arena, const char *setting, void *value, 
     fa_je_mallctl(name, NULL, NULL, value, len);
 }
 
-/* A thread's first large heap allocation (heap.h): its arena gets the hooks above and, for arena 0,
- * the oversize setting. jemalloc 5.3 creates arena 0 before it reads
- * oversize_threshold into the global that new arenas copy, so arena 0 alone
- * would still give back every freed extent of 8 MiB or more at once. */
+/* jemalloc's global that a new arena's oversize threshold is copied from. jemalloc
+ * 5.3 creates arena 0 before it turns the oversize_threshold setting into this
+ * global, so arena 0 alone would still give back every freed extent of 8 MiB or
+ * more at once; written before jemalloc's first call, arena 0 starts with it too. */
+extern size_t je_oversize_threshold;
+
+void fa_heap_configure(void) { je_oversize_threshold = SIZE_MAX; }
+
+/* What jemalloc maps as it starts (its first metadata blocks and extents, about
+ * 8 MiB on Linux), with room to spare. */
+#define START_BYTES ((size_t)16 << 20)
+
+_Atomic bool fa_heap_started;
+
+bool fa_heap_start_has_room(void)
+{
+    void *probe = fa_os_reserve(START_BYTES, fa_os_page_size());
+    if (probe)
+        fa_os_unreserve(probe, START_BYTES);
+    return probe != NULL;
+}
+
+void fa_heap_start(void)
+{
+    fa_je_free(fa_je_malloc(1));
+    fa_heap_started = true;
+}
+
+/* Gives the calling thread's arena the hooks above (heap.h says when). */
 void fa_heap_thread_prepare(void)
 {
     fa_heap_thread_ready = true;
+    fa_heap_enter();
     unsigned arena;
     size_t len = sizeof arena;
     if (fa_je_mallctl("thread.arena", &arena, &len, NULL, 0) != 0)
@@ -151,8 +178,24 @@ void fa_heap_thread_prepare(void)
         return;
     fa_extent_hooks_t *hooks = &zero_by_memset_hooks;
     set_arena_setting(arena, "extent_hooks", &hooks, sizeof hooks);
-    size_t never = SIZE_MAX;
-    set_arena_setting(arena, "oversize_threshold", &never, sizeof never);
+}
+
+/* jemalloc gives back all of an arena's free memory at once when a thread's cache
+ * is taken apart and no thread is attached to the arena any more. At a thread's
+ * exit it detaches the thread first and takes the cache apart second, so in a
+ * program whose main thread never used the heap (jemalloc starts at its first call,
+ * see rename-jemalloc.sh) every exit of the last heap-using thread emptied the
+ * arena, and a program that keeps starting threads faulted everything in again
+ * (fabench tchurn: 4.2 ms a round instead of 0.5). Turning the cache off here,
+ * while the thread is still attached, flushes it with the ordinary decay; jemalloc's
+ * own exit step then finds no cache. framealloc's exit key is created before
+ * jemalloc's (which jemalloc creates at its first call), so this runs first. */
+void fa_heap_thread_exit(void)
+{
+    if (!fa_heap_thread_entered)
+        return;
+    bool off = false;
+    fa_je_mallctl("thread.tcache.enabled", NULL, NULL, &off, sizeof off);
 }
 
 uint64_t fa_heap_statistic(const char *name)
@@ -170,14 +213,22 @@ uint64_t fa_heap_statistic(const char *name)
 
 void fa_heap_purge(void) { fa_je_mallctl("arena." ALL_ARENAS ".purge", NULL, NULL, NULL, 0); }
 
+/* Zeroed blocks of FA_HEAP_PREPARE_MIN or more asked for before the hooks were set. */
+static _Atomic uint32_t large_zeroed_blocks;
+
 void *fa_heap_calloc(size_t count, size_t size)
 {
     size_t total = count * size;
+    fa_heap_enter();
     if (total < FA_MIN_ALIGN)
         return fa_heap_blocks_track(fa_je_calloc(1, FA_MIN_ALIGN));
     /* Zeroed blocks from jemalloc's large classes (16 KiB up) are the ones the hooks
-     * clear with memset (smaller ones come from slabs, cleared with memset anyway). */
-    if (FA_UNLIKELY(!fa_heap_thread_ready) && total >= ((size_t)16 << 10))
+     * clear with memset (smaller ones come from slabs, cleared with memset anyway).
+     * The hooks wait for a program's second zeroed block of FA_HEAP_PREPARE_MIN or
+     * more: below that size, or for a single one (python3 asks for one at start),
+     * the kernel's zeroing of a purged block costs less than setting them up. */
+    if (FA_UNLIKELY(!fa_heap_thread_ready) && total >= FA_HEAP_PREPARE_MIN &&
+        atomic_fetch_add(&large_zeroed_blocks, 1) >= 1)
         fa_heap_thread_prepare();
     return fa_heap_blocks_track(fa_je_calloc(count, size));
 }

@@ -7,6 +7,7 @@
 #define FA_HEAP_H
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <string.h>
@@ -20,24 +21,38 @@
  * (FA_MIN_ALIGN), so requests never go below its 16-byte class. */
 FA_INLINE size_t fa_heap_size(size_t size) { return size < FA_MIN_ALIGN ? FA_MIN_ALIGN : size; }
 
-/* False until the calling thread's arena has framealloc's policy (heap.c). */
+/* Before jemalloc's first call (fa_init): the settings that cannot wait for a
+ * thread (heap.c). */
+void fa_heap_configure(void);
+
+/* jemalloc starts at its first call (rename-jemalloc.sh). A start that fails for
+ * want of address space leaves it unusable, so the caller starts it on purpose,
+ * first making room when fa_heap_start_has_room says there is too little. */
+extern _Atomic bool fa_heap_started;
+bool fa_heap_start_has_room(void);
+void fa_heap_start(void);
+
+/* Set once the calling thread has called into jemalloc, which then holds a cache
+ * for it that fa_heap_thread_exit takes apart. */
+extern __thread bool fa_heap_thread_entered;
+FA_INLINE void fa_heap_enter(void) { fa_heap_thread_entered = true; }
+
+/* The calling thread is exiting: hands its jemalloc cache back (heap.c says why
+ * this cannot wait for jemalloc's own exit step). */
+void fa_heap_thread_exit(void);
+
+/* False until the calling thread's arena has framealloc's extent hooks (heap.c),
+ * which only zeroed blocks need: a thread's first calloc of FA_HEAP_PREPARE_MIN or more, and the
+ * process's second thread (whose jemalloc cache is a zeroed block). Setting them up
+ * costs jemalloc's control tables (about 140 KiB, and its control code, once per
+ * process), which a program that never needs them does not pay. */
 extern __thread bool fa_heap_thread_ready;
 void fa_heap_thread_prepare(void);
-
-/* Setting up costs jemalloc's control tables (about 140 KiB, once per process), so
- * it waits for a request big enough for the policy to matter: the eager purge
- * concerns extents of 8 MiB, reached by large blocks or by many freed together. */
 #define FA_HEAP_PREPARE_MIN ((size_t)256 << 10)
-
-FA_INLINE void fa_heap_thread_check(size_t size)
-{
-    if (FA_UNLIKELY(!fa_heap_thread_ready) && size >= FA_HEAP_PREPARE_MIN)
-        fa_heap_thread_prepare();
-}
 
 FA_INLINE void *fa_heap_malloc(size_t size)
 {
-    fa_heap_thread_check(size);
+    fa_heap_enter();
     return fa_heap_blocks_track(fa_je_malloc(fa_heap_size(size)));
 }
 
@@ -56,7 +71,7 @@ FA_INLINE void *fa_heap_aligned(size_t alignment, size_t size)
 {
     if (FA_UNLIKELY(alignment >= FA_HEAP_DIRECT_ALIGNMENT))
         return fa_heap_blocks_track(fa_heap_direct_alloc(alignment, size));
-    fa_heap_thread_check(size);
+    fa_heap_enter();
     void *p = fa_heap_blocks_track(fa_je_mallocx(size ? size : 1, FA_JE_ALIGN(alignment)));
     if (!p)
         errno = ENOMEM;
@@ -67,6 +82,7 @@ FA_INLINE void *fa_heap_aligned(size_t alignment, size_t size)
 FA_INLINE void fa_heap_free(void *p)
 {
     fa_heap_blocks_remove(p, "free");
+    fa_heap_enter();
     int saved = errno;
     if (FA_UNLIKELY(__atomic_load_n(&fa_heap_direct_count, __ATOMIC_RELAXED)) && fa_heap_direct_free(p)) {
         errno = saved;

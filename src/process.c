@@ -13,6 +13,7 @@
 #include "learn.h"
 #include "log.h"
 #include "options.h"
+#include "os.h"
 #include "pool.h"
 #include "protect.h"
 #include "records.h"
@@ -67,6 +68,7 @@ static void thread_exit(void *arg)
     fa_thread_unregister(t);
     fa_frame_thread_exit(t);
     fa_pool_thread_exit(t);
+    fa_heap_thread_exit();
     /* Allocations made after this (later destructors, libc's own late frees) miss
      * into the slow paths, which see DEAD and use the heap. */
     t->state = FA_THREAD_DEAD;
@@ -105,16 +107,14 @@ void fa_init(void)
     fa_thread_t *self = fa_thread();
     self->in_init = 1;
     options_without_env = environ == NULL;
+    fa_heap_configure();
     read_settings();
     if (!fa_region_init(fa_settings.region_bytes))
         fa_log("could not reserve address space for frame and pool memory; using the heap for everything");
-    /* The initialising thread (normally main, which lives as long as the process)
-     * joins the heap's arena now: jemalloc gives back all of an arena's memory when
-     * the last thread attached to it exits, which in a program that keeps starting
-     * threads was every thread's exit (issue 9, thread churn). A heap allocation
-     * attaches it; a mallctl call would too, but would also set up jemalloc's
-     * control structures (about 250 KiB resident in every process). */
-    fa_je_free(fa_je_malloc(1));
+    /* jemalloc otherwise starts at its first call; under an address-space limit that
+     * may come when the limit leaves it no room (heap.h). */
+    if (fa_os_address_limit() != SIZE_MAX)
+        fa_heap_start();
     configure_arenas();
     pthread_key_create(&exit_key, thread_exit);
     pthread_atfork(fork_prepare, fork_parent, fork_child);
