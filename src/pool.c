@@ -16,6 +16,10 @@
 
 enum { FA_POOL_LIST_NONE, FA_POOL_LIST_AVAIL, FA_POOL_LIST_FULL };
 
+/* The page the carving steps follow (Linux's on x86-64; a larger page only makes
+ * the first step of a class touch one page more). */
+#define FA_POOL_PAGE 4096
+
 /* Emptied chunks a thread always keeps for reuse, however long they stay empty. */
 #define FA_POOL_EMPTY_RETAIN 4
 
@@ -412,19 +416,20 @@ static bool fill_from(fa_thread_t *t, fa_pool_chunk_t *c)
         return false;
     /* About 16 KiB at a time over pages the chunk already touched (a reused chunk,
      * as a program that frees and allocates a batch again gets: fewer refills),
-     * about a page at a time over fresh pages: the links written here touch every
+     * up to the end of the page over fresh pages: the links written here touch every
      * carved page, and a small program that uses a few blocks of many classes
      * should pay a page per class, not four (16 KiB batches cost a 2 000-node
-     * program about 100 KiB more resident memory). At least one block, at most the
-     * bin's limit. */
+     * program about 100 KiB more resident memory; a whole page's worth from the
+     * header's page on touched two pages of every class). At least one block, at
+     * most the bin's limit. */
     uint32_t size = c->block_size;
-    uint32_t batch = carved < c->carved_resident ? 16384 : 4096;
+    char *start = (char *)c + FA_POOL_DATA_OFFSET + carved;
+    uint64_t batch = carved < c->carved_resident ? 16384 : FA_POOL_PAGE - ((uintptr_t)start & (FA_POOL_PAGE - 1));
     uint64_t count = batch / size ? batch / size : 1;
     if (count > limit)
         count = limit;
     if (count > (c->area - carved) / size)
         count = (c->area - carved) / size;
-    char *start = (char *)c + FA_POOL_DATA_OFFSET + carved;
     fa_pool_block_t *next = NULL;
     for (uint64_t i = count; i-- > 0;) {
         fa_pool_block_t *b = (fa_pool_block_t *)(start + i * size);
