@@ -5,18 +5,16 @@
 
 #include <pthread.h>
 
-/* Orphans of one kind: bins of chunks, newest first, under one lock; *count is
- * the total over the bins (fa_chunk_orphan_counts). */
+/* Orphans of one kind: bins of chunks, newest first, under one lock. Their total
+ * is the kind's fa_chunk_orphan_counts entry, changed only with the lock held. */
 typedef struct {
     pthread_mutex_t lock;
     fa_list_t bins[FA_CHUNK_ORPHAN_BINS];
-    _Atomic uint64_t *count;
 } orphans_t;
 
 /* By kind: [0] frame chunks, [1] pool chunks. */
+static orphans_t orphans[2] = {{.lock = PTHREAD_MUTEX_INITIALIZER}, {.lock = PTHREAD_MUTEX_INITIALIZER}};
 _Atomic uint64_t fa_chunk_orphan_counts[2];
-static orphans_t orphans[2] = {{.lock = PTHREAD_MUTEX_INITIALIZER, .count = &fa_chunk_orphan_counts[0]},
-                               {.lock = PTHREAD_MUTEX_INITIALIZER, .count = &fa_chunk_orphan_counts[1]}};
 static _Atomic uint64_t held[2];
 
 static unsigned index_of(unsigned kind) { return kind == FA_CHUNK_POOL; }
@@ -52,46 +50,47 @@ uint64_t fa_chunk_held(fa_chunk_kind_t kind) { return held[index_of(kind)]; }
 void fa_chunk_orphan_put(fa_list_link_t *link, unsigned bin)
 {
     fa_chunk_head_t *head = fa_chunk_at(link);
-    orphans_t *o = &orphans[index_of(head->kind)];
+    unsigned i = index_of(head->kind);
     __atomic_store_n(&head->owner, FA_OWNER_NONE, __ATOMIC_RELEASE);
-    pthread_mutex_lock(&o->lock);
-    fa_list_push_front(&o->bins[bin], link);
-    (*o->count)++;
-    pthread_mutex_unlock(&o->lock);
+    pthread_mutex_lock(&orphans[i].lock);
+    fa_list_push_front(&orphans[i].bins[bin], link);
+    fa_chunk_orphan_counts[i]++;
+    pthread_mutex_unlock(&orphans[i].lock);
 }
 
 fa_list_link_t *fa_chunk_orphan_take(fa_chunk_kind_t kind, unsigned bin)
 {
-    orphans_t *o = &orphans[index_of(kind)];
-    if (!*o->count)
+    unsigned i = index_of(kind);
+    if (!fa_chunk_orphan_counts[i])
         return NULL;
-    pthread_mutex_lock(&o->lock);
-    fa_list_link_t *link = fa_list_pop_front(&o->bins[bin]);
+    pthread_mutex_lock(&orphans[i].lock);
+    fa_list_link_t *link = fa_list_pop_front(&orphans[i].bins[bin]);
     if (link)
-        (*o->count)--;
-    pthread_mutex_unlock(&o->lock);
+        fa_chunk_orphan_counts[i]--;
+    pthread_mutex_unlock(&orphans[i].lock);
     return link;
 }
 
 fa_list_t *fa_chunk_orphans_try_lock(fa_chunk_kind_t kind, unsigned bin)
 {
-    orphans_t *o = &orphans[index_of(kind)];
-    if (!*o->count || pthread_mutex_trylock(&o->lock) != 0)
+    unsigned i = index_of(kind);
+    if (!fa_chunk_orphan_counts[i] || pthread_mutex_trylock(&orphans[i].lock) != 0)
         return NULL;
-    return &o->bins[bin];
+    return &orphans[i].bins[bin];
 }
 
-void fa_chunk_orphan_remove(fa_chunk_kind_t kind, fa_list_t *bin, fa_list_link_t *link)
+void fa_chunk_orphan_remove(fa_chunk_kind_t kind, fa_list_t *list, fa_list_link_t *link)
 {
-    fa_list_remove(bin, link);
-    (*orphans[index_of(kind)].count)--;
+    fa_list_remove(list, link);
+    fa_chunk_orphan_counts[index_of(kind)]--;
 }
 
 void fa_chunk_orphans_unlock(fa_chunk_kind_t kind) { pthread_mutex_unlock(&orphans[index_of(kind)].lock); }
 
 bool fa_chunk_orphans_valid(fa_chunk_kind_t kind)
 {
-    orphans_t *o = &orphans[index_of(kind)];
+    unsigned i = index_of(kind);
+    orphans_t *o = &orphans[i];
     bool valid = true;
     uint64_t total = 0;
     pthread_mutex_lock(&o->lock);
@@ -103,7 +102,7 @@ bool fa_chunk_orphans_valid(fa_chunk_kind_t kind)
         }
         total += o->bins[bin].count;
     }
-    valid = valid && total == *o->count;
+    valid = valid && total == fa_chunk_orphan_counts[i];
     pthread_mutex_unlock(&o->lock);
     return valid;
 }

@@ -18,7 +18,7 @@
 #include "chunk_list.h"
 #include "region.h"
 
-/* Bins of orphans per kind: enough for every pool class (pool.h checks). */
+/* Bins of orphans per kind: enough for every pool class (pool.c checks). */
 #define FA_CHUNK_ORPHAN_BINS 36
 
 /* The chunk whose header holds link, or NULL for NULL. */
@@ -57,7 +57,7 @@ fa_list_link_t *fa_chunk_orphan_take(fa_chunk_kind_t kind, unsigned bin);
  * or NULL (lock not taken) when there are none or another thread holds the lock.
  * During the walk fa_chunk_orphan_remove takes one off; fa_chunk_orphans_unlock ends it. */
 fa_list_t *fa_chunk_orphans_try_lock(fa_chunk_kind_t kind, unsigned bin);
-void fa_chunk_orphan_remove(fa_chunk_kind_t kind, fa_list_t *orphans, fa_list_link_t *link);
+void fa_chunk_orphan_remove(fa_chunk_kind_t kind, fa_list_t *list, fa_list_link_t *link);
 void fa_chunk_orphans_unlock(fa_chunk_kind_t kind);
 
 /* Validator (FA_CHECK level 2): every orphan list of kind is well formed, holds
