@@ -99,16 +99,14 @@ void fa_tag_pop(void)
         t->tag_depth--;
 }
 
+/* In fa_api's order (framealloc.h), each pair of markers on one line. */
 const fa_api fa_api_v1 = {
     .version = 1,
     .size = sizeof(fa_api),
-    .frame_begin = fa_frame_begin,
-    .frame_end = fa_frame_end,
-    .scope_push = fa_scope_push,
-    .scope_pop = fa_scope_pop,
-    .tag_push = fa_tag_push,
-    .tag_pop = fa_tag_pop,
+    .frame_begin = fa_frame_begin, .frame_end = fa_frame_end,
+    .scope_push = fa_scope_push, .scope_pop = fa_scope_pop,
+    .tag_push = fa_tag_push, .tag_pop = fa_tag_pop,
     .stats_get = fa_stats_fill,
-    .report = fa_report,
-    .budget_set = fa_budget_set,
+    /* added after the first release (callers check size) */
+    .report = fa_report, .budget_set = fa_budget_set,
 };

@@ -4,16 +4,16 @@
  * The block header format and the invariants are in frame.h. */
 #include "frame.h"
 
-#include <pthread.h>
 #include <sched.h>
 #include <string.h>
 
-#include "self_check.h"
+#include "chunk_cache.h"
 #include "debug.h"
 #include "framealloc.h"
 #include "log.h"
 #include "options.h"
 #include "os.h"
+#include "self_check.h"
 
 _Atomic uint64_t fa_frame_number;
 uint64_t fa_frame_secret;
@@ -22,12 +22,6 @@ size_t fa_frame_checked_end;
 /* Generation sequence numbers, never reused; 0 means "no generation". */
 static _Atomic uint64_t next_seq = 1;
 
-/* Chunks of exited threads, kept until their frames are recycled and nothing in
- * them is alive. */
-static pthread_mutex_t orphan_lock = PTHREAD_MUTEX_INITIALIZER;
-static fa_frame_chunk_t *orphans;
-static _Atomic uint64_t orphan_count;
-static _Atomic uint64_t chunks_held;
 static _Atomic uint64_t exited_allocs, exited_bytes, exited_escapes;
 
 /* "Another thread freed into your chunks": set by a remote free for the chunk's
@@ -98,60 +92,13 @@ static bool well_formed(fa_frame_chunk_t *c, char *slot, uint64_t decoded)
            seq_of(decoded) != 0 && seq_of(decoded) < __atomic_load_n(&next_seq, __ATOMIC_RELAXED);
 }
 
-/* ---- chunk lists ---- */
+/* ---- chunk lists (chunk_list.h; a chunk's link is in its header) ---- */
 
-static void list_push(fa_frame_list_t *l, fa_frame_chunk_t *c)
-{
-    c->next = l->head;
-    l->head = c;
-    if (!l->tail)
-        l->tail = c;
-    l->count++;
-}
-
-static void list_append(fa_frame_list_t *l, fa_frame_chunk_t *c)
-{
-    c->next = NULL;
-    if (l->tail)
-        l->tail->next = c;
-    else
-        l->head = c;
-    l->tail = c;
-    l->count++;
-}
-
-static fa_frame_chunk_t *list_pop(fa_frame_list_t *l)
-{
-    fa_frame_chunk_t *c = l->head;
-    if (c) {
-        l->head = c->next;
-        if (!l->head)
-            l->tail = NULL;
-        l->count--;
-    }
-    return c;
-}
-
-/* Moves all of from's chunks in front of to's, leaving from empty. */
-static void list_splice(fa_frame_list_t *to, fa_frame_list_t *from)
-{
-    if (!from->head)
-        return;
-    from->tail->next = to->head;
-    if (!to->tail)
-        to->tail = from->tail;
-    to->head = from->head;
-    to->count += from->count;
-    *from = (fa_frame_list_t){0};
-}
+static fa_frame_chunk_t *first_chunk(const fa_list_t *l) { return fa_chunk_at(l->head); }
+static fa_frame_chunk_t *next_chunk(const fa_frame_chunk_t *c) { return fa_chunk_at(c->link.next); }
+static fa_frame_chunk_t *pop_chunk(fa_list_t *l) { return fa_chunk_at(fa_list_pop_front(l)); }
 
 /* ---- chunks ---- */
-
-static void release_chunk(fa_frame_chunk_t *c)
-{
-    chunks_held--;
-    fa_region_chunk_free(c);
-}
 
 static void set_data_access(fa_frame_chunk_t *c, bool accessible)
 {
@@ -163,7 +110,7 @@ static void push_spare(fa_frame_arena_t *a, fa_frame_chunk_t *c)
     if (fa_settings.debug & FA_DEBUG_POISON)
         memset(first_slot(c), FA_POISON_BYTE, (size_t)(slot_limit(c) - first_slot(c)));
     c->live = 0;
-    list_push(&a->spare, c);
+    fa_list_push_front(&a->spare, &c->link);
 }
 
 /* A chunk whose blocks are all dead: a spare, or inaccessible for a few frames
@@ -176,19 +123,17 @@ static void retire_empty(fa_frame_arena_t *a, fa_frame_chunk_t *c, uint64_t now)
     }
     set_data_access(c, false);
     c->quarantined_at = now;
-    list_append(&a->quarantine, c);
+    fa_list_push_back(&a->quarantine, &c->link);
 }
 
 static fa_frame_chunk_t *new_chunk(fa_thread_t *t)
 {
     fa_frame_arena_t *a = &t->frame;
-    fa_frame_chunk_t *c = list_pop(&a->spare);
+    fa_frame_chunk_t *c = pop_chunk(&a->spare);
     if (!c) {
-        c = fa_region_chunk_alloc(FA_CHUNK_FRAME);
+        c = fa_chunk_alloc(FA_CHUNK_FRAME);
         if (!c)
             return NULL;
-        chunks_held++;
-        c->head.kind = FA_CHUNK_FRAME;
         __atomic_store_n(&c->head.owner, t->id, __ATOMIC_RELAXED);
     }
     c->live = 0;
@@ -340,9 +285,9 @@ static void apply_remote(fa_frame_arena_t *a, fa_frame_chunk_t *c)
     }
 }
 
-static void apply_remote_list(fa_frame_arena_t *a, fa_frame_chunk_t *c)
+static void apply_remote_list(fa_frame_arena_t *a, const fa_list_t *l)
 {
-    for (; c; c = c->next)
+    for (fa_frame_chunk_t *c = first_chunk(l); c; c = next_chunk(c))
         if (__atomic_load_n(&c->remote, __ATOMIC_RELAXED))
             apply_remote(a, c);
 }
@@ -363,8 +308,8 @@ static bool take_remote_flag(uint64_t owner)
 static void apply_finished_remote(fa_frame_arena_t *a)
 {
     for (uint32_t i = 0; i < a->gen_count; i++)
-        apply_remote_list(a, gen_at(a, i)->chunks.head);
-    apply_remote_list(a, a->escaped);
+        apply_remote_list(a, &gen_at(a, i)->chunks);
+    apply_remote_list(a, &a->escaped);
 }
 
 /* Ends the current bump range: the rest of it becomes one FREED block, so the
@@ -393,7 +338,7 @@ static void start_generation(fa_frame_arena_t *a)
     a->key = key_of(a->seq);
     a->free_key = a->key ^ (fa_settings.frame_rewind ? 0 : 8);
     a->made = a->freed = 0;
-    a->chunks = (fa_frame_list_t){0};
+    a->chunks = (fa_list_t){0};
     a->chunks_have_escapes = false;
 }
 
@@ -409,7 +354,7 @@ static void retire_current(fa_frame_arena_t *a, uint64_t stamp)
         /* Many generations in a few frames (large scopes end theirs): the newest
          * entry takes this one too, and is recycled when both could be. */
         fa_frame_gen_t *g = gen_at(a, a->gen_count - 1);
-        list_splice(&g->chunks, &a->chunks);
+        fa_list_splice_front(&g->chunks, &a->chunks);
         g->has_escapes |= a->chunks_have_escapes;
         g->last = a->seq;
         g->made += a->made;
@@ -426,14 +371,8 @@ static void retire_current(fa_frame_arena_t *a, uint64_t stamp)
             .has_escapes = a->chunks_have_escapes};
     }
     a->key = a->free_key = a->seq = a->made = a->freed = 0;
-    a->chunks = (fa_frame_list_t){0};
+    a->chunks = (fa_list_t){0};
     a->chunks_have_escapes = false;
-}
-
-static void keep_escaped(fa_frame_arena_t *a, fa_frame_chunk_t *c)
-{
-    c->next = a->escaped;
-    a->escaped = c;
 }
 
 /* A generation whose frame is recycled. Nothing alive (equal counts and no older
@@ -444,18 +383,18 @@ static void recycle_generation(fa_frame_arena_t *a, fa_frame_gen_t *g, uint64_t 
 {
     bool empty = fa_settings.frame_strict || (g->made == g->freed && !g->has_escapes);
     if (empty && !(fa_settings.debug & (FA_DEBUG_POISON | FA_DEBUG_PROTECT))) {
-        list_splice(&a->spare, &g->chunks);
+        fa_list_splice_front(&a->spare, &g->chunks);
         return;
     }
     uint64_t escapes = 0;
-    for (fa_frame_chunk_t *c = g->chunks.head, *next; c; c = next) {
-        next = c->next;
+    fa_frame_chunk_t *c;
+    while ((c = pop_chunk(&g->chunks))) {
         if (!empty)
             escapes += walk_chunk(c, g->first, g->last);
         if (empty || c->live == 0)
             retire_empty(a, c, now);
         else
-            keep_escaped(a, c);
+            fa_list_push_front(&a->escaped, &c->link);
     }
     if (escapes)
         __atomic_store_n(&a->escapes, a->escapes + escapes, __ATOMIC_RELAXED);
@@ -474,20 +413,20 @@ static void recycle_due(fa_frame_arena_t *a, uint64_t now)
 /* Escaped chunks whose blocks have all been freed become spares. */
 static void sweep_escaped(fa_frame_arena_t *a, uint64_t now)
 {
-    for (fa_frame_chunk_t **link = &a->escaped, *c; (c = *link);) {
+    for (fa_frame_chunk_t *c = first_chunk(&a->escaped), *next; c; c = next) {
+        next = next_chunk(c);
         if (c->live == 0) {
-            *link = c->next;
+            fa_list_remove(&a->escaped, &c->link);
             retire_empty(a, c, now);
-        } else {
-            link = &c->next;
         }
     }
 }
 
 static void expire_quarantine(fa_frame_arena_t *a, uint64_t now)
 {
-    while (a->quarantine.head && a->quarantine.head->quarantined_at + FA_PROTECT_FRAMES <= now) {
-        fa_frame_chunk_t *c = list_pop(&a->quarantine);
+    fa_frame_chunk_t *c;
+    while ((c = first_chunk(&a->quarantine)) && c->quarantined_at + FA_PROTECT_FRAMES <= now) {
+        fa_list_remove(&a->quarantine, &c->link);
         set_data_access(c, true);
         push_spare(a, c);
     }
@@ -505,23 +444,21 @@ static void trim_spares(fa_frame_arena_t *a)
     for (size_t i = 0; i < slots; i++)
         if (a->recent_need[i] > need)
             need = a->recent_need[i];
-    while (a->spare.count > need + fa_settings.frame_retain)
-        release_chunk(list_pop(&a->spare));
+    if (a->spare.count > need + fa_settings.frame_retain)
+        fa_chunk_release_beyond(&a->spare, need + fa_settings.frame_retain);
 }
 
 /* ---- validation (FA_CHECK level 2, see self_check.h) ---- */
 
-/* Count and tail match the links; every chunk is a frame chunk of owner. */
-static bool list_valid(const fa_frame_list_t *l, uint64_t owner)
+/* A well-formed list (chunk_list.h) of frame chunks of owner. */
+static bool list_valid(const fa_list_t *l, uint64_t owner)
 {
-    uint32_t n = 0;
-    const fa_frame_chunk_t *last = NULL;
-    for (const fa_frame_chunk_t *c = l->head; c; c = c->next, n++) {
-        if (c->head.kind != FA_CHUNK_FRAME || c->head.owner != owner || n == l->count)
+    if (!fa_list_valid(l))
+        return false;
+    for (const fa_frame_chunk_t *c = first_chunk(l); c; c = next_chunk(c))
+        if (c->head.kind != FA_CHUNK_FRAME || c->head.owner != owner)
             return false;
-        last = c;
-    }
-    return n == l->count && last == l->tail;
+    return true;
 }
 
 /* Well-formed headers tile [from, to) exactly (a chunk whose walk failed is exempt). */
@@ -538,9 +475,9 @@ static bool tiled(fa_frame_chunk_t *c, char *from, char *to)
     return from == to;
 }
 
-static bool chunks_tiled(fa_frame_chunk_t *c)
+static bool chunks_tiled(const fa_list_t *l)
 {
-    for (; c; c = c->next)
+    for (fa_frame_chunk_t *c = first_chunk(l); c; c = next_chunk(c))
         if (!tiled(c, first_slot(c), slot_limit(c)))
             return false;
     return true;
@@ -556,9 +493,9 @@ static bool current_valid(const fa_frame_arena_t *a, uint64_t owner, uint64_t af
         return false;
     if (!a->bump)
         return true;
-    fa_frame_chunk_t *c = a->chunk, *in = a->chunks.head;
+    fa_frame_chunk_t *c = a->chunk, *in = first_chunk(&a->chunks);
     while (in && in != c)
-        in = in->next;
+        in = next_chunk(in);
     return in && first_slot(c) + FA_FRAME_HEADER <= a->range_start && a->range_start <= a->bump &&
            a->bump <= a->end && a->end <= slot_limit(c) + FA_FRAME_HEADER &&
            tiled(c, first_slot(c), a->bump - FA_FRAME_HEADER) && tiled(c, a->end - FA_FRAME_HEADER, slot_limit(c));
@@ -575,14 +512,14 @@ static bool arena_valid(fa_thread_t *t, bool by_owner)
     for (uint32_t i = 0; i < a->gen_count; i++) {
         const fa_frame_gen_t *g = gen_at(a, i);
         if (g->first <= last_seq || g->last < g->first || g->freed > g->made || !list_valid(&g->chunks, t->id) ||
-            !chunks_tiled(g->chunks.head))
+            !chunks_tiled(&g->chunks))
             return false;
         last_seq = g->last;
     }
-    for (fa_frame_chunk_t *c = a->escaped; c; c = c->next)
-        if (c->head.kind != FA_CHUNK_FRAME || c->head.owner != t->id || c->live == 0)
+    for (fa_frame_chunk_t *c = first_chunk(&a->escaped); c; c = next_chunk(c))
+        if (c->live == 0)
             return false;
-    return chunks_tiled(a->escaped) && list_valid(&a->spare, t->id) && list_valid(&a->quarantine, t->id) &&
+    return list_valid(&a->escaped, t->id) && chunks_tiled(&a->escaped) && list_valid(&a->spare, t->id) && list_valid(&a->quarantine, t->id) &&
            (!by_owner || current_valid(a, t->id, last_seq));
 }
 
@@ -603,47 +540,33 @@ static bool orphan_done(fa_frame_chunk_t *c, uint64_t now)
     return c->live == 0;
 }
 
+/* Frame orphans are kept in one bin (chunk_cache.h). */
+#define ORPHAN_BIN 0
+
 static void reclaim_orphans(uint64_t now)
 {
-    if (!orphan_count || pthread_mutex_trylock(&orphan_lock) != 0)
+    fa_list_t *orphans;
+    if (!fa_chunk_orphans_any(FA_CHUNK_FRAME) || !(orphans = fa_chunk_orphans_try_lock(FA_CHUNK_FRAME, ORPHAN_BIN)))
         return;
-    for (fa_frame_chunk_t **link = &orphans, *c; (c = *link);) {
+    for (fa_frame_chunk_t *c = first_chunk(orphans), *next; c; c = next) {
+        next = next_chunk(c);
         if (orphan_done(c, now)) {
-            *link = c->next;
-            orphan_count--;
-            release_chunk(c);
-        } else {
-            link = &c->next;
+            fa_chunk_orphan_remove(FA_CHUNK_FRAME, orphans, &c->link);
+            fa_chunk_release(c);
         }
     }
-    pthread_mutex_unlock(&orphan_lock);
+    fa_chunk_orphans_unlock(FA_CHUNK_FRAME);
 }
 
-static void orphan(fa_frame_chunk_t *c, uint64_t stamp)
+/* Hands every chunk of l to the orphans, stamped with the last frame its blocks can
+ * belong to; their live counts are unknown until walked. */
+static void orphan_all(fa_list_t *l, uint64_t stamp)
 {
-    c->stamp = stamp;
-    c->live = LIVE_FOREVER; /* unknown until walked */
-    __atomic_store_n(&c->head.owner, FA_OWNER_NONE, __ATOMIC_RELEASE);
-    pthread_mutex_lock(&orphan_lock);
-    c->next = orphans;
-    orphans = c;
-    orphan_count++;
-    pthread_mutex_unlock(&orphan_lock);
-}
-
-static void orphan_list(fa_frame_chunk_t *c, uint64_t stamp)
-{
-    for (fa_frame_chunk_t *next; c; c = next) {
-        next = c->next;
-        orphan(c, stamp);
-    }
-}
-
-static void release_list(fa_frame_chunk_t *c)
-{
-    for (fa_frame_chunk_t *next; c; c = next) {
-        next = c->next;
-        release_chunk(c);
+    fa_frame_chunk_t *c;
+    while ((c = pop_chunk(l))) {
+        c->stamp = stamp;
+        c->live = LIVE_FOREVER;
+        fa_chunk_orphan_put(&c->link, ORPHAN_BIN);
     }
 }
 
@@ -658,7 +581,7 @@ static void sync_frame(fa_thread_t *t, uint64_t now, uint64_t stamp)
     if (take_remote_flag(t->id))
         apply_finished_remote(a);
     recycle_due(a, now);
-    if (a->escaped)
+    if (a->escaped.head)
         sweep_escaped(a, now);
     if (a->quarantine.head)
         expire_quarantine(a, now);
@@ -677,7 +600,7 @@ static void sync_frame_locked(fa_thread_t *t, uint64_t now, uint64_t stamp)
 
 static bool holds_chunks(const fa_frame_arena_t *a)
 {
-    return a->key || a->gen_count || a->escaped || a->spare.head || a->quarantine.head;
+    return a->key || a->gen_count || a->escaped.head || a->spare.head || a->quarantine.head;
 }
 
 void fa_frame_idle_sync(fa_thread_t *t)
@@ -704,7 +627,7 @@ static void recycle_for_idle(fa_thread_t *t, void *arg)
     /* The owner changes these only with the lock held (an attaching thread's arena
      * is still all zero, an exiting one holds the lock until it is). */
     if (a->synced_frame + IDLE_FRAMES > now ||
-        !(a->gen_count || a->escaped || a->spare.count > fa_settings.frame_retain || a->quarantine.head ||
+        !(a->gen_count || a->escaped.head || a->spare.count > fa_settings.frame_retain || a->quarantine.head ||
           a->taken_this_frame)) {
         unlock_arena(a);
         return;
@@ -738,22 +661,22 @@ static bool next_range(fa_thread_t *t, uint64_t need)
         enter_range(a, c, gap, gap + span_of(decode(gap)));
         return true;
     }
-    for (fa_frame_chunk_t **link = &a->escaped; (c = *link); link = &c->next) {
+    for (c = first_chunk(&a->escaped); c; c = next_chunk(c)) {
         if (c->largest_gap < need || c->largest_gap < FA_FRAME_MIN_GAP)
             continue;
         if (!(gap = find_gap(c, first_slot(c), need))) {
             c->largest_gap = 0; /* stale: its gaps were used; found again at its next walk */
             continue;
         }
-        *link = c->next;
-        list_push(&a->chunks, c);
+        fa_list_remove(&a->escaped, &c->link);
+        fa_list_push_front(&a->chunks, &c->link);
         a->chunks_have_escapes = true;
         enter_range(a, c, gap, gap + span_of(decode(gap)));
         return true;
     }
     if (!(c = new_chunk(t)))
         return false;
-    list_push(&a->chunks, c);
+    fa_list_push_front(&a->chunks, &c->link);
     enter_range(a, c, first_slot(c), slot_limit(c));
     return true;
 }
@@ -881,8 +804,7 @@ void fa_frame_release_spares(fa_thread_t *t)
      * then), or by a thread returning them anyway. */
     if (!try_lock_arena(a))
         return;
-    release_list(a->spare.head);
-    a->spare = (fa_frame_list_t){0};
+    fa_chunk_release_all(&a->spare);
     unlock_arena(a);
 }
 
@@ -926,19 +848,20 @@ void fa_frame_thread_exit(fa_thread_t *t)
     lock_arena(a); /* held to the end: the memset below also clears it */
     retire_current(a, now);
     for (uint32_t i = 0; i < a->gen_count; i++)
-        orphan_list(gen_at(a, i)->chunks.head, gen_at(a, i)->stamp);
-    orphan_list(a->escaped, 0);
-    for (fa_frame_chunk_t *c = a->quarantine.head; c; c = c->next)
+        orphan_all(&gen_at(a, i)->chunks, gen_at(a, i)->stamp);
+    orphan_all(&a->escaped, 0);
+    for (fa_frame_chunk_t *c = first_chunk(&a->quarantine); c; c = next_chunk(c))
         set_data_access(c, true);
-    release_list(a->quarantine.head);
-    release_list(a->spare.head);
+    fa_chunk_release_all(&a->quarantine);
+    fa_chunk_release_all(&a->spare);
+    FA_CHECK(2, fa_chunk_orphans_valid(FA_CHUNK_FRAME));
     exited_allocs += a->allocs;
     exited_bytes += a->bytes;
     exited_escapes += a->escapes;
     memset(a, 0, sizeof *a);
 }
 
-uint64_t fa_frame_chunks_held(void) { return chunks_held; }
+uint64_t fa_frame_chunks_held(void) { return fa_chunk_held(FA_CHUNK_FRAME); }
 
 void fa_frame_exited_totals(uint64_t *allocs, uint64_t *bytes, uint64_t *escapes)
 {
@@ -946,7 +869,3 @@ void fa_frame_exited_totals(uint64_t *allocs, uint64_t *bytes, uint64_t *escapes
     *bytes = exited_bytes;
     *escapes = exited_escapes;
 }
-
-void fa_frame_fork_prepare(void) { pthread_mutex_lock(&orphan_lock); }
-void fa_frame_fork_parent(void) { pthread_mutex_unlock(&orphan_lock); }
-void fa_frame_fork_child(void) { pthread_mutex_init(&orphan_lock, NULL); }

@@ -38,6 +38,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "chunk_list.h"
 #include "config.h"
 #include "region.h"
 #include "thread.h"
@@ -59,7 +60,7 @@
 
 typedef struct fa_frame_chunk {
     fa_chunk_head_t head;
-    struct fa_frame_chunk *next;
+    fa_list_link_t link;      /* on one of its arena's lists, or among the orphans */
     uint64_t live;            /* escaped blocks still alive (counted by a walk) */
     uint64_t stamp;           /* orphans: last frame their blocks can belong to */
     uint64_t quarantined_at;  /* frame it became inaccessible (FRAMEALLOC_DEBUG=protect) */
@@ -165,9 +166,5 @@ bool fa_frame_fault_at(const char *addr, char **block, uint64_t *quarantined_at)
 /* Chunks held by frame arenas, all threads, and the totals of exited threads (statistics). */
 uint64_t fa_frame_chunks_held(void);
 void fa_frame_exited_totals(uint64_t *allocs, uint64_t *bytes, uint64_t *escapes);
-
-void fa_frame_fork_prepare(void);
-void fa_frame_fork_parent(void);
-void fa_frame_fork_child(void);
 
 #endif

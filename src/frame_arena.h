@@ -6,15 +6,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-struct fa_frame_chunk;
+#include "chunk_list.h"
 
-/* A list of chunks linked by their next field, with its tail and length, so that
- * whole lists move in O(1) (a recycled generation's chunks become spares with three
- * pointer writes, whatever their number). */
-typedef struct {
-    struct fa_frame_chunk *head, *tail;
-    uint32_t count;
-} fa_frame_list_t;
+struct fa_frame_chunk;
 
 /* A finished generation waiting for its frame to be recycled (or several merged:
  * their sequence numbers are first..last, and only this thread's are in its chunks). */
@@ -22,7 +16,7 @@ typedef struct {
     uint64_t first, last;         /* its keys' sequence numbers */
     uint64_t stamp;               /* last frame its blocks can belong to */
     uint64_t made, freed;         /* blocks made, and frees applied by the owner */
-    fa_frame_list_t chunks;
+    fa_list_t chunks;             /* whole lists move in O(1): recycling costs no work per chunk */
     /* Some chunk also holds older escaped blocks (a bump range went into a gap), so
      * equal counts do not prove that its chunks are empty. */
     bool has_escapes;
@@ -51,13 +45,13 @@ typedef struct {
     uint64_t seq;                   /* the current generation's sequence number */
     char *range_start;              /* where the current bump range began (statistics) */
     struct fa_frame_chunk *chunk;   /* the chunk the range is in */
-    fa_frame_list_t chunks;         /* the current generation's chunks, newest first */
+    fa_list_t chunks;               /* the current generation's chunks, newest first */
     bool chunks_have_escapes;       /* see fa_frame_gen_t.has_escapes */
     fa_frame_gen_t gens[FA_FRAME_GENS]; /* ring of finished generations, oldest first */
     uint32_t gen_first, gen_count;
-    struct fa_frame_chunk *escaped; /* recycled with live blocks: kept, gaps reusable */
-    fa_frame_list_t spare;          /* empty, ready for reuse */
-    fa_frame_list_t quarantine;     /* recycled, inaccessible (debug), oldest first */
+    fa_list_t escaped;              /* recycled with live blocks: kept, gaps reusable */
+    fa_list_t spare;                /* empty, ready for reuse */
+    fa_list_t quarantine;           /* recycled, inaccessible (debug), oldest first */
     uint32_t taken_this_frame;      /* chunks started since the last frame sync */
     uint32_t recent_need[4];        /* taken_this_frame of the last few frames */
     uint32_t need_slot;

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "chunk_cache.h"
 #include "framealloc.h"
 #include "log.h"
 #include "options.h"
@@ -38,16 +39,13 @@ const uint32_t fa_pool_class_size[FA_POOL_CLASSES] = {
     2560, 3072, 3584, 4096, 5120, 6144, 7168, 8192, 10240, 12288, 14336, 16384,
 };
 
-/* Chunks of exited threads that still hold live blocks, by class. */
-static pthread_mutex_t orphan_lock = PTHREAD_MUTEX_INITIALIZER;
-static fa_pool_chunk_t *orphans[FA_POOL_CLASSES];
-static _Atomic uint64_t orphan_total;
-static _Atomic uint64_t chunks_held;
+/* Chunks of exited threads that still hold live blocks are the chunk layer's
+ * orphans, one bin per class. */
+_Static_assert(FA_POOL_CLASSES <= FA_CHUNK_ORPHAN_BINS, "an orphan bin for every class");
 
 /* Emptied chunks of exited threads, newest first (see park_chunk). */
 static pthread_mutex_t spare_lock = PTHREAD_MUTEX_INITIALIZER;
-static fa_pool_chunk_t *spare_newest, *spare_oldest;
-static uint32_t spare_count;
+static fa_list_t spares;
 static _Atomic uint32_t spare_any;
 static _Atomic uint64_t exited_allocs[FA_POOL_CLASSES], exited_frees[FA_POOL_CLASSES];
 
@@ -59,7 +57,7 @@ typedef struct {
     uint32_t chunks; /* chunks on the cache's lists */
     bool used;
 } parked_cache_t;
-static pthread_mutex_t parked_lock = PTHREAD_MUTEX_INITIALIZER; /* taken before orphan_lock and spare_lock */
+static pthread_mutex_t parked_lock = PTHREAD_MUTEX_INITIALIZER; /* taken before spare_lock and the orphans' */
 static parked_cache_t parked[FA_POOL_PARKED_MAX];
 static _Atomic uint32_t parked_count;
 static uint32_t parked_chunks;            /* on parked caches' lists; with the spares, at most FA_POOL_SPARE_MAX */
@@ -107,9 +105,15 @@ void fa_pool_configure(void)
     }
 }
 
+/* ---- chunk lists (chunk_list.h; a chunk's link is in its header) ---- */
+
+static fa_pool_chunk_t *first_chunk(const fa_list_t *l) { return fa_chunk_at(l->head); }
+static fa_pool_chunk_t *next_chunk(const fa_pool_chunk_t *c) { return fa_chunk_at(c->link.next); }
+static fa_pool_chunk_t *pop_chunk(fa_list_t *l) { return fa_chunk_at(fa_list_pop_front(l)); }
+
 /* ---- owner lists ---- */
 
-static fa_pool_chunk_t **list_head(fa_thread_t *t, fa_pool_chunk_t *c)
+static fa_list_t *list_head(fa_thread_t *t, fa_pool_chunk_t *c)
 {
     return c->list == FA_POOL_LIST_AVAIL ? &t->pool.avail[c->class_index] : &t->pool.full[c->class_index];
 }
@@ -118,25 +122,14 @@ static void list_remove(fa_thread_t *t, fa_pool_chunk_t *c)
 {
     if (c->list == FA_POOL_LIST_NONE)
         return;
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        *list_head(t, c) = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    c->next = c->prev = NULL;
+    fa_list_remove(list_head(t, c), &c->link);
     c->list = FA_POOL_LIST_NONE;
 }
 
 static void list_push(fa_thread_t *t, fa_pool_chunk_t *c, uint8_t list)
 {
     c->list = list;
-    fa_pool_chunk_t **head = list_head(t, c);
-    c->prev = NULL;
-    c->next = *head;
-    if (*head)
-        (*head)->prev = c;
-    *head = c;
+    fa_list_push_front(list_head(t, c), &c->link);
 }
 
 /* ---- chunks ---- */
@@ -151,7 +144,7 @@ static void init_chunk(fa_thread_t *t, fa_pool_chunk_t *c, unsigned cls)
     c->local_free = NULL;
     c->local_free_count = 0;
     c->list = FA_POOL_LIST_NONE;
-    c->next = c->prev = NULL;
+    c->link = (fa_list_link_t){0};
     c->area = (FA_CHUNK_SIZE - FA_POOL_DATA_OFFSET) / c->block_size * c->block_size;
     __atomic_store_n(&c->carved, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&c->thread_free, NULL, __ATOMIC_RELAXED);
@@ -172,25 +165,6 @@ static uint64_t now_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-static fa_pool_chunk_t *take_empty(fa_pool_cache_t *pc)
-{
-    fa_pool_chunk_t *c = pc->empty;
-    if (!c)
-        return NULL;
-    pc->empty = c->next;
-    if (pc->empty)
-        pc->empty->prev = NULL;
-    else
-        pc->empty_oldest = NULL;
-    pc->empty_count--;
-    return c;
-}
-
-static void release_chunk(fa_pool_chunk_t *c)
-{
-    chunks_held--;
-    fa_region_chunk_free(c);
-}
 
 /* ---- spare chunks ----
  * A thread that exits used to give its emptied chunks straight back to the region,
@@ -201,41 +175,20 @@ static void release_chunk(fa_pool_chunk_t *c)
  * only as far as they were used), and those parked longer than
  * FRAMEALLOC_POOL_DECAY_MS go back whenever a chunk is parked. */
 
-/* Takes c off the spare list (lock held). */
-static void spare_unlink(fa_pool_chunk_t *c)
-{
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        spare_newest = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    else
-        spare_oldest = c->prev;
-    spare_count--;
-}
-
 /* Unlinks the spares that expired (or all when now is UINT64_MAX), under the lock,
- * and returns them as a list through next. */
-static fa_pool_chunk_t *unlink_expired_spares(uint64_t now)
+ * and returns them as a list, to be released outside the lock (each release costs a
+ * system call). */
+static fa_list_t unlink_expired_spares(uint64_t now)
 {
-    fa_pool_chunk_t *expired = NULL, *c;
-    while ((c = spare_oldest) && (now == UINT64_MAX || c->empty_since_ms + fa_settings.pool_decay_ms <= now)) {
-        spare_unlink(c);
-        c->next = expired;
-        expired = c;
+    fa_list_t expired = {0};
+    fa_pool_chunk_t *c;
+    while ((c = fa_chunk_at(spares.tail)) &&
+           (now == UINT64_MAX || c->empty_since_ms + fa_settings.pool_decay_ms <= now)) {
+        fa_list_remove(&spares, &c->link);
+        fa_list_push_front(&expired, &c->link);
     }
-    __atomic_store_n(&spare_any, spare_count != 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&spare_any, spares.count != 0, __ATOMIC_RELAXED);
     return expired;
-}
-
-/* Released outside the lock: each costs a system call. */
-static void release_list(fa_pool_chunk_t *c)
-{
-    for (fa_pool_chunk_t *next; c; c = next) {
-        next = c->next;
-        release_chunk(c);
-    }
 }
 
 static void park_chunk(fa_pool_chunk_t *c)
@@ -244,23 +197,16 @@ static void park_chunk(fa_pool_chunk_t *c)
     c->empty_since_ms = now;
     c->list = FA_POOL_LIST_NONE;
     pthread_mutex_lock(&spare_lock);
-    fa_pool_chunk_t *expired = unlink_expired_spares(now);
-    if (spare_count < FA_POOL_SPARE_MAX && fa_settings.pool_decay_ms) {
-        c->prev = NULL;
-        c->next = spare_newest;
-        if (spare_newest)
-            spare_newest->prev = c;
-        else
-            spare_oldest = c;
-        spare_newest = c;
-        spare_count++;
+    fa_list_t expired = unlink_expired_spares(now);
+    if (spares.count < FA_POOL_SPARE_MAX && fa_settings.pool_decay_ms) {
+        fa_list_push_front(&spares, &c->link);
         __atomic_store_n(&spare_any, 1, __ATOMIC_RELAXED);
         c = NULL;
     }
     pthread_mutex_unlock(&spare_lock);
-    release_list(expired);
+    fa_chunk_release_all(&expired);
     if (c)
-        release_chunk(c);
+        fa_chunk_release(c);
 }
 
 static fa_pool_chunk_t *take_spare(void)
@@ -268,10 +214,8 @@ static fa_pool_chunk_t *take_spare(void)
     if (!__atomic_load_n(&spare_any, __ATOMIC_RELAXED))
         return NULL;
     pthread_mutex_lock(&spare_lock);
-    fa_pool_chunk_t *c = spare_newest;
-    if (c)
-        spare_unlink(c);
-    __atomic_store_n(&spare_any, spare_count != 0, __ATOMIC_RELAXED);
+    fa_pool_chunk_t *c = pop_chunk(&spares);
+    __atomic_store_n(&spare_any, spares.count != 0, __ATOMIC_RELAXED);
     pthread_mutex_unlock(&spare_lock);
     return c;
 }
@@ -279,12 +223,10 @@ static fa_pool_chunk_t *take_spare(void)
 static void release_expired(fa_pool_cache_t *pc, uint64_t now)
 {
     fa_pool_chunk_t *c;
-    while (pc->empty_count > FA_POOL_EMPTY_RETAIN && (c = pc->empty_oldest) &&
+    while (pc->empty.count > FA_POOL_EMPTY_RETAIN && (c = fa_chunk_at(pc->empty.tail)) &&
            c->empty_since_ms + fa_settings.pool_decay_ms <= now) {
-        pc->empty_oldest = c->prev;
-        pc->empty_oldest->next = NULL;
-        pc->empty_count--;
-        release_chunk(c);
+        fa_list_remove(&pc->empty, &c->link);
+        fa_chunk_release(c);
     }
 }
 
@@ -302,14 +244,13 @@ static void set_link_bounds(void)
 
 static fa_pool_chunk_t *new_chunk(fa_thread_t *t, unsigned cls)
 {
-    fa_pool_chunk_t *c = take_empty(&t->pool);
+    fa_pool_chunk_t *c = pop_chunk(&t->pool.empty);
     if (!c)
         c = take_spare();
     if (!c) {
-        c = fa_region_chunk_alloc(FA_CHUNK_POOL);
+        c = fa_chunk_alloc(FA_CHUNK_POOL);
         if (!c)
             return NULL;
-        chunks_held++;
         set_link_bounds();
     }
     init_chunk(t, c, cls);
@@ -326,14 +267,7 @@ static void retire_empty(fa_thread_t *t, fa_pool_chunk_t *c)
     fa_pool_cache_t *pc = &t->pool;
     uint64_t now = now_ms();
     c->empty_since_ms = now;
-    c->prev = NULL;
-    c->next = pc->empty;
-    if (pc->empty)
-        pc->empty->prev = c;
-    else
-        pc->empty_oldest = c;
-    pc->empty = c;
-    pc->empty_count++;
+    fa_list_push_front(&pc->empty, &c->link);
     release_expired(pc, now);
 }
 
@@ -446,18 +380,11 @@ static bool fill_from(fa_thread_t *t, fa_pool_chunk_t *c)
 
 static fa_pool_chunk_t *adopt_orphan(fa_thread_t *t, unsigned cls)
 {
-    if (!orphan_total)
+    if (!fa_chunk_orphans_any(FA_CHUNK_POOL))
         return NULL;
-    pthread_mutex_lock(&orphan_lock);
-    fa_pool_chunk_t *c = orphans[cls];
-    if (c) {
-        orphans[cls] = c->next;
-        orphan_total--;
-    }
-    pthread_mutex_unlock(&orphan_lock);
+    fa_pool_chunk_t *c = fa_chunk_at(fa_chunk_orphan_take(FA_CHUNK_POOL, cls));
     if (!c)
         return NULL;
-    c->next = c->prev = NULL;
     c->list = FA_POOL_LIST_NONE;
     c->owner_bin = &t->pool.bins[cls];
     __atomic_store_n(&c->head.owner, t->id, __ATOMIC_RELEASE);
@@ -486,18 +413,26 @@ static fa_pool_chunk_t *adopt_orphan(fa_thread_t *t, unsigned cls)
 
 /* Gives every chunk on pc's lists (not the empty list) to t, or to no thread when t
  * is NULL; returns how many there are. */
+static void set_chunk_owner(fa_pool_chunk_t *c, fa_thread_t *t)
+{
+    if (t)
+        c->owner_bin = &t->pool.bins[c->class_index];
+    __atomic_store_n(&c->head.owner, t ? t->id : FA_OWNER_NONE, __ATOMIC_RELEASE);
+}
+
 static uint32_t set_owner(fa_pool_cache_t *pc, fa_thread_t *t)
 {
     uint32_t count = 0;
     for (unsigned cls = 0; cls < FA_POOL_CLASSES; cls++) {
-        fa_pool_chunk_t *lists[3] = {pc->current[cls], pc->avail[cls], pc->full[cls]};
-        for (int i = 0; i < 3; i++)
-            for (fa_pool_chunk_t *c = lists[i]; c; c = i ? c->next : NULL) {
-                if (t)
-                    c->owner_bin = &t->pool.bins[cls];
-                __atomic_store_n(&c->head.owner, t ? t->id : FA_OWNER_NONE, __ATOMIC_RELEASE);
-                count++;
-            }
+        if (pc->current[cls]) {
+            set_chunk_owner(pc->current[cls], t);
+            count++;
+        }
+        for (fa_pool_chunk_t *c = first_chunk(&pc->avail[cls]); c; c = next_chunk(c))
+            set_chunk_owner(c, t);
+        for (fa_pool_chunk_t *c = first_chunk(&pc->full[cls]); c; c = next_chunk(c))
+            set_chunk_owner(c, t);
+        count += pc->avail[cls].count + pc->full[cls].count;
     }
     return count;
 }
@@ -510,13 +445,7 @@ static void orphan_or_release(fa_pool_chunk_t *c)
         return;
     }
     c->list = FA_POOL_LIST_NONE;
-    c->prev = NULL;
-    __atomic_store_n(&c->head.owner, FA_OWNER_NONE, __ATOMIC_RELEASE);
-    pthread_mutex_lock(&orphan_lock);
-    c->next = orphans[c->class_index];
-    orphans[c->class_index] = c;
-    orphan_total++;
-    pthread_mutex_unlock(&orphan_lock);
+    fa_chunk_orphan_put(&c->link, c->class_index);
 }
 
 /* Takes a cache apart (its empty list already made spares at thread exit): its
@@ -533,18 +462,15 @@ static void tear_down(fa_pool_cache_t *pc)
             owner_chunk->local_free_count++;
             owner_chunk->used--;
         }
-        fa_pool_chunk_t *c = pc->current[cls], *next;
+        fa_pool_chunk_t *c = pc->current[cls];
         if (c)
             orphan_or_release(c);
-        for (c = pc->avail[cls]; c; c = next) {
-            next = c->next;
+        while ((c = pop_chunk(&pc->avail[cls])))
             orphan_or_release(c);
-        }
-        for (c = pc->full[cls]; c; c = next) {
-            next = c->next;
+        while ((c = pop_chunk(&pc->full[cls])))
             orphan_or_release(c);
-        }
     }
+    FA_CHECK(2, fa_chunk_orphans_valid(FA_CHUNK_POOL));
 }
 
 /* Tears down the parked caches older than the decay (all of them when now is
@@ -592,7 +518,7 @@ static bool park_cache(fa_pool_cache_t *pc)
     pthread_mutex_lock(&parked_lock);
     expire_parked_locked(now);
     pthread_mutex_lock(&spare_lock);
-    uint32_t kept = spare_count + parked_chunks;
+    uint32_t kept = spares.count + parked_chunks;
     pthread_mutex_unlock(&spare_lock);
     if (kept + chunks > FA_POOL_SPARE_MAX) { /* too big to keep: taken apart as before */
         pthread_mutex_unlock(&parked_lock);
@@ -660,7 +586,7 @@ static bool refill(fa_thread_t *t, unsigned cls)
     pc->current[cls] = NULL;
     /* Own chunks with local free blocks or room, then full ones that other threads
      * freed into, then a dead thread's chunk, then a new chunk. */
-    while ((c = pc->avail[cls])) {
+    while ((c = first_chunk(&pc->avail[cls]))) {
         list_remove(t, c);
         pc->current[cls] = c;
         if (fill_from(t, c))
@@ -668,7 +594,7 @@ static bool refill(fa_thread_t *t, unsigned cls)
         list_push(t, c, FA_POOL_LIST_FULL);
         pc->current[cls] = NULL;
     }
-    for (c = pc->full[cls]; c; c = c->next) {
+    for (c = first_chunk(&pc->full[cls]); c; c = next_chunk(c)) {
         if (!__atomic_load_n(&c->thread_free, __ATOMIC_RELAXED))
             continue;
         list_remove(t, c);
@@ -688,7 +614,7 @@ static bool refill(fa_thread_t *t, unsigned cls)
         list_push(t, c, FA_POOL_LIST_FULL);
         pc->current[cls] = NULL;
     }
-    if (pc->empty_count > FA_POOL_EMPTY_RETAIN)
+    if (pc->empty.count > FA_POOL_EMPTY_RETAIN)
         release_expired(pc, now_ms());
     c = new_chunk(t, cls);
     if (!c)
@@ -710,11 +636,13 @@ static bool own_chunk_valid(const fa_thread_t *t, const fa_pool_chunk_t *c, unsi
            __atomic_load_n(&c->carved, __ATOMIC_RELAXED) <= c->area && c->used <= c->area / c->block_size;
 }
 
-/* A doubly linked owner list: back links match, every chunk valid. */
-static bool own_list_valid(const fa_thread_t *t, const fa_pool_chunk_t *c, unsigned cls, uint8_t list)
+/* A well-formed owner list (chunk_list.h), every chunk valid. */
+static bool own_list_valid(const fa_thread_t *t, const fa_list_t *l, unsigned cls, uint8_t list)
 {
-    for (const fa_pool_chunk_t *prev = NULL; c; prev = c, c = c->next)
-        if (c->prev != prev || !own_chunk_valid(t, c, cls, list))
+    if (!fa_list_valid(l))
+        return false;
+    for (const fa_pool_chunk_t *c = first_chunk(l); c; c = next_chunk(c))
+        if (!own_chunk_valid(t, c, cls, list))
             return false;
     return true;
 }
@@ -736,8 +664,8 @@ static bool class_valid(const fa_thread_t *t, unsigned cls)
     }
     const fa_pool_chunk_t *current = t->pool.current[cls];
     return n == bin->limit - bin->room && (!current || own_chunk_valid(t, current, cls, FA_POOL_LIST_NONE)) &&
-           own_list_valid(t, t->pool.avail[cls], cls, FA_POOL_LIST_AVAIL) &&
-           own_list_valid(t, t->pool.full[cls], cls, FA_POOL_LIST_FULL);
+           own_list_valid(t, &t->pool.avail[cls], cls, FA_POOL_LIST_AVAIL) &&
+           own_list_valid(t, &t->pool.full[cls], cls, FA_POOL_LIST_FULL);
 }
 
 /* The class that serves size on thread t (attached by routing; a thread past its
@@ -901,20 +829,18 @@ void fa_pool_free_slow(fa_thread_t *t, fa_pool_chunk_t *c, void *p)
 
 void fa_pool_release_cached(fa_thread_t *t)
 {
-    fa_pool_chunk_t *c;
-    while ((c = take_empty(&t->pool)))
-        release_chunk(c);
+    fa_chunk_release_all(&t->pool.empty);
     expire_parked(UINT64_MAX); /* before the spares: tearing down makes spares */
     pthread_mutex_lock(&spare_lock);
-    c = unlink_expired_spares(UINT64_MAX);
+    fa_list_t expired = unlink_expired_spares(UINT64_MAX);
     pthread_mutex_unlock(&spare_lock);
-    release_list(c);
+    fa_chunk_release_all(&expired);
 }
 
 /* ---- recorded blocks (see fa_pool_alloc_recorded) ---- */
 
 static pthread_mutex_t recorded_lock = PTHREAD_MUTEX_INITIALIZER;
-static fa_pool_chunk_t *recorded_chunks[FA_POOL_CLASSES]; /* newest first, linked by next */
+static fa_list_t recorded_chunks[FA_POOL_CLASSES]; /* newest first */
 static _Atomic uint64_t recorded_allocs[FA_POOL_CLASSES];
 /* The owner_bin of recorded chunks: the fast free never reaches it (no owner). */
 static fa_pool_bin_t recorded_bin;
@@ -942,16 +868,14 @@ static fa_pool_block_t *take_recorded_block(fa_pool_chunk_t *c)
 
 static fa_pool_chunk_t *new_recorded_chunk(fa_thread_t *t, unsigned cls)
 {
-    fa_pool_chunk_t *c = fa_region_chunk_alloc(FA_CHUNK_POOL);
+    fa_pool_chunk_t *c = fa_chunk_alloc(FA_CHUNK_POOL);
     if (!c)
         return NULL;
-    chunks_held++;
     set_link_bounds();
     init_chunk(t, c, cls);
     c->owner_bin = &recorded_bin;
     __atomic_store_n(&c->head.owner, FA_OWNER_RECORDS, __ATOMIC_RELEASE);
-    c->next = recorded_chunks[cls];
-    recorded_chunks[cls] = c;
+    fa_list_push_front(&recorded_chunks[cls], &c->link);
     return c;
 }
 
@@ -965,7 +889,7 @@ void *fa_pool_alloc_recorded(fa_thread_t *t, size_t size)
     pthread_mutex_lock(&recorded_lock);
     /* Recording is slow anyway (a stack per block): a walk over the class's chunks
      * for a free block is not what it costs. */
-    for (fa_pool_chunk_t *c = recorded_chunks[cls]; c && !b; c = c->next)
+    for (fa_pool_chunk_t *c = first_chunk(&recorded_chunks[cls]); c && !b; c = next_chunk(c))
         b = take_recorded_block(c);
     fa_pool_chunk_t *c;
     if (!b && (c = new_recorded_chunk(t, cls)))
@@ -999,12 +923,9 @@ void fa_pool_thread_exit(fa_thread_t *t)
     fold_counts(pc);
     /* The emptied chunks become spares first: the cache is parked only if its
      * chunks fit beside them. */
-    for (fa_pool_chunk_t *c = pc->empty, *next; c; c = next) {
-        next = c->next;
+    fa_pool_chunk_t *c;
+    while ((c = pop_chunk(&pc->empty)))
         park_chunk(c);
-    }
-    pc->empty = pc->empty_oldest = NULL;
-    pc->empty_count = 0;
     if (!park_cache(pc))
         tear_down(pc);
     memset(pc, 0, sizeof *pc);
@@ -1036,21 +957,19 @@ void fa_pool_add_exited(fa_pool_totals_t *out)
         add_counts(out, cls, exited_allocs[cls] + recorded_allocs[cls], exited_frees[cls]);
         out->live_bytes += out->class_live[cls] * fa_pool_class_size[cls];
     }
-    out->chunks = chunks_held;
+    out->chunks = fa_chunk_held(FA_CHUNK_POOL);
 }
 
 void fa_pool_fork_prepare(void)
 {
     pthread_mutex_lock(&recorded_lock);
     pthread_mutex_lock(&parked_lock);
-    pthread_mutex_lock(&orphan_lock);
     pthread_mutex_lock(&spare_lock);
 }
 
 void fa_pool_fork_parent(void)
 {
     pthread_mutex_unlock(&spare_lock);
-    pthread_mutex_unlock(&orphan_lock);
     pthread_mutex_unlock(&parked_lock);
     pthread_mutex_unlock(&recorded_lock);
 }
@@ -1058,7 +977,6 @@ void fa_pool_fork_parent(void)
 void fa_pool_fork_child(void)
 {
     pthread_mutex_init(&spare_lock, NULL);
-    pthread_mutex_init(&orphan_lock, NULL);
     pthread_mutex_init(&parked_lock, NULL);
     pthread_mutex_init(&recorded_lock, NULL);
 }

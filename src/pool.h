@@ -28,6 +28,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "chunk_list.h"
 #include "config.h"
 #include "region.h"
 #include "thread.h"
@@ -66,7 +67,8 @@ typedef struct fa_pool_chunk {
     fa_pool_block_t *local_free;
     uint64_t area;         /* bytes of whole blocks in the block area */
     _Atomic(fa_pool_block_t *) thread_free;
-    struct fa_pool_chunk *next, *prev;
+    fa_list_link_t link;     /* on one list: an owner list, the empty list, the spares, the
+                              * orphans, or the recorded chunks */
     uint64_t empty_since_ms; /* when it joined the thread's empty list */
 } fa_pool_chunk_t;
 

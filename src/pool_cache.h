@@ -16,6 +16,8 @@
 
 #include <stdint.h>
 
+#include "chunk_list.h"
+
 #define FA_POOL_CLASSES 36
 #define FA_POOL_LARGEST 16384
 
@@ -52,10 +54,9 @@ typedef struct {
     } __attribute__((aligned(32)));
     fa_pool_flow_t flow[FA_POOL_CLASSES];
     struct fa_pool_chunk *current[FA_POOL_CLASSES];
-    struct fa_pool_chunk *avail[FA_POOL_CLASSES]; /* own chunks with local free blocks or uncarved room */
-    struct fa_pool_chunk *full[FA_POOL_CLASSES];  /* own chunks with neither (other threads may free into them) */
-    struct fa_pool_chunk *empty, *empty_oldest;   /* emptied chunks kept for reuse, newest first */
-    uint32_t empty_count;
+    fa_list_t avail[FA_POOL_CLASSES]; /* own chunks with local free blocks or uncarved room */
+    fa_list_t full[FA_POOL_CLASSES];  /* own chunks with neither (other threads may free into them) */
+    fa_list_t empty;                  /* emptied chunks kept for reuse, newest first */
     /* Set at the thread's first refill, which first adopts an exited thread's parked
      * cache if there is one (pool.c, parked caches). */
     uint8_t started;

@@ -7,7 +7,7 @@
 #include <pthread.h>
 #include <sched.h>
 
-#include "stats.h"
+#include "chunk_cache.h"
 #include "frame.h"
 #include "heap.h"
 #include "learn.h"
@@ -19,6 +19,7 @@
 #include "records.h"
 #include "region.h"
 #include "report.h"
+#include "stats.h"
 #include "thread.h"
 
 static pthread_key_t exit_key;
@@ -33,16 +34,16 @@ static void fork_prepare(void)
 {
     fa_thread_fork_prepare();
     fa_records_fork_prepare();
-    fa_frame_fork_prepare();
     fa_pool_fork_prepare();
+    fa_chunk_fork_prepare();
     fa_region_fork_prepare();
 }
 
 static void fork_parent(void)
 {
     fa_region_fork_parent();
+    fa_chunk_fork_parent();
     fa_pool_fork_parent();
-    fa_frame_fork_parent();
     fa_records_fork_parent();
     fa_thread_fork_parent();
 }
@@ -54,8 +55,8 @@ static void fork_parent(void)
 static void fork_child(void)
 {
     fa_region_fork_child();
+    fa_chunk_fork_child();
     fa_pool_fork_child();
-    fa_frame_fork_child();
     fa_records_fork_child();
     fa_thread_fork_child();
 }

@@ -5,21 +5,16 @@
 
 #include <pthread.h>
 
-
 __thread fa_thread_t fa_thread_self __attribute__((tls_model("initial-exec")));
 
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
-static fa_thread_t *registry;
+static fa_list_t registry;
 static _Atomic uint64_t next_thread_id = 1;
 
 void fa_thread_register(fa_thread_t *t)
 {
     pthread_mutex_lock(&registry_lock);
-    t->prev = NULL;
-    t->next = registry;
-    if (registry)
-        registry->prev = t;
-    registry = t;
+    fa_list_push_front(&registry, &t->registry_link);
     pthread_mutex_unlock(&registry_lock);
     t->id = __atomic_fetch_add(&next_thread_id, 1, __ATOMIC_RELAXED);
 }
@@ -27,20 +22,15 @@ void fa_thread_register(fa_thread_t *t)
 void fa_thread_unregister(fa_thread_t *t)
 {
     pthread_mutex_lock(&registry_lock);
-    if (t->prev)
-        t->prev->next = t->next;
-    else
-        registry = t->next;
-    if (t->next)
-        t->next->prev = t->prev;
+    fa_list_remove(&registry, &t->registry_link);
     pthread_mutex_unlock(&registry_lock);
 }
 
 void fa_thread_for_each(void (*fn)(fa_thread_t *t, void *arg), void *arg)
 {
     pthread_mutex_lock(&registry_lock);
-    for (fa_thread_t *t = registry; t; t = t->next)
-        fn(t, arg);
+    for (fa_list_link_t *l = registry.head; l; l = l->next)
+        fn(FA_LIST_ENTRY(l, fa_thread_t, registry_link), arg);
     pthread_mutex_unlock(&registry_lock);
 }
 
@@ -51,9 +41,7 @@ void fa_thread_fork_child(void)
 {
     pthread_mutex_init(&registry_lock, NULL);
     fa_thread_t *self = fa_thread();
-    registry = NULL;
-    if (self->state == FA_THREAD_LIVE) {
-        self->next = self->prev = NULL;
-        registry = self;
-    }
+    registry = (fa_list_t){0};
+    if (self->state == FA_THREAD_LIVE)
+        fa_list_push_front(&registry, &self->registry_link);
 }

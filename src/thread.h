@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "chunk_list.h"
 #include "config.h"
 #include "frame_arena.h"
 #include "learn_cache.h"
@@ -48,7 +49,7 @@ typedef struct fa_thread {
     fa_frame_arena_t frame;
     fa_pool_cache_t pool;
     uint8_t scopes[FA_SCOPE_MAX];
-    struct fa_thread *next, *prev; /* registry of live threads */
+    fa_list_link_t registry_link; /* on the registry of live threads */
     /* fa_tag_push's stack, for records: after the fields the fast paths read, and
      * usable before the thread attaches. */
     uint32_t tag_depth;
