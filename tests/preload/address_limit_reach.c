@@ -1,42 +1,76 @@
 /* How much a program can allocate under an address-space limit (RLIMIT_AS), set at
  * start (ulimit -v) or at run time (setrlimit), must be at least 90 % of what it
  * gets under glibc (issue 10 item 3): framealloc's reserved region must not eat
- * the limit. Run as: address_limit_reach GLIBC_RUN|PRELOAD_RUN ...; the driver
- * script runs this program under glibc and under the library and compares.
- *   address_limit_reach runtime MIB   set RLIMIT_AS to MIB at run time
- *   address_limit_reach start         the limit was set by the caller (ulimit -v)
- * Prints the MiB allocated in 1 MiB blocks (never touched) before malloc failed
- * with ENOMEM; exits 1 if it failed any other way. */
+ * the limit, nor may the heap pad its blocks. The driver script runs this program
+ * under glibc and under the library and compares.
+ *   address_limit_reach BLOCK SCOPE start         the caller set the limit (ulimit -v)
+ *   address_limit_reach BLOCK SCOPE runtime MIB   set RLIMIT_AS to MIB at run time
+ * BLOCK: the block size in bytes; SCOPE: "plain", or "frame" to allocate inside
+ * FA_FRAME_SCOPE (a no-op under glibc). Prints the MiB allocated (blocks never
+ * touched past their first word) before malloc failed with ENOMEM; exits 1 if it
+ * failed any other way. */
 #include <errno.h>
+#include <framealloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 
+/* Allocates size-byte blocks until malloc fails, then frees them all; returns the
+ * bytes it got and leaves malloc's errno in *error. The blocks are chained through
+ * their first word. */
+static size_t allocate_until_failure(size_t size, int *error)
+{
+    size_t total = 0;
+    void **chain = NULL, **p;
+    errno = 0;
+    while ((p = malloc(size))) {
+        *p = chain;
+        chain = p;
+        total += size;
+    }
+    *error = errno;
+    while (chain) {
+        void **next = *chain;
+        free(chain);
+        chain = next;
+    }
+    return total;
+}
+
 int main(int argc, char **argv)
 {
-    if (argc > 2 && !strcmp(argv[1], "runtime")) {
-        rlim_t bytes = (rlim_t)strtoull(argv[2], NULL, 10) << 20;
+    if (argc < 4 || (strcmp(argv[2], "plain") && strcmp(argv[2], "frame")) ||
+        (strcmp(argv[3], "start") && (strcmp(argv[3], "runtime") || argc < 5))) {
+        fprintf(stderr, "usage: address_limit_reach BLOCK plain|frame start|runtime MIB\n");
+        return 2;
+    }
+    size_t block = strtoull(argv[1], NULL, 10);
+    if (block < sizeof(void *)) {
+        fprintf(stderr, "address_limit_reach: a block must hold a pointer\n");
+        return 2;
+    }
+    if (!strcmp(argv[3], "runtime")) {
+        rlim_t bytes = (rlim_t)strtoull(argv[4], NULL, 10) << 20;
         struct rlimit limit = {bytes, bytes};
         if (setrlimit(RLIMIT_AS, &limit) != 0) {
             perror("setrlimit");
             return 1;
         }
     }
-    size_t mib = 0;
-    void **chain = NULL, **p;
-    errno = 0;
-    while ((p = malloc((size_t)1 << 20))) {
-        *p = chain;
-        chain = p;
-        mib++;
+    size_t bytes = 0;
+    int error = 0;
+    if (!strcmp(argv[2], "frame")) {
+        FA_FRAME_SCOPE {
+            bytes = allocate_until_failure(block, &error);
+        }
+    } else {
+        bytes = allocate_until_failure(block, &error);
     }
-    int error = errno;
-    while (chain) {
-        void **next = *chain;
-        free(chain);
-        chain = next;
+    printf("%zu\n", bytes >> 20);
+    if (error != ENOMEM) {
+        fprintf(stderr, "address_limit_reach: malloc(%zu) failed with errno %d, not ENOMEM\n", block, error);
+        return 1;
     }
-    printf("%zu\n", mib);
-    return error == ENOMEM ? 0 : 1;
+    return 0;
 }

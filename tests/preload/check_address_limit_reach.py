@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """Under an address-space limit set at start (ulimit -v) or at run time (setrlimit),
 a program under libframealloc allocates at least 90 % of what it gets under glibc,
-and still gets NULL with ENOMEM at the end (issue 10 item 3).
+and still gets NULL with ENOMEM at the end (issue 10 item 3). Blocks of 1 MiB
+measure the region's share of the limit; blocks of 16-64 KiB (above the pools'
+limit, below jemalloc's largest cached size) measure what the heap adds to each
+block; each size is also allocated inside a frame scope.
 
 usage: check_address_limit_reach.py LIBRARY PROGRAM"""
 import os
@@ -13,12 +16,13 @@ lib, program = sys.argv[1], sys.argv[2]
 failures = []
 
 
-def reach(args, preload, start_limit_mib=None):
+def reach(args, preload, start_limit_mib=None, first=None):
+    """MiB the program got, under the library (preload) or glibc. first: a library
+    initialised before the preload (preloaded after it), whose constructor allocates."""
     env = dict(os.environ)
     env.pop("LD_PRELOAD", None)
     env.pop("MALLOC_PERTURB_", None)  # glibc would fill every block it hands out
-    if preload:
-        env["LD_PRELOAD"] = lib
+    env["LD_PRELOAD"] = ":".join(([lib] if preload else []) + ([first] if first else []))
 
     def limit():
         if start_limit_mib:
@@ -33,12 +37,27 @@ def reach(args, preload, start_limit_mib=None):
     return int(r.stdout.strip() or 0)
 
 
-cases = [("limit set at start: 1 GiB", ["start"], 1024), ("limit set at start: 4 GiB", ["start"], 4096),
-         ("limit set at run time: 16 GiB", ["runtime", "16384"], None),
-         ("limit set at run time: 2 GiB", ["runtime", "2048"], None)]
-for name, args, start in cases:
-    glibc = reach(args, False, start)
-    ours = reach(args, True, start)
+MIB = 1 << 20
+# (name, program arguments, limit set at start in MiB, library initialised first)
+cases = [("1 MiB blocks, limit set at start: 1 GiB", [str(MIB), "plain", "start"], 1024, None),
+         ("1 MiB blocks, limit set at start: 4 GiB", [str(MIB), "plain", "start"], 4096, None),
+         ("1 MiB blocks, limit set at run time: 16 GiB", [str(MIB), "plain", "runtime", "16384"], None, None),
+         ("1 MiB blocks, limit set at run time: 2 GiB", [str(MIB), "plain", "runtime", "2048"], None, None)]
+for block in (16384, 20000, 32768, 65536):
+    for scope in ("plain", "frame"):
+        where = " in a frame scope" if scope == "frame" else ""
+        cases.append(("%d-byte blocks%s, limit set at start: 1 GiB" % (block, where), [str(block), scope, "start"],
+                      1024, None))
+        cases.append(("%d-byte blocks%s, limit set at run time: 2 GiB" % (block, where),
+                      [str(block), scope, "runtime", "2048"], None, None))
+# libstdc++'s constructor allocates (its exception pool) before the library's own
+# constructor runs: the heap's settings must already hold for that first call.
+cases.append(("16384-byte blocks, libstdc++ initialised first, limit set at start: 1 GiB",
+              ["16384", "plain", "start"], 1024, "libstdc++.so.6"))
+
+for name, args, start, first in cases:
+    glibc = reach(args, False, start, first)
+    ours = reach(args, True, start, first)
     print("%s: glibc %d MiB, framealloc %d MiB (%.0f %%)" % (name, glibc, ours, 100.0 * ours / max(glibc, 1)))
     if ours < 0.9 * glibc:
         failures.append("%s: framealloc reached %d MiB, under 90 %% of glibc's %d MiB" % (name, ours, glibc))
