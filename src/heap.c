@@ -142,7 +142,21 @@ static void set_arena_setting(unsigned arena, const char *setting, void *value, 
  * more at once; written before jemalloc's first call, arena 0 starts with it too. */
 extern size_t je_oversize_threshold;
 
-void fa_heap_configure(void) { je_oversize_threshold = SIZE_MAX; }
+/* Large blocks without jemalloc's page of padding (opt.cache_oblivious off; glibc and
+ * mimalloc do not pad either). The pad is a page of address space per block, which
+ * an address-space limit counts: heap blocks of 16-64 KiB reached 77-85 % of what
+ * glibc allocates under one (issue 10, where the aim is 90 %). It bought each block a
+ * random cache-line offset against cache-set conflicts between page-aligned
+ * buffers; without it large blocks start on a page. jemalloc 5.3 turns the option
+ * into the pad once, as it starts, and from then on uses only that pad (never the
+ * compile-time setting) for large extents, their resizing in place and the offset,
+ * so writing it before the first call is what cache_oblivious:false in malloc_conf
+ * does in later versions. */
+void fa_heap_configure(void)
+{
+    je_oversize_threshold = SIZE_MAX;
+    je_opt_cache_oblivious = false;
+}
 
 /* What jemalloc maps as it starts (its first metadata blocks and extents, about
  * 8 MiB on Linux), with room to spare. */

@@ -5,6 +5,7 @@
 #ifndef FA_JEMALLOC_H
 #define FA_JEMALLOC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 void *fa_je_malloc(size_t size);
@@ -14,6 +15,14 @@ void *fa_je_mallocx(size_t size, int flags);
 size_t fa_je_malloc_usable_size(void *p);
 size_t fa_je_xallocx(void *p, size_t size, size_t extra, int flags);
 size_t fa_je_nallocx(size_t size, int flags);
+
+/* jemalloc 5.3's opt.cache_oblivious, an internal global (its je_ name is not
+ * renamed), true in Debian's build: a page of padding after every large block (16 KiB
+ * and up), so that the block can start at a random cache line. jemalloc reads it
+ * once, as it starts, into the pad it uses from then on. 5.3 rejects
+ * cache_oblivious in malloc_conf ("Invalid conf pair"), so fa_heap_configure
+ * (heap.c) writes the global before jemalloc's first call. */
+extern bool je_opt_cache_oblivious;
 
 /* jemalloc's MALLOCX_ALIGN for a power-of-two alignment. */
 #define FA_JE_ALIGN(a) ((int)__builtin_ctzl(a))
