@@ -42,10 +42,10 @@ FA_INLINE void fa_heap_enter(void) { fa_heap_thread_entered = true; }
 void fa_heap_thread_exit(void);
 
 /* False until the calling thread's arena has framealloc's extent hooks (heap.c),
- * which only zeroed blocks need: a thread's first calloc of FA_HEAP_PREPARE_MIN or more, and the
- * process's second thread (whose jemalloc cache is a zeroed block). Setting them up
- * costs jemalloc's control tables (about 140 KiB, and its control code, once per
- * process), which a program that never needs them does not pay. */
+ * which only zeroed blocks need: the program's second calloc of FA_HEAP_PREPARE_MIN
+ * or more, and its second thread (whose jemalloc cache is a zeroed block). Setting
+ * them up costs jemalloc's control tables (about 140 KiB, and its control code, once
+ * per process), which a program that never needs them does not pay. */
 extern __thread bool fa_heap_thread_ready;
 void fa_heap_thread_prepare(void);
 #define FA_HEAP_PREPARE_MIN ((size_t)256 << 10)
