@@ -107,6 +107,9 @@ void fa_init(void)
     }
     fa_thread_t *self = fa_thread();
     self->in_init = 1;
+    /* Before anything can start jemalloc: thread exit must run before jemalloc's own
+     * exit step, which needs framealloc's key created first (fa_heap_thread_exit). */
+    pthread_key_create(&exit_key, thread_exit);
     options_without_env = environ == NULL;
     fa_heap_configure();
     read_settings();
@@ -117,7 +120,6 @@ void fa_init(void)
     if (fa_os_address_limit() != SIZE_MAX)
         fa_heap_start();
     configure_arenas();
-    pthread_key_create(&exit_key, thread_exit);
     pthread_atfork(fork_prepare, fork_parent, fork_child);
     self->in_init = 0;
     __atomic_store_n(&init_state, INIT_DONE, __ATOMIC_RELEASE);
