@@ -32,11 +32,13 @@ uint8_t fa_pool_bin_of[FA_POOL_LARGEST / 16 + 1];
 uint8_t fa_pool_class_of[FA_POOL_LARGEST / 16 + 1];
 int32_t fa_pool_cache_limit[FA_POOL_CLASSES];
 
-/* 16-byte steps to 128, then four classes per doubling (at most 25% slack). */
+/* 16-byte steps to 128, four classes per doubling to 4 KiB (at most 25% slack), then
+ * eight (at most 12.5%): above 4 KiB a quarter is a page or more per block, and
+ * blocks of a page and a header (sqlite's page cache: 4.4 KiB) are common. */
 const uint32_t fa_pool_class_size[FA_POOL_CLASSES] = {
-    16,   32,   48,   64,   80,   96,   112,  128,   160,   192,   224,   256,
-    320,  384,  448,  512,  640,  768,  896,  1024,  1280,  1536,  1792,  2048,
-    2560, 3072, 3584, 4096, 5120, 6144, 7168, 8192, 10240, 12288, 14336, 16384,
+    16,   32,   48,   64,   80,   96,   112,  128,   160,   192,   224,   256,   320,   384,   448,
+    512,  640,  768,  896,  1024, 1280, 1536, 1792, 2048,  2560,  3072,  3584,  4096,  4608,  5120,
+    5632, 6144, 6656, 7168, 7680, 8192, 9216, 10240, 11264, 12288, 13312, 14336, 15360, 16384,
 };
 
 /* Chunks of exited threads that still hold live blocks are the chunk layer's

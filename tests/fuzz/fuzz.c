@@ -109,10 +109,11 @@ static pthread_barrier_t barrier;
 /* new_handler is process-wide: C++ allocations that can fail run one at a time. */
 static pthread_mutex_t cxx_fail_lock = PTHREAD_MUTEX_INITIALIZER;
 
+/* framealloc's pool classes (src/pool.c). */
 static const size_t class_sizes[] = {
-    16,   32,   48,   64,   80,   96,   112,  128,  160,  192,   224,   256,
-    320,  384,  448,  512,  640,  768,  896,  1024, 1280, 1536,  1792,  2048,
-    2560, 3072, 3584, 4096, 5120, 6144, 7168, 8192, 10240, 12288, 14336, 16384,
+    16,   32,   48,   64,   80,   96,   112,  128,   160,   192,   224,   256,   320,   384,   448,
+    512,  640,  768,  896,  1024, 1280, 1536, 1792,  2048,  2560,  3072,  3584,  4096,  4608,  5120,
+    5632, 6144, 6656, 7168, 7680, 8192, 9216, 10240, 11264, 12288, 13312, 14336, 15360, 16384,
 };
 /* Limits of framealloc's settings and arenas, and of jemalloc's size classes. */
 static const size_t limit_sizes[] = {
