@@ -44,9 +44,9 @@ static FA_NOINLINE bool heap_start(void)
     return true;
 }
 
-/* A heap call, tried again once when giving back the region's unused tail under an
- * address-space limit set at run time made room for it. */
-#define HEAP_TRYING_TRIM(call)                                                                     \
+/* A heap call, after jemalloc's start, tried again once when giving back the
+ * region's unused tail under an address-space limit set at run time made room. */
+#define HEAP_CALL(call)                                                                            \
     ({                                                                                             \
         void *heap_p_ = NULL;                                                                      \
         if (FA_LIKELY(fa_heap_started) || heap_start()) {                                          \
@@ -68,8 +68,8 @@ static bool pool_serves(uint8_t intent, size_t size, size_t alignment)
 /* The heap, for everything an arena does not serve. */
 static void *heap_alloc(size_t size, size_t alignment)
 {
-    return alignment <= FA_MIN_ALIGN ? HEAP_TRYING_TRIM(fa_heap_malloc(size))
-                                     : HEAP_TRYING_TRIM(fa_heap_aligned(alignment, size));
+    return alignment <= FA_MIN_ALIGN ? HEAP_CALL(fa_heap_malloc(size))
+                                     : HEAP_CALL(fa_heap_aligned(alignment, size));
 }
 
 static size_t frame_alignment(size_t alignment) { return alignment > FA_MIN_ALIGN ? alignment : FA_MIN_ALIGN; }
@@ -180,7 +180,7 @@ FA_NOINLINE void *fa_malloc_learn_slow(fa_thread_t *t, size_t size, uintptr_t si
     void *p;
     switch (fa_learn_decide(t, site, size)) {
     case FA_LEARN_USE_OBSERVE:
-        if ((p = HEAP_TRYING_TRIM(fa_heap_malloc(size))))
+        if ((p = HEAP_CALL(fa_heap_malloc(size))))
             fa_learn_observe(p, site, size);
         return p;
     case FA_LEARN_USE_FRAME:
@@ -207,7 +207,7 @@ void *fa_calloc(size_t count, size_t size)
     if (!fa_records_mode && total < t->sample_left &&
         (intent == FA_DEFAULT ? total > fa_settings.pool_max : intent == FA_HEAP)) {
         t->sample_left -= total;
-        return HEAP_TRYING_TRIM(fa_heap_calloc(count, size)); /* jemalloc knows which pages are already zero */
+        return HEAP_CALL(fa_heap_calloc(count, size)); /* jemalloc knows which pages are already zero */
     }
     /* Arena memory is reused without being cleared. */
     void *p = allocate(t, total, FA_MIN_ALIGN, false);
@@ -351,7 +351,7 @@ void *fa_realloc(void *p, size_t size)
         return realloc_moving(p, usable_size(p, "realloc"), size);
     if (fa_region_owns(p))
         return realloc_owned(p, size);
-    void *q = HEAP_TRYING_TRIM(fa_heap_realloc(p, size));
+    void *q = HEAP_CALL(fa_heap_realloc(p, size));
     if (FA_UNLIKELY(fa_settings.learn) && q)
         fa_learn_moved(p, q);
     return q;

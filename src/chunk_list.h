@@ -73,15 +73,6 @@ FA_INLINE fa_list_link_t *fa_list_pop_front(fa_list_t *l)
     return e;
 }
 
-/* The tail, taken off the list, or NULL when it is empty. */
-FA_INLINE fa_list_link_t *fa_list_pop_back(fa_list_t *l)
-{
-    fa_list_link_t *e = l->tail;
-    if (e)
-        fa_list_remove(l, e);
-    return e;
-}
-
 /* Moves all of from's elements in front of to's, leaving from empty. */
 FA_INLINE void fa_list_splice_front(fa_list_t *to, fa_list_t *from)
 {

@@ -519,8 +519,8 @@ static bool arena_valid(fa_thread_t *t, bool by_owner)
     for (fa_frame_chunk_t *c = first_chunk(&a->escaped); c; c = next_chunk(c))
         if (c->live == 0)
             return false;
-    return list_valid(&a->escaped, t->id) && chunks_tiled(&a->escaped) && list_valid(&a->spare, t->id) && list_valid(&a->quarantine, t->id) &&
-           (!by_owner || current_valid(a, t->id, last_seq));
+    return list_valid(&a->escaped, t->id) && chunks_tiled(&a->escaped) && list_valid(&a->spare, t->id) &&
+           list_valid(&a->quarantine, t->id) && (!by_owner || current_valid(a, t->id, last_seq));
 }
 
 /* ---- orphans ---- */

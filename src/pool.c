@@ -167,7 +167,6 @@ static uint64_t now_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-
 /* ---- spare chunks ----
  * A thread that exits used to give its emptied chunks straight back to the region,
  * which returns their pages to the OS (madvise) at once; a program that keeps
@@ -413,8 +412,6 @@ static fa_pool_chunk_t *adopt_orphan(fa_thread_t *t, unsigned cls)
  * adopted or a thread looks for orphans; when all slots are taken the oldest is;
  * with FRAMEALLOC_POOL_DECAY_MS=0 nothing is parked. */
 
-/* Gives every chunk on pc's lists (not the empty list) to t, or to no thread when t
- * is NULL; returns how many there are. */
 static void set_chunk_owner(fa_pool_chunk_t *c, fa_thread_t *t)
 {
     if (t)
@@ -422,6 +419,8 @@ static void set_chunk_owner(fa_pool_chunk_t *c, fa_thread_t *t)
     __atomic_store_n(&c->head.owner, t ? t->id : FA_OWNER_NONE, __ATOMIC_RELEASE);
 }
 
+/* Gives every chunk on pc's lists (not the empty list) to t, or to no thread when t
+ * is NULL; returns how many there are. */
 static uint32_t set_owner(fa_pool_cache_t *pc, fa_thread_t *t)
 {
     uint32_t count = 0;
@@ -709,6 +708,8 @@ static bool list_contains(const fa_pool_block_t *list, const fa_pool_block_t *b)
     return false;
 }
 
+#define NOT_A_BLOCK_START "not the start of a pool block (a pointer into the middle of a block, or never allocated)"
+
 FA_COLD static void report_bad_free(const char *what, const void *p, const char *why)
 {
     fa_fatal_misuse(p, "%s(%p): %s", what, p, why);
@@ -717,7 +718,7 @@ FA_COLD static void report_bad_free(const char *what, const void *p, const char 
 void fa_pool_check_pointer(const fa_pool_chunk_t *c, const void *p, const char *what)
 {
     if (!fa_pool_is_block_start(c, p))
-        report_bad_free(what, p, "not the start of a pool block (a pointer into the middle of a block, or never allocated)");
+        report_bad_free(what, p, NOT_A_BLOCK_START);
     if (((const fa_pool_block_t *)p)->cookie == fa_pool_cookie())
         report_bad_free(what, p, "the pool block was already freed (use after free)");
 }
@@ -804,7 +805,7 @@ void fa_pool_free_slow(fa_thread_t *t, fa_pool_chunk_t *c, void *p)
 {
     fa_pool_block_t *b = p;
     if (!fa_pool_is_block_start(c, p))
-        report_bad_free("free", p, "not the start of a pool block (a pointer into the middle of a block, or never allocated)");
+        report_bad_free("free", p, NOT_A_BLOCK_START);
     bool owner = __atomic_load_n(&c->head.owner, __ATOMIC_RELAXED) == t->id;
     if (b->cookie == fa_pool_cookie() && (!owner || owner_holds_free(t, c, b)))
         report_bad_free("free", p, "double free of a pool block");
