@@ -13,16 +13,16 @@ void *fa_cxx_new_failed(size_t size, size_t alignment, int nothrow);
 
 /* The fast path's misses for new and for new(nothrow): the core's slow path, then
  * the new_handler loop when it found no memory. */
-#define NEW_MISSES(prefix, nothrow)                                                          \
-    static FA_NOINLINE void *prefix##_miss(fa_thread_t *t, size_t size, int counted)         \
-    {                                                                                        \
-        void *p = fa_malloc_slow(t, size, counted);                                          \
-        return FA_LIKELY(p != NULL) ? p : fa_cxx_new_failed(size, 0, nothrow);               \
-    }                                                                                        \
-    static FA_NOINLINE void *prefix##_learn_miss(fa_thread_t *t, size_t size, uintptr_t site) \
-    {                                                                                        \
-        void *p = fa_malloc_learn_slow(t, size, site);                                       \
-        return FA_LIKELY(p != NULL) ? p : fa_cxx_new_failed(size, 0, nothrow);               \
+#define NEW_MISSES(prefix, nothrow)                                                                   \
+    static FA_NOINLINE FA_EVERY_PROCESS void *prefix##_miss(fa_thread_t *t, size_t size, int counted) \
+    {                                                                                                 \
+        void *p = fa_malloc_slow(t, size, counted);                                                   \
+        return FA_LIKELY(p != NULL) ? p : fa_cxx_new_failed(size, 0, nothrow);                        \
+    }                                                                                                 \
+    static FA_NOINLINE void *prefix##_learn_miss(fa_thread_t *t, size_t size, uintptr_t site)         \
+    {                                                                                                 \
+        void *p = fa_malloc_learn_slow(t, size, site);                                                \
+        return FA_LIKELY(p != NULL) ? p : fa_cxx_new_failed(size, 0, nothrow);                        \
     }
 NEW_MISSES(new, 0)
 NEW_MISSES(new_nothrow, 1)

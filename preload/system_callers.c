@@ -121,7 +121,7 @@ static bool object_contains(const struct dl_phdr_info *info, uintptr_t addr)
 
 /* A library's GOT slots for malloc, calloc and realloc: those resolved to ours, or
  * not resolved yet (lazy binding: they still point into the library itself). */
-static void redirect_relocations(const struct dl_phdr_info *info, const ElfW(Rela) *rela, size_t bytes,
+static FA_EVERY_PROCESS void redirect_relocations(const struct dl_phdr_info *info, const ElfW(Rela) *rela, size_t bytes,
                                  const ElfW(Sym) *symbols, const char *strings)
 {
     uintptr_t relro_start, relro_end;
@@ -160,7 +160,7 @@ static void redirect_library(const struct dl_phdr_info *info)
                          dynamic_value(dyn, DT_RELASZ), symbols, strings);
 }
 
-static int redirect_object(struct dl_phdr_info *info, size_t size, void *arg)
+static FA_EVERY_PROCESS int redirect_object(struct dl_phdr_info *info, size_t size, void *arg)
 {
     (void)size;
     bool libc = *(bool *)arg;
@@ -175,7 +175,7 @@ static int redirect_object(struct dl_phdr_info *info, size_t size, void *arg)
     return 0;
 }
 
-void fa_preload_redirect_system_callers(bool libc)
+FA_EVERY_PROCESS void fa_preload_redirect_system_callers(bool libc)
 {
     bool any = false;
     for (size_t r = 0; r < REDIRECTS; r++) {

@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <unwind.h>
 
+#include "config.h"
+
 /* jemalloc's own option flag, read directly: a mallctl call at every start would
  * run (and fault in) jemalloc's control code for nothing. */
 extern bool je_opt_prof;
@@ -21,7 +23,7 @@ typedef _Unwind_Ptr (*get_ip_fn)(struct _Unwind_Context *context);
 static backtrace_fn real_backtrace;
 static get_ip_fn real_get_ip;
 
-void fa_unwind_load_for_profiling(void)
+FA_EVERY_PROCESS void fa_unwind_load_for_profiling(void)
 {
     if (!je_opt_prof)
         return;

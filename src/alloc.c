@@ -34,7 +34,7 @@
 /* jemalloc's start (heap.h). Under an address-space limit set at run time there
  * may be no room for it until the region gives back its unused tail, or none at
  * all: then the heap stays unstarted and the call fails with ENOMEM. */
-static FA_NOINLINE bool heap_start(void)
+static FA_EVERY_PROCESS FA_NOINLINE bool heap_start(void)
 {
     if (!fa_heap_start_has_room() && (!fa_region_trim() || !fa_heap_start_has_room())) {
         errno = ENOMEM;
@@ -83,7 +83,7 @@ static bool attached(fa_thread_t *t) { return t->state == FA_THREAD_LIVE || fa_t
  * from the records' own pool chunks, frame blocks flagged in their header).
  * Observing never moves a block to another arena, so every check of that arena
  * still applies. */
-static void *arena_alloc(fa_thread_t *t, uint8_t intent, size_t size, size_t alignment, bool recorded)
+static FA_EVERY_PROCESS void *arena_alloc(fa_thread_t *t, uint8_t intent, size_t size, size_t alignment, bool recorded)
 {
     void *p = NULL;
     if (pool_serves(intent, size, alignment))
@@ -125,7 +125,7 @@ static FA_NOINLINE void *allocate_recorded(fa_thread_t *t, uint8_t intent, size_
 
 /* An allocation that used up the thread's sample_left: recorded when sampling is on.
  * In a thread's first slow path (sample_left 0) this also sets sample_left. */
-static FA_NOINLINE void *allocate_due(fa_thread_t *t, uint8_t intent, size_t size, size_t alignment)
+static FA_EVERY_PROCESS FA_NOINLINE void *allocate_due(fa_thread_t *t, uint8_t intent, size_t size, size_t alignment)
 {
     void *p = fa_records_mode == FA_RECORDS_SAMPLE ? allocate_recorded(t, intent, size, alignment)
                                                    : route(t, intent, size, alignment, false);
@@ -164,7 +164,7 @@ static void *allocate(fa_thread_t *t, size_t size, size_t alignment, bool counte
     return route(t, intent, size, alignment, false);
 }
 
-FA_NOINLINE void *fa_malloc_slow(fa_thread_t *t, size_t size, int counted)
+FA_EVERY_PROCESS FA_NOINLINE void *fa_malloc_slow(fa_thread_t *t, size_t size, int counted)
 {
     if (!counted)
         t->sample_left += size; /* undoes the fast path's borrow */
@@ -193,9 +193,9 @@ FA_NOINLINE void *fa_malloc_learn_slow(fa_thread_t *t, size_t size, uintptr_t si
     return allocate(t, size, FA_MIN_ALIGN, true);
 }
 
-void *fa_malloc(size_t size) { return fa_malloc_fast(size); }
+FA_EVERY_PROCESS void *fa_malloc(size_t size) { return fa_malloc_fast(size); }
 
-void *fa_calloc(size_t count, size_t size)
+FA_EVERY_PROCESS void *fa_calloc(size_t count, size_t size)
 {
     size_t total;
     if (__builtin_mul_overflow(count, size, &total)) {
@@ -218,7 +218,7 @@ void *fa_calloc(size_t count, size_t size)
 #define FA_HUGE_ALIGNMENT ((size_t)1 << 30)
 
 /* Any power-of-two alignment. */
-void *fa_malloc_aligned(size_t alignment, size_t size)
+FA_EVERY_PROCESS void *fa_malloc_aligned(size_t alignment, size_t size)
 {
     if (alignment <= FA_MIN_ALIGN)
         return fa_malloc(size);
@@ -239,7 +239,7 @@ FA_COLD static void report_foreign_pointer(const char *what, const void *p)
 
 /* Everything free's fast path does not handle: other generations and threads,
  * full caches, misuse, the heap. */
-FA_NOINLINE void fa_free_slow(void *p)
+FA_EVERY_PROCESS FA_NOINLINE void fa_free_slow(void *p)
 {
     size_t off = fa_region_offset(p);
     if (off < fa_region.frame_size) {
@@ -268,7 +268,7 @@ FA_NOINLINE void fa_free_slow(void *p)
     fa_heap_free(p);
 }
 
-void fa_free(void *p) { fa_free_fast(p); }
+FA_EVERY_PROCESS void fa_free(void *p) { fa_free_fast(p); }
 
 /* A pool block of the region's pool part, checked; aborts on a foreign pointer. */
 static fa_pool_chunk_t *pool_chunk_checked(void *p, const char *what)
@@ -336,7 +336,7 @@ static void *realloc_owned(void *p, size_t size)
     return realloc_moving(p, old, size);
 }
 
-void *fa_realloc(void *p, size_t size)
+FA_EVERY_PROCESS void *fa_realloc(void *p, size_t size)
 {
     if (!p)
         return fa_malloc(size);
@@ -357,7 +357,7 @@ void *fa_realloc(void *p, size_t size)
     return q;
 }
 
-void *fa_reallocarray(void *p, size_t count, size_t size)
+FA_EVERY_PROCESS void *fa_reallocarray(void *p, size_t count, size_t size)
 {
     size_t total;
     if (__builtin_mul_overflow(count, size, &total)) {
@@ -369,7 +369,7 @@ void *fa_reallocarray(void *p, size_t count, size_t size)
 
 static int is_power_of_two(size_t x) { return x && !(x & (x - 1)); }
 
-int fa_posix_memalign(void **out, size_t alignment, size_t size)
+FA_EVERY_PROCESS int fa_posix_memalign(void **out, size_t alignment, size_t size)
 {
     if (!is_power_of_two(alignment) || alignment % sizeof(void *))
         return EINVAL;
@@ -384,10 +384,10 @@ int fa_posix_memalign(void **out, size_t alignment, size_t size)
 
 /* glibc 2.36's aligned_alloc is its memalign (the C17 EINVAL for an alignment that
  * is not a power of two came in 2.38). */
-void *fa_aligned_alloc(size_t alignment, size_t size) { return fa_memalign(alignment, size); }
+FA_EVERY_PROCESS void *fa_aligned_alloc(size_t alignment, size_t size) { return fa_memalign(alignment, size); }
 
 /* glibc's memalign: an alignment that is not a power of two is rounded up to one. */
-void *fa_memalign(size_t alignment, size_t size)
+FA_EVERY_PROCESS void *fa_memalign(size_t alignment, size_t size)
 {
     if (alignment > SIZE_MAX / 2 + 1) {
         errno = EINVAL;

@@ -6,7 +6,11 @@
 
 #include <stddef.h>
 
-#define FA_EXPORT __attribute__((visibility("default")))
+#include "config.h"
+
+/* On the libc and C++ names the preload exports: any program may call them, so
+ * they sit with the code every process runs. */
+#define FA_EXPORT __attribute__((visibility("default"))) FA_EVERY_PROCESS
 
 void *fa_malloc(size_t size);
 void *fa_calloc(size_t count, size_t size);

@@ -19,7 +19,7 @@ static _Atomic uint64_t held[2];
 
 static unsigned index_of(unsigned kind) { return kind == FA_CHUNK_POOL; }
 
-void *fa_chunk_alloc(fa_chunk_kind_t kind)
+FA_EVERY_PROCESS void *fa_chunk_alloc(fa_chunk_kind_t kind)
 {
     fa_chunk_head_t *head = fa_region_chunk_alloc(kind);
     if (!head)

@@ -27,6 +27,13 @@
 #define FA_NOINLINE __attribute__((noinline))
 #define FA_INLINE static inline __attribute__((always_inline))
 #define FA_COLD __attribute__((cold, noinline))
+/* On the code every process runs: start-up and exit, the malloc family's entry
+ * points and refill paths. Linux maps a library's text 64 KiB around each page a
+ * program touches; the linker puts .text.hot.* right after the PLT, so a program
+ * that stays on these paths keeps one such window of framealloc's code resident
+ * instead of one per place the code happens to sit (src/rename-jemalloc.sh keeps
+ * jemalloc out of that spot). */
+#define FA_EVERY_PROCESS __attribute__((section(".text.hot.framealloc")))
 /* On the core's globals: accessed directly, not through the GOT (-fvisibility=hidden
  * covers definitions only, not extern declarations seen by other files). */
 #define FA_HIDDEN __attribute__((visibility("hidden")))

@@ -33,7 +33,7 @@ static struct {
     _Alignas(64) _Atomic uint8_t set;
 } remote_flags[REMOTE_FLAGS];
 
-void fa_frame_configure(void)
+FA_EVERY_PROCESS void fa_frame_configure(void)
 {
     if (!fa_frame_secret)
         fa_frame_secret = fa_os_random64();
@@ -603,7 +603,7 @@ static bool holds_chunks(const fa_frame_arena_t *a)
     return a->key || a->gen_count || a->escaped.head || a->spare.head || a->quarantine.head;
 }
 
-void fa_frame_idle_sync(fa_thread_t *t)
+FA_EVERY_PROCESS void fa_frame_idle_sync(fa_thread_t *t)
 {
     fa_frame_arena_t *a = &t->frame;
     uint64_t now = __atomic_load_n(&fa_frame_number, __ATOMIC_ACQUIRE);

@@ -152,7 +152,7 @@ extern size_t je_oversize_threshold;
  * compile-time setting) for large extents, their resizing in place and the offset,
  * so writing it before the first call is what cache_oblivious:false in malloc_conf
  * does in later versions. */
-void fa_heap_configure(void)
+FA_EVERY_PROCESS void fa_heap_configure(void)
 {
     je_oversize_threshold = SIZE_MAX;
     je_opt_cache_oblivious = false;
@@ -164,7 +164,7 @@ void fa_heap_configure(void)
 
 _Atomic bool fa_heap_started;
 
-bool fa_heap_start_has_room(void)
+FA_EVERY_PROCESS bool fa_heap_start_has_room(void)
 {
     void *probe = fa_os_reserve(START_BYTES, fa_os_page_size());
     if (probe)
@@ -172,7 +172,7 @@ bool fa_heap_start_has_room(void)
     return probe != NULL;
 }
 
-void fa_heap_start(void)
+FA_EVERY_PROCESS void fa_heap_start(void)
 {
     fa_je_free(fa_je_malloc(1));
     fa_heap_started = true;
@@ -230,7 +230,7 @@ void fa_heap_purge(void) { fa_je_mallctl("arena." ALL_ARENAS ".purge", NULL, NUL
 /* Zeroed blocks of FA_HEAP_PREPARE_MIN or more asked for before the hooks were set. */
 static _Atomic uint32_t large_zeroed_blocks;
 
-void *fa_heap_calloc(size_t count, size_t size)
+FA_EVERY_PROCESS void *fa_heap_calloc(size_t count, size_t size)
 {
     size_t total = count * size;
     fa_heap_enter();

@@ -36,7 +36,7 @@ static void *install_node(void **slot, size_t bytes)
     return expected;
 }
 
-uint64_t *fa_heap_blocks_word_creating(uintptr_t a)
+FA_EVERY_PROCESS uint64_t *fa_heap_blocks_word_creating(uintptr_t a)
 {
     if (a >> FA_HEAP_BLOCKS_ADDRESS_BITS)
         return NULL; /* not a user address on x86-64 Linux: the heap never returns one */
@@ -51,7 +51,7 @@ uint64_t *fa_heap_blocks_word_creating(uintptr_t a)
     return fa_heap_blocks_word(a);
 }
 
-void *fa_heap_blocks_track(void *p)
+FA_EVERY_PROCESS void *fa_heap_blocks_track(void *p)
 {
     if (FA_LIKELY(p != NULL) && FA_UNLIKELY(!fa_heap_blocks_add(p))) {
         fa_je_free(p);

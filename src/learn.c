@@ -84,19 +84,19 @@ static void fork_child(void)
     fa_learn_profile_fork_child();
 }
 
-void fa_learn_configure(void)
+FA_EVERY_PROCESS void fa_learn_configure(void)
 {
     static bool fork_handlers;
     /* Called inside init the first time, where the registration's allocation goes to the heap. */
     if (fa_settings.learn && !fork_handlers) {
         fork_handlers = true;
-        pthread_atfork(fork_prepare, fork_parent, fork_child);
+        fa_os_at_fork(fork_prepare, fork_parent, fork_child);
     }
 }
 
-uint8_t fa_learn_thread_intent(void) { return fa_settings.learn ? FA_INTENT_LEARN : 0; }
+FA_EVERY_PROCESS uint8_t fa_learn_thread_intent(void) { return fa_settings.learn ? FA_INTENT_LEARN : 0; }
 
-void fa_learn_pause(void) { __atomic_store_n(&paused, 1, __ATOMIC_RELEASE); }
+FA_EVERY_PROCESS void fa_learn_pause(void) { __atomic_store_n(&paused, 1, __ATOMIC_RELEASE); }
 
 static uint64_t frame_now(void) { return __atomic_load_n(&fa_frame_number, __ATOMIC_ACQUIRE); }
 

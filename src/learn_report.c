@@ -33,7 +33,7 @@
 
 /* ---- the profile ---- */
 
-void fa_learn_start(void)
+FA_EVERY_PROCESS void fa_learn_start(void)
 {
     /* A thread attached before the settings were read (init without environ). */
     fa_thread_t *t = fa_thread();
@@ -293,10 +293,9 @@ static FILE *open_report_file(const char *dir, const char *suffix)
     return f;
 }
 
-void fa_learn_finish(void)
+/* What a learning run leaves: the profile, and the summary on stderr and in the report. */
+static FA_NOINLINE void finish_learning(void)
 {
-    if (fa_settings.learn == FA_LEARN_OFF)
-        return;
     fa_learn_pause();
     fa_learn_resolve_profile(); /* a module loaded in the last frame: its entries are not pending */
     fa_learn_summary_t peek;
@@ -336,4 +335,10 @@ void fa_learn_finish(void)
     if (dir || sites_on_stderr)
         fa_symbols_close();
     fa_os_unreserve(sites, MAX_SITES * sizeof *sites);
+}
+
+FA_EVERY_PROCESS void fa_learn_finish(void)
+{
+    if (fa_settings.learn != FA_LEARN_OFF)
+        finish_learning();
 }

@@ -225,7 +225,7 @@ static void load_one(const fa_option_spec_t *spec, long long *value, const char 
         fa_log("%s%s=%s is not valid (%s); using the default %lld", PREFIX, spec->name, text, range, spec->def);
 }
 
-static void fill_settings(void)
+static FA_EVERY_PROCESS void fill_settings(void)
 {
     const long long *v = fa_option_values;
     fa_settings_t s = {
@@ -264,7 +264,7 @@ static void fill_settings(void)
     fa_settings = s;
 }
 
-void fa_options_load(void)
+FA_EVERY_PROCESS void fa_options_load(void)
 {
     for (int i = 0; i < FA_OPT_COUNT; i++) {
         fa_option_values[i] = specs[i].def;

@@ -14,6 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "config.h"
+
 void *fa_os_map_table(size_t size)
 {
     void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -40,13 +42,13 @@ static void *map_aligned(size_t size, size_t align, int prot)
     return (void *)start;
 }
 
-void *fa_os_reserve(size_t size, size_t align) { return map_aligned(size, align, PROT_NONE); }
+FA_EVERY_PROCESS void *fa_os_reserve(size_t size, size_t align) { return map_aligned(size, align, PROT_NONE); }
 
 void *fa_os_map_aligned(size_t size, size_t align) { return map_aligned(size, align, PROT_READ | PROT_WRITE); }
 
-void fa_os_unreserve(void *p, size_t size) { munmap(p, size); }
+FA_EVERY_PROCESS void fa_os_unreserve(void *p, size_t size) { munmap(p, size); }
 
-size_t fa_os_address_limit(void)
+FA_EVERY_PROCESS size_t fa_os_address_limit(void)
 {
     struct rlimit limit;
     if (getrlimit(RLIMIT_AS, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY)
@@ -54,7 +56,7 @@ size_t fa_os_address_limit(void)
     return (size_t)limit.rlim_cur;
 }
 
-bool fa_os_commit(void *p, size_t size)
+FA_EVERY_PROCESS bool fa_os_commit(void *p, size_t size)
 {
     return mprotect(p, size, PROT_READ | PROT_WRITE) == 0;
 }
@@ -74,7 +76,7 @@ bool fa_os_protect(void *p, size_t size, bool accessible)
     return mprotect(p, size, accessible ? PROT_READ | PROT_WRITE : PROT_NONE) == 0;
 }
 
-bool fa_os_make_writable(void *p, size_t size, bool writable)
+FA_EVERY_PROCESS bool fa_os_make_writable(void *p, size_t size, bool writable)
 {
     uintptr_t page = fa_os_page_size();
     uintptr_t start = (uintptr_t)p & ~(page - 1);
@@ -82,7 +84,7 @@ bool fa_os_make_writable(void *p, size_t size, bool writable)
     return mprotect((void *)start, end - start, writable ? PROT_READ | PROT_WRITE : PROT_READ) == 0;
 }
 
-size_t fa_os_page_size(void)
+FA_EVERY_PROCESS size_t fa_os_page_size(void)
 {
     static size_t page;
     if (!page)
@@ -98,7 +100,18 @@ size_t fa_os_memory_bytes(void)
     return ((size_t)info.totalram + info.totalswap) * info.mem_unit;
 }
 
-uint64_t fa_os_random64(void)
+/* What pthread_atfork calls in glibc. pthread_atfork itself comes from
+ * libc_nonshared.a, which the linker puts at the end of the library's text: a 64 KiB
+ * window of code resident in every process for one call (config.h). */
+extern int __register_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void), void *dso_handle);
+extern void *__dso_handle;
+
+FA_EVERY_PROCESS int fa_os_at_fork(void (*prepare)(void), void (*parent)(void), void (*child)(void))
+{
+    return __register_atfork(prepare, parent, child, __dso_handle);
+}
+
+FA_EVERY_PROCESS uint64_t fa_os_random64(void)
 {
     uint64_t value = 0;
     if (getrandom(&value, sizeof value, GRND_NONBLOCK) != sizeof value) {

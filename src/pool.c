@@ -82,7 +82,7 @@ static void make_keys(void)
 /* Runs during init, before any thread can use pools: the bin table starts all
  * zero, which sends every size to bin 0, whose empty list misses into the slow
  * path, and the slow path initialises before it looks at the table again. */
-void fa_pool_configure(void)
+FA_EVERY_PROCESS void fa_pool_configure(void)
 {
     if (!fa_pool_key)
         make_keys();
@@ -320,7 +320,7 @@ static void fill_bin(fa_thread_t *t, unsigned cls, fa_pool_block_t *first, uint3
 
 /* Moves c's free blocks (local list, else a carved batch) into the thread's list.
  * Returns false when c has none. */
-static bool fill_from(fa_thread_t *t, fa_pool_chunk_t *c)
+static FA_EVERY_PROCESS bool fill_from(fa_thread_t *t, fa_pool_chunk_t *c)
 {
     unsigned cls = c->class_index;
     uint32_t limit = (uint32_t)fa_pool_cache_limit[cls];
@@ -681,7 +681,7 @@ static int serving_class(fa_thread_t *t, size_t size)
     return fa_pool_class_of[(size + 15) >> 4];
 }
 
-void *fa_pool_alloc_slow(fa_thread_t *t, size_t size)
+FA_EVERY_PROCESS void *fa_pool_alloc_slow(fa_thread_t *t, size_t size)
 {
     int found = serving_class(t, size);
     if (found < 0)
@@ -715,7 +715,7 @@ FA_COLD static void report_bad_free(const char *what, const void *p, const char 
     fa_fatal_misuse(p, "%s(%p): %s", what, p, why);
 }
 
-void fa_pool_check_pointer(const fa_pool_chunk_t *c, const void *p, const char *what)
+FA_EVERY_PROCESS void fa_pool_check_pointer(const fa_pool_chunk_t *c, const void *p, const char *what)
 {
     if (!fa_pool_is_block_start(c, p))
         report_bad_free(what, p, NOT_A_BLOCK_START);

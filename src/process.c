@@ -94,7 +94,7 @@ static void configure_arenas(void)
     fa_learn_configure();
 }
 
-void fa_init(void)
+FA_EVERY_PROCESS void fa_init(void)
 {
     if (__atomic_load_n(&init_state, __ATOMIC_ACQUIRE) == INIT_DONE)
         return;
@@ -120,12 +120,12 @@ void fa_init(void)
     if (fa_os_address_limit() != SIZE_MAX)
         fa_heap_start();
     configure_arenas();
-    pthread_atfork(fork_prepare, fork_parent, fork_child);
+    fa_os_at_fork(fork_prepare, fork_parent, fork_child);
     self->in_init = 0;
     __atomic_store_n(&init_state, INIT_DONE, __ATOMIC_RELEASE);
 }
 
-void fa_init_late(void)
+FA_EVERY_PROCESS void fa_init_late(void)
 {
     if (!options_without_env || !environ)
         return;
@@ -142,7 +142,7 @@ void fa_process_release_cached(fa_thread_t *t)
     fa_frame_release_spares(t);
 }
 
-bool fa_thread_attach(fa_thread_t *t)
+FA_EVERY_PROCESS bool fa_thread_attach(fa_thread_t *t)
 {
     if (t->state == FA_THREAD_LIVE)
         return true;
@@ -167,7 +167,7 @@ bool fa_thread_attach(fa_thread_t *t)
     return true;
 }
 
-void fa_process_start_observers(void)
+FA_EVERY_PROCESS void fa_process_start_observers(void)
 {
     fa_records_start();
     fa_learn_start();
@@ -175,7 +175,7 @@ void fa_process_start_observers(void)
     fa_report_start();
 }
 
-void fa_process_stop(void)
+FA_EVERY_PROCESS void fa_process_stop(void)
 {
     if (fa_settings.stats)
         fa_stats_print(2);

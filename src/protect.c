@@ -78,7 +78,7 @@ static void on_fault(int signo, siginfo_t *info, void *context)
     }
 }
 
-void fa_protect_start(void)
+FA_EVERY_PROCESS void fa_protect_start(void)
 {
     if (!(fa_settings.debug & FA_DEBUG_PROTECT) || !fa_region.size || block_sites)
         return;

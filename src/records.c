@@ -229,7 +229,7 @@ static void describe_misused_pointer(const void *p)
 
 /* ---- start-up ---- */
 
-uint8_t fa_records_intent_flag(void) { return fa_records_diverting ? FA_INTENT_RECORDS : 0; }
+FA_EVERY_PROCESS uint8_t fa_records_intent_flag(void) { return fa_records_diverting ? FA_INTENT_RECORDS : 0; }
 
 static bool map_tables(void)
 {
@@ -243,7 +243,7 @@ static bool map_tables(void)
     return true;
 }
 
-void fa_records_start(void)
+FA_EVERY_PROCESS void fa_records_start(void)
 {
     int mode = fa_settings.records;
     bool protect = (fa_settings.debug & FA_DEBUG_PROTECT) != 0;

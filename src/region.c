@@ -48,7 +48,7 @@ static void part_init(region_part_t *part, size_t first, size_t end, uint32_t *s
     part->free_stack = stack;
 }
 
-bool fa_region_init(size_t bytes)
+FA_EVERY_PROCESS bool fa_region_init(size_t bytes)
 {
     const size_t min_bytes = (size_t)64 << 20;
     void *base = NULL;
@@ -119,7 +119,7 @@ static bool commit_through(region_part_t *part, size_t index)
     return true;
 }
 
-void *fa_region_chunk_alloc(fa_chunk_kind_t kind)
+FA_EVERY_PROCESS void *fa_region_chunk_alloc(fa_chunk_kind_t kind)
 {
     if (!fa_region.size)
         return NULL;

@@ -591,7 +591,7 @@ static void on_report_signal(int signo)
     report_requested = 1;
 }
 
-void fa_report_start(void)
+FA_EVERY_PROCESS void fa_report_start(void)
 {
     if (fa_settings.report && !fa_records_mode)
         fa_log("FRAMEALLOC_REPORT is set but records are off: no report is written "
@@ -621,11 +621,9 @@ void fa_report_if_requested(void)
     fa_report(NULL);
 }
 
-void fa_report_at_exit(void)
+/* The report the settings ask for at exit: the directory's, or the top sites on stderr. */
+static FA_NOINLINE void report_at_exit(void)
 {
-    /* Records forced on by FRAMEALLOC_DEBUG alone print nothing at exit. */
-    if (!fa_records_mode || (!fa_settings.records_asked && !fa_settings.report))
-        return;
     if (fa_settings.report) {
         write_report(NULL, 0);
         return;
@@ -648,4 +646,11 @@ void fa_report_at_exit(void)
         release_sites(&sites);
     }
     fa_records_pause(0);
+}
+
+FA_EVERY_PROCESS void fa_report_at_exit(void)
+{
+    /* Records forced on by FRAMEALLOC_DEBUG alone print nothing at exit. */
+    if (fa_records_mode && (fa_settings.records_asked || fa_settings.report))
+        report_at_exit();
 }

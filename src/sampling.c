@@ -33,7 +33,7 @@ void fa_sampling_start(uint64_t rate) { sample_rate = rate; }
 
 uint64_t fa_sampling_rate(void) { return sample_rate; }
 
-void fa_sampling_rearm(fa_thread_t *t, size_t size)
+FA_EVERY_PROCESS void fa_sampling_rearm(fa_thread_t *t, size_t size)
 {
     if (!sample_rate) {
         t->sample_left = FA_SAMPLE_NEVER;

@@ -11,7 +11,7 @@ static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static fa_list_t registry;
 static _Atomic uint64_t next_thread_id = 1;
 
-void fa_thread_register(fa_thread_t *t)
+FA_EVERY_PROCESS void fa_thread_register(fa_thread_t *t)
 {
     pthread_mutex_lock(&registry_lock);
     fa_list_push_front(&registry, &t->registry_link);
