@@ -172,10 +172,23 @@ FA_EVERY_PROCESS bool fa_heap_start_has_room(void)
     return probe != NULL;
 }
 
+/* Set once the process has a second thread; with fa_heap_started, whichever of the
+ * two comes last sets the hooks up (both may: fa_heap_thread_prepare does it once). */
+static _Atomic bool second_thread;
+
 FA_EVERY_PROCESS void fa_heap_start(void)
 {
     fa_je_free(fa_je_malloc(1));
     fa_heap_started = true;
+    if (second_thread)
+        fa_heap_thread_prepare();
+}
+
+void fa_heap_second_thread(void)
+{
+    second_thread = true;
+    if (fa_heap_started)
+        fa_heap_thread_prepare();
 }
 
 /* Gives the calling thread's arena the hooks above (heap.h says when). */

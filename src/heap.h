@@ -43,11 +43,15 @@ void fa_heap_thread_exit(void);
 
 /* False until the calling thread's arena has framealloc's extent hooks (heap.c),
  * which only zeroed blocks need: the program's second calloc of FA_HEAP_PREPARE_MIN
- * or more, and its second thread (whose jemalloc cache is a zeroed block). Setting
- * them up costs jemalloc's control tables (about 140 KiB, and its control code, once
- * per process), which a program that never needs them does not pay. */
+ * or more, and its second thread (whose jemalloc cache is a zeroed block) once
+ * jemalloc runs. Setting them up costs jemalloc's control tables (about 140 KiB, and
+ * its control code, once per process), which a program that never needs them does
+ * not pay; nor does a threaded program whose blocks all fit the pools pay jemalloc's
+ * start for them. */
 extern __thread bool fa_heap_thread_ready;
 void fa_heap_thread_prepare(void);
+/* The process has its second thread: the hooks now, or as jemalloc starts. */
+void fa_heap_second_thread(void);
 #define FA_HEAP_PREPARE_MIN ((size_t)256 << 10)
 
 FA_INLINE void *fa_heap_malloc(size_t size)

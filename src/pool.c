@@ -476,7 +476,7 @@ static void tear_down(fa_pool_cache_t *pc)
 
 /* Tears down the parked caches older than the decay (all of them when now is
  * UINT64_MAX). Call with parked_lock held. */
-static void expire_parked_locked(uint64_t now)
+static FA_EVERY_PROCESS void expire_parked_locked(uint64_t now)
 {
     uint64_t oldest = UINT64_MAX;
     for (int i = 0; i < FA_POOL_PARKED_MAX; i++) {
@@ -920,7 +920,7 @@ static void fold_counts(fa_pool_cache_t *pc)
     }
 }
 
-void fa_pool_thread_exit(fa_thread_t *t)
+FA_EVERY_PROCESS void fa_pool_thread_exit(fa_thread_t *t)
 {
     fa_pool_cache_t *pc = &t->pool;
     fold_counts(pc);

@@ -61,7 +61,7 @@ static void fork_child(void)
     fa_thread_fork_child();
 }
 
-static void thread_exit(void *arg)
+static FA_EVERY_PROCESS void thread_exit(void *arg)
 {
     fa_thread_t *t = arg;
     /* Out of the registry first: statistics and other threads' frame ends stop
@@ -157,9 +157,10 @@ FA_EVERY_PROCESS bool fa_thread_attach(fa_thread_t *t)
      * hooks, so that zeroed blocks it recycles, each new thread's jemalloc cache
      * among them, are cleared with memset instead of being given back to the
      * kernel and faulted in again. Not at start: that mallctl call costs a
-     * single-threaded program about 250 KiB resident (jemalloc's control data). */
+     * single-threaded program about 250 KiB resident (jemalloc's control data);
+     * and only once jemalloc runs (heap.h). */
     if (t->id == 2)
-        fa_heap_thread_prepare();
+        fa_heap_second_thread();
     t->intent |= fa_records_intent_flag();
     if (fa_thread_intent(t) == 0 && t->depth == 0) /* FA_DEFAULT, outside every scope */
         t->intent |= fa_learn_thread_intent();

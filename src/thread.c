@@ -19,7 +19,7 @@ FA_EVERY_PROCESS void fa_thread_register(fa_thread_t *t)
     t->id = __atomic_fetch_add(&next_thread_id, 1, __ATOMIC_RELAXED);
 }
 
-void fa_thread_unregister(fa_thread_t *t)
+FA_EVERY_PROCESS void fa_thread_unregister(fa_thread_t *t)
 {
     pthread_mutex_lock(&registry_lock);
     fa_list_remove(&registry, &t->registry_link);

@@ -2,6 +2,7 @@
  * called directly; tests/preload checks the same through the libc names. */
 #include <check.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -182,6 +183,33 @@ START_TEST(heap_starts_at_the_first_block_above_the_pools)
 }
 END_TEST
 
+static void *small_blocks(void *arg)
+{
+    for (int i = 0; i < 100; i++)
+        fa_free(fa_malloc(64 + (size_t)i * 8));
+    return arg;
+}
+
+/* jemalloc 5.3's own flag, set as it starts (whatever starts it). */
+extern bool je_tsd_booted;
+
+/* Nor does a second thread start it: the extent hooks a second thread calls for wait
+ * until jemalloc runs, and come with its start. */
+START_TEST(a_second_thread_does_not_start_the_heap)
+{
+    fa_free(fa_malloc(32));
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, small_blocks, NULL), 0);
+    ck_assert_int_eq(pthread_join(t, NULL), 0);
+    ck_assert(!je_tsd_booted);
+    void *big = fa_malloc((size_t)1 << 20);
+    ck_assert_ptr_nonnull(big);
+    ck_assert(fa_heap_started);
+    ck_assert(fa_heap_thread_ready);
+    fa_free(big);
+}
+END_TEST
+
 Suite *fa_test_suite(void)
 {
     Suite *s = suite_create("alloc");
@@ -197,6 +225,7 @@ Suite *fa_test_suite(void)
     tcase_add_test(tc, reallocarray_overflow);
     tcase_add_test(tc, usable_size_is_writable);
     tcase_add_test(tc, heap_starts_at_the_first_block_above_the_pools);
+    tcase_add_test(tc, a_second_thread_does_not_start_the_heap);
     suite_add_tcase(s, tc);
     return s;
 }
