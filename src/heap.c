@@ -243,10 +243,21 @@ void fa_heap_purge(void) { fa_je_mallctl("arena." ALL_ARENAS ".purge", NULL, NUL
 /* Zeroed blocks of FA_HEAP_PREPARE_MIN or more asked for before the hooks were set. */
 static _Atomic uint32_t large_zeroed_blocks;
 
+FA_EVERY_PROCESS void *fa_heap_malloc_watched(size_t size)
+{
+    void *p;
+    if (fa_heap_fine_chosen(size) && (p = fa_heap_fine_alloc(size, false)))
+        return p;
+    return fa_heap_blocks_track(fa_je_malloc(fa_heap_size(size)));
+}
+
 FA_EVERY_PROCESS void *fa_heap_calloc(size_t count, size_t size)
 {
     size_t total = count * size;
     fa_heap_enter();
+    void *p;
+    if (FA_UNLIKELY(!fa_heap_fine_watch(total)) && fa_heap_fine_chosen(total) && (p = fa_heap_fine_alloc(total, true)))
+        return p;
     if (total < FA_MIN_ALIGN)
         return fa_heap_blocks_track(fa_je_calloc(1, FA_MIN_ALIGN));
     /* Zeroed blocks from jemalloc's large classes (16 KiB up) are the ones the hooks

@@ -15,6 +15,7 @@
 #include "config.h"
 #include "heap_blocks.h"
 #include "heap_direct.h"
+#include "heap_fine.h"
 #include "jemalloc.h"
 
 /* jemalloc's 8-byte class is only 8-aligned; malloc must return 16-aligned blocks
@@ -54,10 +55,26 @@ void fa_heap_thread_prepare(void);
 void fa_heap_second_thread(void);
 #define FA_HEAP_PREPARE_MIN ((size_t)256 << 10)
 
+/* A heap allocation whose limit watch is due (heap_fine.h): from the finely rounded
+ * heap when it is chosen and has room, else from jemalloc. */
+void *fa_heap_malloc_watched(size_t size);
+
 FA_INLINE void *fa_heap_malloc(size_t size)
 {
     fa_heap_enter();
+    if (FA_UNLIKELY(!fa_heap_fine_watch(size)))
+        return fa_heap_malloc_watched(size);
     return fa_heap_blocks_track(fa_je_malloc(fa_heap_size(size)));
+}
+
+/* The usable size of p when framealloc serves it itself (heap_fine.h,
+ * heap_direct.h), else 0. */
+FA_INLINE size_t fa_heap_own_size(const void *p)
+{
+    if (FA_LIKELY(!__atomic_load_n(&fa_heap_own_count, __ATOMIC_RELAXED)))
+        return 0;
+    size_t size = fa_heap_fine_size(p);
+    return size ? size : fa_heap_direct_size(p);
 }
 
 /* jemalloc's statistic name ("stats.allocated", "stats.mapped", "stats.resident"),
@@ -88,7 +105,8 @@ FA_INLINE void fa_heap_free(void *p)
     fa_heap_blocks_remove(p, "free");
     fa_heap_enter();
     int saved = errno;
-    if (FA_UNLIKELY(__atomic_load_n(&fa_heap_direct_count, __ATOMIC_RELAXED)) && fa_heap_direct_free(p)) {
+    if (FA_UNLIKELY(__atomic_load_n(&fa_heap_own_count, __ATOMIC_RELAXED)) &&
+        (fa_heap_fine_free(p) || fa_heap_direct_free(p))) {
         errno = saved;
         return;
     }
@@ -96,8 +114,8 @@ FA_INLINE void fa_heap_free(void *p)
     errno = saved;
 }
 
-/* What jemalloc's realloc does (resize in place when the size class allows, else
- * allocate, copy, free), in steps, so that the new block is recorded before the old
+/* What jemalloc's realloc does (resize in place when the size class allows, or the
+ * fine heap's block can, else allocate, copy, free), in steps, so that the new block is recorded before the old
  * one is given up: when the record has no memory for the new block, p stays as it
  * was and realloc fails with ENOMEM (glibc's errno; jemalloc's realloc leaves errno
  * alone on an impossible size). */
@@ -105,9 +123,9 @@ FA_INLINE void *fa_heap_realloc(void *p, size_t size)
 {
     fa_heap_blocks_check(p, "realloc");
     size_t wanted = fa_heap_size(size);
-    size_t direct = __atomic_load_n(&fa_heap_direct_count, __ATOMIC_RELAXED) ? fa_heap_direct_size(p) : 0;
-    size_t usable = direct ? direct : fa_je_xallocx(p, wanted, 0, 0);
-    if (!direct && usable >= wanted && usable == fa_je_nallocx(wanted, 0))
+    size_t own = fa_heap_own_size(p);
+    size_t usable = own ? own : fa_je_xallocx(p, wanted, 0, 0);
+    if (own ? fa_heap_fine_resize_in_place(p, wanted) : usable >= wanted && usable == fa_je_nallocx(wanted, 0))
         return p;
     void *q = fa_heap_malloc(size);
     if (!q) {
@@ -123,8 +141,8 @@ FA_INLINE void *fa_heap_realloc(void *p, size_t size)
 FA_INLINE size_t fa_heap_usable_size(void *p, const char *what)
 {
     fa_heap_blocks_check(p, what);
-    size_t direct = __atomic_load_n(&fa_heap_direct_count, __ATOMIC_RELAXED) ? fa_heap_direct_size(p) : 0;
-    return direct ? direct : fa_je_malloc_usable_size(p);
+    size_t own = fa_heap_own_size(p);
+    return own ? own : fa_je_malloc_usable_size(p);
 }
 
 #endif

@@ -5,6 +5,7 @@
 #include <errno.h>
 
 #include "heap_direct.h"
+#include "heap_fine.h"
 #include "jemalloc.h"
 #include "log.h"
 #include "os.h"
@@ -54,7 +55,8 @@ FA_EVERY_PROCESS uint64_t *fa_heap_blocks_word_creating(uintptr_t a)
 FA_EVERY_PROCESS void *fa_heap_blocks_track(void *p)
 {
     if (FA_LIKELY(p != NULL) && FA_UNLIKELY(!fa_heap_blocks_add(p))) {
-        fa_je_free(p);
+        if (!fa_heap_direct_free(p))
+            fa_je_free(p);
         errno = ENOMEM;
         return NULL;
     }
@@ -85,9 +87,12 @@ void fa_heap_blocks_report(const char *what, const void *p)
     uintptr_t a = (uintptr_t)p;
     uintptr_t start = live_start_at_or_below(a);
     if (start && start != a) {
-        /* A directly mapped block is not jemalloc's: jemalloc's look-up of its size
-         * would read tables jemalloc never made for that range (SIGSEGV). */
-        size_t size = fa_heap_direct_size((void *)start);
+        /* A directly mapped or finely rounded block is not jemalloc's: jemalloc's
+         * look-up of its size would read tables jemalloc never made for that range
+         * (SIGSEGV). */
+        size_t size = fa_heap_fine_size((void *)start);
+        if (!size)
+            size = fa_heap_direct_size((void *)start);
         if (!size)
             size = fa_je_malloc_usable_size((void *)start);
         if (a - start < size)

@@ -12,6 +12,7 @@
 #define DIRECT_MAX 64
 
 _Atomic size_t fa_heap_direct_count;
+_Atomic size_t fa_heap_own_count;
 static struct {
     _Atomic(void *) p;
     size_t size; /* written by the thread that took the slot, before it returns p */
@@ -35,6 +36,7 @@ void *fa_heap_direct_alloc(size_t alignment, size_t size)
         if (__atomic_compare_exchange_n(&direct[i].p, &none, p, false, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {
             direct[i].size = mapped;
             fa_heap_direct_count++;
+            fa_heap_own_count++;
             return p;
         }
     }
@@ -59,6 +61,7 @@ bool fa_heap_direct_free(void *p)
         size_t size = direct[i].size;
         if (__atomic_compare_exchange_n(&direct[i].p, &expected, NULL, false, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {
             fa_heap_direct_count--;
+            fa_heap_own_count--;
             fa_os_unreserve(p, size);
             return true;
         }

@@ -12,8 +12,11 @@
 
 #define FA_HEAP_DIRECT_ALIGNMENT ((size_t)64 << 20)
 
-/* Directly mapped blocks now live; the heap paths look them up only when there are. */
+/* Directly mapped blocks now live (statistics). */
 extern _Atomic size_t fa_heap_direct_count FA_HIDDEN;
+/* Heap blocks framealloc serves itself (these and heap_fine.h's) now live: the heap
+ * paths look a block up in their tables only when there are. */
+extern _Atomic size_t fa_heap_own_count FA_HIDDEN;
 /* A block of size bytes at alignment, mapped directly (jemalloc's when the table is
  * full), or NULL with errno ENOMEM. */
 void *fa_heap_direct_alloc(size_t alignment, size_t size);
