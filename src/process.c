@@ -37,10 +37,12 @@ static void fork_prepare(void)
     fa_pool_fork_prepare();
     fa_chunk_fork_prepare();
     fa_region_fork_prepare();
+    fa_heap_fine_fork_prepare();
 }
 
 static void fork_parent(void)
 {
+    fa_heap_fine_fork_parent();
     fa_region_fork_parent();
     fa_chunk_fork_parent();
     fa_pool_fork_parent();
@@ -54,6 +56,7 @@ static void fork_parent(void)
  * frees of their blocks take the remote path, which is always correct. */
 static void fork_child(void)
 {
+    fa_heap_fine_fork_child();
     fa_region_fork_child();
     fa_chunk_fork_child();
     fa_pool_fork_child();
