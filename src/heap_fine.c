@@ -331,16 +331,21 @@ void *fa_heap_fine_alloc(size_t size, bool zeroed)
         errno = ENOMEM;
         return NULL;
     }
-    if (zeroed && kind_of(p) == IN_SPAN) /* a large block's mapping is fresh */
-        memset(p, 0, fa_heap_fine_size(p));
+    if (zeroed && size + HEADER < FA_HEAP_FINE_BIG) /* a large block's mapping is fresh */
+        memset(p, 0, size);
     return p;
 }
 
 size_t fa_heap_fine_size(const void *p)
 {
+    size_t size;
     switch (kind_of(p)) {
     case IN_SPAN:
-        return chunk_size(chunk_of_block(p)) - HEADER;
+        /* Under the lock: a neighbour's merge rewrites this header's flags. */
+        pthread_mutex_lock(&span_lock);
+        size = chunk_size(chunk_of_block(p)) - HEADER;
+        pthread_mutex_unlock(&span_lock);
+        return size;
     case BIG:
         return chunk_of_block(p)->prev_size - HEADER;
     default:
