@@ -243,7 +243,7 @@ void fa_heap_purge(void) { fa_je_mallctl("arena." ALL_ARENAS ".purge", NULL, NUL
 /* Zeroed blocks of FA_HEAP_PREPARE_MIN or more asked for before the hooks were set. */
 static _Atomic uint32_t large_zeroed_blocks;
 
-FA_EVERY_PROCESS void *fa_heap_malloc_watched(size_t size)
+void *fa_heap_malloc_watched(size_t size)
 {
     void *p;
     if (fa_heap_fine_chosen(size) && (p = fa_heap_fine_alloc(size, false)))

@@ -29,7 +29,7 @@ static size_t chunk_bytes(size_t size);
 static size_t big_bytes(size_t size);
 static size_t cost(size_t size) { return size + 16 < FA_HEAP_FINE_BIG ? chunk_bytes(size) : big_bytes(size); }
 
-FA_EVERY_PROCESS bool fa_heap_fine_chosen(size_t size)
+bool fa_heap_fine_chosen(size_t size)
 {
     if (!__atomic_load_n(&limited, __ATOMIC_RELAXED)) {
         if (fa_os_address_limit() == SIZE_MAX) {
