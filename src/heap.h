@@ -114,11 +114,11 @@ FA_INLINE void fa_heap_free(void *p)
     errno = saved;
 }
 
-/* What jemalloc's realloc does (resize in place when the size class allows, or the
- * fine heap's block can, else allocate, copy, free), in steps, so that the new block is recorded before the old
- * one is given up: when the record has no memory for the new block, p stays as it
- * was and realloc fails with ENOMEM (glibc's errno; jemalloc's realloc leaves errno
- * alone on an impossible size). */
+/* What jemalloc's realloc does (resize in place when the size class allows, or when
+ * the fine heap's block can, else allocate, copy, free), in steps, so that the new
+ * block is recorded before the old one is given up: when the record has no memory
+ * for the new block, p stays as it was and realloc fails with ENOMEM (glibc's errno;
+ * jemalloc's realloc leaves errno alone on an impossible size). */
 FA_INLINE void *fa_heap_realloc(void *p, size_t size)
 {
     fa_heap_blocks_check(p, "realloc");
