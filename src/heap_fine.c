@@ -11,6 +11,9 @@
 #include "jemalloc.h"
 #include "os.h"
 
+/* Every block of this heap follows a 16-byte header (its chunk's, or its mapping's). */
+#define HEADER 16
+
 /* ---- the watch ---- */
 
 /* Heap bytes a thread allocates between two looks at the limit while there is none:
@@ -27,7 +30,7 @@ static _Atomic bool limited;
 /* What this heap takes for a block of size bytes (size below 2^62). */
 static size_t chunk_bytes(size_t size);
 static size_t big_bytes(size_t size);
-static size_t cost(size_t size) { return size + 16 < FA_HEAP_FINE_BIG ? chunk_bytes(size) : big_bytes(size); }
+static size_t cost(size_t size) { return size + HEADER < FA_HEAP_FINE_BIG ? chunk_bytes(size) : big_bytes(size); }
 
 bool fa_heap_fine_chosen(size_t size)
 {
@@ -89,7 +92,6 @@ static uint16_t owner_of(uintptr_t a)
 
 /* A span holds at least 64 blocks, so its tail wastes under 2 % of it. */
 #define SPAN_BYTES ((size_t)8 << 20)
-#define HEADER 16
 #define MIN_CHUNK 32 /* a free chunk holds its two list links */
 #define INUSE ((size_t)1)
 #define PREV_INUSE ((size_t)2)
