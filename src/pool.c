@@ -575,45 +575,86 @@ static void adopt_parked(fa_thread_t *t)
         set_owner(&t->pool, t);
 }
 
-/* Makes a chunk with free blocks current for cls and fills the thread's list. */
-static bool refill(fa_thread_t *t, unsigned cls)
+/* True when c holds blocks freed back to it (by its owner or by other threads). */
+static bool has_free_blocks(const fa_pool_chunk_t *c)
+{
+    return c->local_free || __atomic_load_n(&c->thread_free, __ATOMIC_RELAXED);
+}
+
+static bool has_room(const fa_pool_chunk_t *c) { return __atomic_load_n(&c->carved, __ATOMIC_RELAXED) < c->area; }
+
+/* Puts the thread's current chunk of cls (if any) back on its owner list: with
+ * room left to carve at the tail of avail, where it is found after every chunk
+ * that has free blocks, else on full. */
+static FA_EVERY_PROCESS void put_back_current(fa_thread_t *t, unsigned cls)
+{
+    fa_pool_chunk_t *c = t->pool.current[cls];
+    if (!c)
+        return;
+    t->pool.current[cls] = NULL;
+    if (!has_room(c)) {
+        list_push(t, c, FA_POOL_LIST_FULL);
+        return;
+    }
+    c->list = FA_POOL_LIST_AVAIL;
+    fa_list_push_back(&t->pool.avail[cls], &c->link);
+}
+
+/* Makes c (off every list) current for cls and fills the thread's list from it. */
+static FA_EVERY_PROCESS bool fill_from_current(fa_thread_t *t, unsigned cls, fa_pool_chunk_t *c)
+{
+    put_back_current(t, cls);
+    t->pool.current[cls] = c;
+    if (fill_from(t, c))
+        return true;
+    put_back_current(t, cls);
+    return false;
+}
+
+/* Makes a chunk with free blocks current for cls and fills the thread's list.
+ * Freed blocks are reused before fresh pages are carved: the current chunk's, then
+ * those on the class's avail chunks, and only then the rest of a partly carved
+ * chunk, blocks other threads freed into full chunks, a dead thread's chunk or a
+ * new chunk. Carving first, as this did before, let a program whose
+ * population fell and rose again (fabench W10's second level) fault in fresh pages
+ * of every class's current chunk while the freed blocks of its other chunks stayed
+ * unused: 1.5 MiB more peak RSS than its first level needed. */
+static FA_EVERY_PROCESS bool refill(fa_thread_t *t, unsigned cls)
 {
     fa_pool_cache_t *pc = &t->pool;
     fa_pool_chunk_t *c = pc->current[cls];
+    if (c && has_free_blocks(c))
+        return fill_from(t, c); /* always: it has blocks */
+    for (c = first_chunk(&pc->avail[cls]); c; c = next_chunk(c)) {
+        if (!has_free_blocks(c))
+            continue; /* room only (put back at the tail) */
+        list_remove(t, c);
+        return fill_from_current(t, cls, c); /* always: it has blocks */
+    }
+    /* No freed block on the chunks at hand: carve. */
+    c = pc->current[cls];
     if (c && fill_from(t, c))
         return true;
-    if (c)
-        list_push(t, c, FA_POOL_LIST_FULL);
-    pc->current[cls] = NULL;
-    /* Own chunks with local free blocks or room, then full ones that other threads
-     * freed into, then a dead thread's chunk, then a new chunk. */
     while ((c = first_chunk(&pc->avail[cls]))) {
         list_remove(t, c);
-        pc->current[cls] = c;
-        if (fill_from(t, c))
+        if (fill_from_current(t, cls, c))
             return true;
-        list_push(t, c, FA_POOL_LIST_FULL);
-        pc->current[cls] = NULL;
     }
+    put_back_current(t, cls);
+    /* Full chunks that other threads freed into: looked at only when nothing is
+     * left to carve, as a program that only grows holds more and more full chunks
+     * and a walk at every refill would cost it time quadratic in its size. */
     for (c = first_chunk(&pc->full[cls]); c; c = next_chunk(c)) {
         if (!__atomic_load_n(&c->thread_free, __ATOMIC_RELAXED))
             continue;
         list_remove(t, c);
-        pc->current[cls] = c;
-        if (fill_from(t, c)) /* always: only the owner empties thread_free */
-            return true;
-        list_push(t, c, FA_POOL_LIST_FULL);
-        pc->current[cls] = NULL;
-        break;
+        return fill_from_current(t, cls, c); /* always: only the owner empties thread_free */
     }
     if (__atomic_load_n(&parked_count, __ATOMIC_RELAXED))
         expire_parked(now_ms()); /* their chunks become orphans and spares */
     while ((c = adopt_orphan(t, cls))) {
-        pc->current[cls] = c;
-        if (fill_from(t, c))
+        if (fill_from_current(t, cls, c))
             return true;
-        list_push(t, c, FA_POOL_LIST_FULL);
-        pc->current[cls] = NULL;
     }
     if (pc->empty.count > FA_POOL_EMPTY_RETAIN)
         release_expired(pc, now_ms());

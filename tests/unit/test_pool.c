@@ -721,6 +721,38 @@ START_TEST(bin_room_never_goes_below_zero)
 END_TEST
 
 
+/* Blocks freed back into an older chunk are handed out again before the current
+ * chunk carves fresh pages: a population that falls and rises again (a level
+ * unloaded, the next one loaded) reuses its memory instead of faulting in more. */
+START_TEST(freed_blocks_are_reused_before_carving)
+{
+    enum { N = 8000, SIZE = 48 }; /* a chunk holds more blocks of 48 than a bin */
+    static void *blocks[N];
+    for (int i = 0; i < N; i++)
+        blocks[i] = fa_malloc(SIZE);
+    fa_pool_chunk_t *first = (fa_pool_chunk_t *)fa_chunk_of(blocks[0]);
+    fa_pool_chunk_t *last = (fa_pool_chunk_t *)fa_chunk_of(blocks[N - 1]);
+    ck_assert_ptr_ne(first, last);
+    ck_assert_uint_lt(last->carved, last->area); /* fresh blocks left to carve */
+    /* Free every block of the first chunk but one (it stays in use), more than the
+     * bin holds: the surplus goes back to the chunk. */
+    uint32_t freed = 0;
+    for (int i = 1; i < N; i++)
+        if (fa_chunk_of(blocks[i]) == (void *)first) {
+            fa_free(blocks[i]);
+            blocks[i] = NULL;
+            freed++;
+        }
+    ck_assert_uint_gt(freed, (uint32_t)fa_pool_cache_limit[first->class_index]);
+    uint64_t carved = last->carved;
+    uint64_t peak = stats().region_peak_bytes;
+    for (uint32_t i = 0; i < freed; i++)
+        fa_malloc(SIZE);
+    ck_assert_uint_eq(last->carved, carved);
+    ck_assert_uint_eq(stats().region_peak_bytes, peak);
+}
+END_TEST
+
 /* The core's validators (src/self_check.h), compiled into the core these tests link:
  * a chunk whose count of blocks in use is impossible is caught at the next refill. */
 START_TEST(validator_catches_a_broken_chunk)
@@ -770,6 +802,7 @@ Suite *fa_test_suite(void)
     tcase_add_test_raise_signal(tc, double_free_into_a_parked_cache_is_reported, SIGABRT);
     tcase_add_test(tc, frees_into_a_parked_cache_reach_the_adopter);
     tcase_add_test(tc, parked_caches_expire_after_the_decay);
+    tcase_add_test(tc, freed_blocks_are_reused_before_carving);
     suite_add_tcase(s, tc);
     TCase *validators = tcase_create("validators");
     tcase_add_test_raise_signal(validators, validator_catches_a_broken_chunk, SIGABRT);
