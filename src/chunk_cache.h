@@ -19,7 +19,7 @@
 #include "region.h"
 
 /* Bins of orphans per kind: enough for every pool class (pool.c checks). */
-#define FA_CHUNK_ORPHAN_BINS 60
+#define FA_CHUNK_ORPHAN_BINS 63
 
 /* The chunk whose header holds link, or NULL for NULL. */
 FA_INLINE void *fa_chunk_at(const fa_list_link_t *link) { return link ? fa_chunk_of(link) : NULL; }

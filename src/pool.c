@@ -35,15 +35,16 @@ int32_t fa_pool_cache_limit[FA_POOL_CLASSES];
 /* 16-byte steps to 128, four classes per doubling to 256, then eight (at most 12.5%
  * slack; glibc's chunks waste 16 bytes on average): a program whose blocks spread
  * over 256 B-4 KiB (fabench W10's components, 128 B-4 KiB) paid 8 % of those bytes
- * with four, 4 % with eight. Above 4 KiB a quarter is a page or more per block, and
- * blocks of a page and a header (sqlite's page cache: 4.4 KiB) are common. Eight
- * per doubling from 128 would make 64 classes, one too many for the byte-sized bin
- * indexes of the size table (pool.h). */
+ * with four, 4 % with eight. Just above 4 KiB, 128-byte steps to 4608: blocks of a
+ * page and a header are common (sqlite's page cache asks for 4368 bytes, 2 % more
+ * than a page, and its pages are most of its memory). 63 classes is the most the
+ * byte-sized bin indexes of the size table hold (pool.h). */
 const uint32_t fa_pool_class_size[FA_POOL_CLASSES] = {
-    16, 32, 48, 64, 80, 96, 112, 128, 160, 192, 224, 256, 288, 320, 352,
-    384, 416, 448, 480, 512, 576, 640, 704, 768, 832, 896, 960, 1024, 1152, 1280,
-    1408, 1536, 1664, 1792, 1920, 2048, 2304, 2560, 2816, 3072, 3328, 3584, 3840, 4096, 4608,
-    5120, 5632, 6144, 6656, 7168, 7680, 8192, 9216, 10240, 11264, 12288, 13312, 14336, 15360, 16384,
+    16, 32, 48, 64, 80, 96, 112, 128, 160, 192, 224, 256, 288, 320,
+    352, 384, 416, 448, 480, 512, 576, 640, 704, 768, 832, 896, 960, 1024,
+    1152, 1280, 1408, 1536, 1664, 1792, 1920, 2048, 2304, 2560, 2816, 3072, 3328, 3584,
+    3840, 4096, 4224, 4352, 4480, 4608, 5120, 5632, 6144, 6656, 7168, 7680, 8192, 9216,
+    10240, 11264, 12288, 13312, 14336, 15360, 16384,
 };
 
 /* Chunks of exited threads that still hold live blocks are the chunk layer's

@@ -18,7 +18,7 @@
 
 #include "chunk_list.h"
 
-#define FA_POOL_CLASSES 60
+#define FA_POOL_CLASSES 63
 #define FA_POOL_LARGEST 16384
 
 struct fa_pool_block;
