@@ -158,6 +158,17 @@ FA_EVERY_PROCESS void fa_heap_configure(void)
     je_opt_cache_oblivious = false;
 }
 
+size_t fa_heap_moved_purge_floor = FA_HEAP_MOVED_PURGE_MIN;
+bool fa_heap_watching_frees;
+
+/* A racy maximum is enough: the floor is a hint, and every value it takes is right. */
+void fa_heap_note_free(void *p)
+{
+    size_t size = fa_je_malloc_usable_size(p);
+    if (size >= __atomic_load_n(&fa_heap_moved_purge_floor, __ATOMIC_RELAXED) && size < FA_HEAP_MOVED_PURGE_MAX)
+        __atomic_store_n(&fa_heap_moved_purge_floor, size + 1, __ATOMIC_RELAXED);
+}
+
 /* What jemalloc maps as it starts (its first metadata blocks and extents, about
  * 8 MiB on Linux), with room to spare. */
 #define START_BYTES ((size_t)16 << 20)

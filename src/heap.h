@@ -17,6 +17,7 @@
 #include "heap_direct.h"
 #include "heap_fine.h"
 #include "jemalloc.h"
+#include "os.h"
 
 /* jemalloc's 8-byte class is only 8-aligned; malloc must return 16-aligned blocks
  * (FA_MIN_ALIGN), so requests never go below its 16-byte class. */
@@ -99,8 +100,16 @@ FA_INLINE void *fa_heap_aligned(size_t alignment, size_t size)
     return p;
 }
 
-/* jemalloc may make a system call while freeing (purging), and free must keep errno. */
-FA_INLINE void fa_heap_free(void *p)
+/* Moved blocks (realloc) of fa_heap_moved_purge_floor bytes or more give their pages
+ * back (see FA_HEAP_MOVED_PURGE_MIN). Once one did, the program's own frees are
+ * watched: a block it frees raises the floor past its size (heap.c). */
+extern size_t fa_heap_moved_purge_floor FA_HIDDEN;
+extern bool fa_heap_watching_frees FA_HIDDEN;
+void fa_heap_note_free(void *p);
+
+/* jemalloc may make a system call while freeing (purging), and free must keep errno.
+ * by_program: the program's free (watched), not realloc's of a moved block. */
+FA_INLINE void fa_heap_release(void *p, bool by_program)
 {
     fa_heap_blocks_remove(p, "free");
     fa_heap_enter();
@@ -110,9 +119,27 @@ FA_INLINE void fa_heap_free(void *p)
         errno = saved;
         return;
     }
+    if (by_program && FA_UNLIKELY(__atomic_load_n(&fa_heap_watching_frees, __ATOMIC_RELAXED)))
+        fa_heap_note_free(p);
     fa_je_free(p);
     errno = saved;
 }
+
+FA_INLINE void fa_heap_free(void *p) { fa_heap_release(p, true); }
+
+/* A jemalloc block that realloc moves gives its pages back before it is freed when
+ * it is this large or more (glibc's first mmap threshold). A buffer grown by realloc
+ * leaves behind every size it went through (64 KiB, 128 KiB ... 1 MiB for a 2 MiB
+ * one), which jemalloc keeps dirty for its decay (about ten seconds) and can reuse
+ * only for blocks above the pools' limit; glibc moves such blocks with mremap and
+ * keeps nothing. perl's hash arrays and sqlite3's sorter grow so. As glibc raises its
+ * mmap threshold when the program frees a mapped block, a program that frees a block
+ * itself raises this floor past the block's size (up to FA_HEAP_MOVED_PURGE_MAX):
+ * one that grows and frees such buffers over and over keeps them, instead of
+ * faulting them in again each time (a 64 KiB -> 4 MiB regrowth loop took 35x
+ * glibc's time with the floor fixed). */
+#define FA_HEAP_MOVED_PURGE_MIN ((size_t)128 << 10)
+#define FA_HEAP_MOVED_PURGE_MAX ((size_t)32 << 20)
 
 /* What jemalloc's realloc does (resize in place when the size class allows, or when
  * the fine heap's block can, else allocate, copy, free), in steps, so that the new
@@ -133,7 +160,11 @@ FA_INLINE void *fa_heap_realloc(void *p, size_t size)
         return NULL;
     }
     memcpy(q, p, usable < size ? usable : size);
-    fa_heap_free(p);
+    if (!own && usable >= __atomic_load_n(&fa_heap_moved_purge_floor, __ATOMIC_RELAXED)) {
+        fa_os_purge(p, usable, false);
+        __atomic_store_n(&fa_heap_watching_frees, true, __ATOMIC_RELAXED);
+    }
+    fa_heap_release(p, false);
     return q;
 }
 

@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "alloc.h"
@@ -139,6 +140,91 @@ START_TEST(realloc_semantics)
 }
 END_TEST
 
+/* Pages of p's first size bytes that are resident. */
+static size_t resident_pages(const void *p, size_t size)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE), count = 0;
+    unsigned char vec[1024];
+    ck_assert_uint_le(size / page, sizeof vec);
+    ck_assert_int_eq(mincore((void *)p, size, vec), 0);
+    for (size_t i = 0; i < size / page; i++)
+        count += vec[i] & 1;
+    return count;
+}
+
+/* A large block that realloc moves gives its pages back (glibc moves it with
+ * mremap): a buffer grown by doubling leaves none of its old sizes resident. */
+START_TEST(realloc_gives_back_a_moved_large_block)
+{
+    size_t size = FA_HEAP_MOVED_PURGE_MIN;
+    char *p = fa_malloc(size);
+    memset(p, 1, size);
+    int moves = 0;
+    for (int i = 0; i < 5; i++, size *= 2) {
+        void *blocker = fa_malloc(32768); /* something after p, so that p cannot grow in place */
+        char *q = fa_realloc(p, 2 * size);
+        ck_assert_int_eq(q[size - 1], 1);
+        if (q != p) {
+            moves++;
+            ck_assert_uint_eq(resident_pages(p, size), 0);
+        }
+        memset(q, 1, 2 * size);
+        fa_free(blocker);
+        p = q;
+    }
+    ck_assert_int_gt(moves, 0);
+    fa_free(p);
+}
+END_TEST
+
+/* Moves realloc to a larger block (with something after p, so that p cannot grow in
+ * place) and returns the new block, p's first size bytes copied; *moved says
+ * whether it moved. */
+static char *grow_past_a_blocker(char *p, size_t size, int *moved)
+{
+    void *blocker = fa_malloc(32768);
+    char *q = fa_realloc(p, 2 * size);
+    ck_assert_int_eq(q[size - 1], 1);
+    *moved = q != p;
+    fa_free(blocker);
+    return q;
+}
+
+/* As glibc raises its mmap threshold when the program frees a mapped block: once
+ * the program frees a block itself, moved blocks up to that size keep their pages
+ * (a buffer grown and freed over and over is not faulted in again each time). */
+START_TEST(realloc_keeps_moved_blocks_the_program_frees_itself)
+{
+    size_t size = FA_HEAP_MOVED_PURGE_MIN;
+    char *p = fa_malloc(size);
+    memset(p, 1, size);
+    int moved = 0;
+    for (int i = 0; i < 4 && !moved; i++) { /* until one moved block was given back */
+        char *q = grow_past_a_blocker(p, size, &moved);
+        if (moved)
+            ck_assert_uint_eq(resident_pages(p, size), 0);
+        size *= 2;
+        memset(q, 1, size);
+        p = q;
+    }
+    ck_assert(moved);
+    fa_free(fa_malloc((size_t)1 << 20)); /* the program frees a 1 MiB block itself */
+    int kept = 0;
+    for (int i = 0; i < 8 && !kept; i++) {
+        char *small = fa_malloc(FA_HEAP_MOVED_PURGE_MIN);
+        memset(small, 1, FA_HEAP_MOVED_PURGE_MIN);
+        char *q = grow_past_a_blocker(small, FA_HEAP_MOVED_PURGE_MIN, &moved);
+        if (moved) {
+            ck_assert_uint_eq(resident_pages(small, FA_HEAP_MOVED_PURGE_MIN), FA_HEAP_MOVED_PURGE_MIN / (size_t)sysconf(_SC_PAGESIZE));
+            kept = 1;
+        }
+        fa_free(q);
+    }
+    ck_assert(kept);
+    fa_free(p);
+}
+END_TEST
+
 START_TEST(reallocarray_overflow)
 {
     void *p = fa_malloc(8);
@@ -223,6 +309,8 @@ Suite *fa_test_suite(void)
     tcase_add_test(tc, valloc_and_pvalloc_are_page_aligned);
     tcase_add_test(tc, realloc_semantics);
     tcase_add_test(tc, reallocarray_overflow);
+    tcase_add_test(tc, realloc_gives_back_a_moved_large_block);
+    tcase_add_test(tc, realloc_keeps_moved_blocks_the_program_frees_itself);
     tcase_add_test(tc, usable_size_is_writable);
     tcase_add_test(tc, heap_starts_at_the_first_block_above_the_pools);
     tcase_add_test(tc, a_second_thread_does_not_start_the_heap);
