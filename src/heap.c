@@ -3,6 +3,7 @@
  * program just freed instead of handing it back to the kernel. */
 #include "heap.h"
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -187,12 +188,42 @@ FA_EVERY_PROCESS bool fa_heap_start_has_room(void)
  * two comes last sets the hooks up (both may: fa_heap_thread_prepare does it once). */
 static _Atomic bool second_thread;
 
+/* Held while jemalloc starts, and across fork: a fork while another thread is in
+ * jemalloc's start would leave the child jemalloc's init lock held for good (its
+ * fork handlers only exist once it has started). */
+static pthread_mutex_t start_lock = PTHREAD_MUTEX_INITIALIZER;
+
 FA_EVERY_PROCESS void fa_heap_start(void)
 {
+    pthread_mutex_lock(&start_lock);
     fa_je_free(fa_je_malloc(1));
     fa_heap_started = true;
+    pthread_mutex_unlock(&start_lock);
     if (second_thread)
         fa_heap_thread_prepare();
+}
+
+/* jemalloc's own handlers run inside framealloc's (jemalloc.h): first before a fork,
+ * last after it, as when it registered them itself after framealloc. */
+void fa_heap_fork_prepare(void)
+{
+    pthread_mutex_lock(&start_lock);
+    if (fa_je_fork_handlers.prepare)
+        fa_je_fork_handlers.prepare();
+}
+
+void fa_heap_fork_parent(void)
+{
+    if (fa_je_fork_handlers.parent)
+        fa_je_fork_handlers.parent();
+    pthread_mutex_unlock(&start_lock);
+}
+
+void fa_heap_fork_child(void)
+{
+    if (fa_je_fork_handlers.child)
+        fa_je_fork_handlers.child();
+    pthread_mutex_init(&start_lock, NULL);
 }
 
 void fa_heap_second_thread(void)

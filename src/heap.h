@@ -43,6 +43,12 @@ FA_INLINE void fa_heap_enter(void) { fa_heap_thread_entered = true; }
  * this cannot wait for jemalloc's own exit step). */
 void fa_heap_thread_exit(void);
 
+/* Around fork: waits for a start of jemalloc in progress, and runs jemalloc's own
+ * fork handlers (heap.c). */
+void fa_heap_fork_prepare(void);
+void fa_heap_fork_parent(void);
+void fa_heap_fork_child(void);
+
 /* False until the calling thread's arena has framealloc's extent hooks (heap.c),
  * which only zeroed blocks need: the program's second calloc of FA_HEAP_PREPARE_MIN
  * or more, and its second thread (whose jemalloc cache is a zeroed block) once

@@ -24,6 +24,16 @@ size_t fa_je_nallocx(size_t size, int flags);
  * (heap.c) writes the global before jemalloc's first call. */
 extern bool je_opt_cache_oblivious;
 
+/* The fork handlers jemalloc registers as it starts, kept here instead of given to
+ * glibc (jemalloc_imports.c): heap.c runs them from framealloc's own handlers, so
+ * that a fork waits for a start in progress on another thread. */
+typedef struct {
+    void (*prepare)(void);
+    void (*parent)(void);
+    void (*child)(void);
+} fa_je_fork_handlers_t;
+extern fa_je_fork_handlers_t fa_je_fork_handlers;
+
 /* jemalloc's MALLOCX_ALIGN for a power-of-two alignment. */
 #define FA_JE_ALIGN(a) ((int)__builtin_ctzl(a))
 

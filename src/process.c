@@ -32,6 +32,7 @@ extern char **environ;
 
 static void fork_prepare(void)
 {
+    fa_heap_fork_prepare();
     fa_thread_fork_prepare();
     fa_records_fork_prepare();
     fa_pool_fork_prepare();
@@ -48,6 +49,7 @@ static void fork_parent(void)
     fa_pool_fork_parent();
     fa_records_fork_parent();
     fa_thread_fork_parent();
+    fa_heap_fork_parent();
 }
 
 /* Only the forking thread exists in the child: its registry is just that thread.
@@ -62,6 +64,7 @@ static void fork_child(void)
     fa_pool_fork_child();
     fa_records_fork_child();
     fa_thread_fork_child();
+    fa_heap_fork_child();
 }
 
 static FA_EVERY_PROCESS void thread_exit(void *arg)
