@@ -152,31 +152,6 @@ static size_t resident_pages(const void *p, size_t size)
     return count;
 }
 
-/* A large block that realloc moves gives its pages back (glibc moves it with
- * mremap): a buffer grown by doubling leaves none of its old sizes resident. */
-START_TEST(realloc_gives_back_a_moved_large_block)
-{
-    size_t size = FA_HEAP_MOVED_PURGE_MIN;
-    char *p = fa_malloc(size);
-    memset(p, 1, size);
-    int moves = 0;
-    for (int i = 0; i < 5; i++, size *= 2) {
-        void *blocker = fa_malloc(32768); /* something after p, so that p cannot grow in place */
-        char *q = fa_realloc(p, 2 * size);
-        ck_assert_int_eq(q[size - 1], 1);
-        if (q != p) {
-            moves++;
-            ck_assert_uint_eq(resident_pages(p, size), 0);
-        }
-        memset(q, 1, 2 * size);
-        fa_free(blocker);
-        p = q;
-    }
-    ck_assert_int_gt(moves, 0);
-    fa_free(p);
-}
-END_TEST
-
 /* Moves realloc to a larger block (with something after p, so that p cannot grow in
  * place) and returns the new block, p's first size bytes copied; *moved says
  * whether it moved. */
@@ -189,6 +164,29 @@ static char *grow_past_a_blocker(char *p, size_t size, int *moved)
     fa_free(blocker);
     return q;
 }
+
+/* A large block that realloc moves gives its pages back (glibc moves it with
+ * mremap): a buffer grown by doubling leaves none of its old sizes resident. */
+START_TEST(realloc_gives_back_a_moved_large_block)
+{
+    size_t size = FA_HEAP_MOVED_PURGE_MIN;
+    char *p = fa_malloc(size);
+    memset(p, 1, size);
+    int moves = 0;
+    for (int i = 0; i < 5; i++, size *= 2) {
+        int moved;
+        char *q = grow_past_a_blocker(p, size, &moved);
+        if (moved) {
+            moves++;
+            ck_assert_uint_eq(resident_pages(p, size), 0);
+        }
+        memset(q, 1, 2 * size);
+        p = q;
+    }
+    ck_assert_int_gt(moves, 0);
+    fa_free(p);
+}
+END_TEST
 
 /* As glibc raises its mmap threshold when the program frees a mapped block: once
  * the program frees a block itself, moved blocks up to that size keep their pages
