@@ -196,8 +196,10 @@ static pthread_mutex_t start_lock = PTHREAD_MUTEX_INITIALIZER;
 FA_EVERY_PROCESS void fa_heap_start(void)
 {
     pthread_mutex_lock(&start_lock);
-    fa_je_free(fa_je_malloc(1));
-    fa_heap_started = true;
+    if (!fa_heap_started) { /* another thread may have started it while this one waited */
+        fa_je_free(fa_je_malloc(1));
+        fa_heap_started = true;
+    }
     pthread_mutex_unlock(&start_lock);
     if (second_thread)
         fa_heap_thread_prepare();

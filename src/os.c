@@ -106,9 +106,9 @@ size_t fa_os_memory_bytes(void)
 extern int __register_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void), void *dso_handle);
 extern void *__dso_handle;
 
-FA_EVERY_PROCESS int fa_os_at_fork(void (*prepare)(void), void (*parent)(void), void (*child)(void))
+FA_EVERY_PROCESS void fa_os_at_fork(void (*prepare)(void), void (*parent)(void), void (*child)(void))
 {
-    return __register_atfork(prepare, parent, child, __dso_handle);
+    __register_atfork(prepare, parent, child, __dso_handle);
 }
 
 FA_EVERY_PROCESS uint64_t fa_os_random64(void)

@@ -78,6 +78,6 @@ fa_os_create_t fa_os_create_file(int dirfd, const char *name, bool exclusive, in
 uint64_t fa_os_random64(void);
 
 /* pthread_atfork for this library: the handlers go when the library is unloaded. */
-int fa_os_at_fork(void (*prepare)(void), void (*parent)(void), void (*child)(void));
+void fa_os_at_fork(void (*prepare)(void), void (*parent)(void), void (*child)(void));
 
 #endif
