@@ -96,7 +96,9 @@ static FA_EVERY_PROCESS void *arena_alloc(fa_thread_t *t, uint8_t intent, size_t
 /* The normal path for intent (the records flag removed): the arena the intent names,
  * with its slow path, and the heap for everything an arena does not serve. When the
  * region had no chunk for the arena, the thread's cached chunks go back first (an
- * address-space limit counts the region's committed part) and the arena tries again. */
+ * address-space limit counts the region's committed part) and the arena tries again;
+ * a frame request the frame part has no room for (used up, or given back under an
+ * address-space limit) then goes to the pools, whose freed chunks the heap cannot use. */
 static void *route(fa_thread_t *t, uint8_t intent, size_t size, size_t alignment, bool recorded)
 {
     void *p = NULL;
@@ -106,6 +108,8 @@ static void *route(fa_thread_t *t, uint8_t intent, size_t size, size_t alignment
     if (to_arena && !(p = arena_alloc(t, intent, size, alignment, recorded)) && fa_region_exhausted()) {
         fa_process_release_cached(t);
         p = arena_alloc(t, intent, size, alignment, recorded);
+        if (!p && intent == FA_FRAME && pool_serves(FA_DEFAULT, size, alignment))
+            p = arena_alloc(t, FA_DEFAULT, size, alignment, recorded);
     }
     return p ? p : heap_alloc(size, alignment);
 }
@@ -241,14 +245,14 @@ FA_COLD static void report_foreign_pointer(const char *what, const void *p)
  * full caches, misuse, the heap. */
 FA_EVERY_PROCESS FA_NOINLINE void fa_free_slow(void *p)
 {
-    size_t off = fa_region_offset(p);
-    if (off < fa_region.frame_size) {
+    fa_place_t place = fa_region_place(p);
+    if (place == FA_PLACE_FRAME) {
         if (FA_UNLIKELY(fa_records_mode) && fa_frame_is_recorded(p))
             fa_records_forget(p);
         fa_frame_free_slow(fa_thread(), p);
         return;
     }
-    if (off < fa_region.size) {
+    if (place == FA_PLACE_POOL) {
         fa_chunk_head_t *c = fa_chunk_of(p);
         if (c->kind != FA_CHUNK_POOL)
             report_foreign_pointer("free", p);

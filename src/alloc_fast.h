@@ -77,7 +77,7 @@ FA_INLINE void *fa_malloc_fast(size_t size) { return fa_alloc_fast(size, fa_mall
 FA_INLINE void fa_free_fast(void *p)
 {
     size_t off = fa_region_offset(p);
-    if (off < fa_frame_checked_end) {
+    if (off < fa_region.frame_checked) {
         if (FA_LIKELY(fa_frame_try_free(fa_thread(), p)))
             return;
     } else if (off < fa_region.frame_size) {

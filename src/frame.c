@@ -17,7 +17,6 @@
 
 _Atomic uint64_t fa_frame_number;
 uint64_t fa_frame_secret;
-size_t fa_frame_checked_end;
 
 /* Generation sequence numbers, never reused; 0 means "no generation". */
 static _Atomic uint64_t next_seq = 1;
@@ -37,7 +36,7 @@ FA_EVERY_PROCESS void fa_frame_configure(void)
 {
     if (!fa_frame_secret)
         fa_frame_secret = fa_os_random64();
-    fa_frame_checked_end = fa_settings.frame_strict ? 0 : fa_region.frame_size;
+    fa_region_check_frame_frees(!fa_settings.frame_strict);
 }
 
 /* ---- the arena lock (see frame_arena.h) ---- */

@@ -74,11 +74,8 @@ _Static_assert(sizeof(fa_frame_chunk_t) <= FA_FRAME_DATA_OFFSET, "frame chunk he
 
 extern _Atomic uint64_t fa_frame_number FA_HIDDEN; /* frames ended so far */
 extern uint64_t fa_frame_secret FA_HIDDEN;
-/* Frame-part offsets below this are checked and counted when freed: the whole
- * frame part in safe mode, nothing in strict mode (FRAMEALLOC_FRAME_MODE=strict),
- * where a frame free does nothing. */
-extern size_t fa_frame_checked_end FA_HIDDEN;
-
+/* Free checks and counts frame blocks in safe mode; in strict mode
+ * (FRAMEALLOC_FRAME_MODE=strict) a frame free does nothing. */
 void fa_frame_configure(void);
 
 FA_INLINE size_t fa_frame_span(size_t n) { return (n + FA_FRAME_HEADER + 15) & ~(size_t)15; }

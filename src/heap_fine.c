@@ -40,6 +40,9 @@ bool fa_heap_fine_chosen(size_t size)
             return false;
         }
         __atomic_store_n(&limited, true, __ATOMIC_RELAXED);
+        /* Any free extent may serve any request (a limit needs reach more than
+         * unfragmented free ranges); a plain store, as jemalloc reads it plainly. */
+        je_opt_lg_extent_max_active_fit = 63;
     }
     fa_heap_fine_watch_left = 0;
     if (size >> 62)

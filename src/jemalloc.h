@@ -24,6 +24,15 @@ size_t fa_je_nallocx(size_t size, int flags);
  * (heap.c) writes the global before jemalloc's first call. */
 extern bool je_opt_cache_oblivious;
 
+/* jemalloc 5.3's opt.lg_extent_max_active_fit (6): a freed extent more than 2^6
+ * times a request's size is not split to serve it, so that small blocks do not pin
+ * big free ranges. Freed neighbours coalesce, so after a program frees everything
+ * it holds, the free memory is a few big extents that no request fits: under an
+ * address-space limit, which still counts them, a second round of 1 MiB blocks got
+ * 41-57 % of glibc's. jemalloc reads the global at every fit, so heap_fine.c lifts
+ * the bound when it first sees a limit. */
+extern size_t je_opt_lg_extent_max_active_fit;
+
 /* The fork handlers jemalloc registers as it starts, kept here instead of given to
  * glibc (jemalloc_imports.c): heap.c runs them from framealloc's own handlers, so
  * that a fork waits for a start in progress on another thread. */

@@ -245,8 +245,8 @@ static void set_link_bounds(void)
 {
     if (__atomic_load_n(&fa_pool_link_span, __ATOMIC_RELAXED))
         return;
-    __atomic_store_n(&fa_pool_link_base, fa_region.base, __ATOMIC_RELAXED);
-    __atomic_store_n(&fa_pool_link_span, fa_region.size, __ATOMIC_RELAXED);
+    __atomic_store_n(&fa_pool_link_base, fa_region.origin, __ATOMIC_RELAXED);
+    __atomic_store_n(&fa_pool_link_span, fa_region.reserved, __ATOMIC_RELAXED);
 }
 
 static fa_pool_chunk_t *new_chunk(fa_thread_t *t, unsigned cls)

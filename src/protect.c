@@ -27,7 +27,7 @@ void fa_protect_note_block(void *p)
 {
     if (p && block_sites && fa_region_is_frame(p)) {
         uint32_t site = fa_records_capture_site();
-        block_sites[((uintptr_t)p - fa_region.base) / SITE_GRANULE] = site == UINT32_MAX ? 0 : site + 1;
+        block_sites[((uintptr_t)p - fa_region.origin) / SITE_GRANULE] = site == UINT32_MAX ? 0 : site + 1;
     }
 }
 
@@ -43,7 +43,7 @@ static void explain(const char *addr, const char *start, uint64_t quarantined_at
            "recycled at frame %llu (now %llu)",
            (const void *)addr, (size_t)(addr - start), (const void *)start, (unsigned long long)quarantined_at,
            (unsigned long long)now);
-    uint32_t site = block_sites ? block_sites[((uintptr_t)start - fa_region.base) / SITE_GRANULE] : 0;
+    uint32_t site = block_sites ? block_sites[((uintptr_t)start - fa_region.origin) / SITE_GRANULE] : 0;
     const uintptr_t *frames = NULL;
     uint32_t depth = site ? fa_sites_frames(site - 1, &frames) : 0;
     if (!depth) {

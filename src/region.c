@@ -12,6 +12,7 @@
 #include "os.h"
 
 fa_region_t fa_region;
+unsigned fa_region_layout_seq;
 
 /* One part of the region: a bump over never-used chunks, a stack of released ones
  * and a committed (read-write) prefix. */
@@ -28,11 +29,13 @@ static region_part_t parts[2]; /* frame, pool */
 static size_t uncommitted_bytes;
 static size_t in_use, peak;
 static bool exhausted;
+static size_t stack_chunks; /* the free stacks' chunks, the first of the range */
 
 /* The share of the region for frame chunks: frame arenas hold a few frames of
  * temporaries per thread, pools hold the program's small live objects. It is
- * small, because only the pool part's unused tail (at the top) can be given back
- * when an address-space limit is set at run time (fa_region_trim). */
+ * small, because of a used frame part nothing can be given back when an
+ * address-space limit is set at run time (fa_region_trim): only the pool part's
+ * unused tail, and a frame part that was never used. */
 #define FRAME_PART_SHIFT 5 /* a 32nd, within these bounds: */
 #define FRAME_PART_MIN ((size_t)16 << 20)
 #define FRAME_PART_MAX ((size_t)128 << 20)
@@ -66,7 +69,7 @@ FA_EVERY_PROCESS bool fa_region_init(size_t bytes)
     size_t total = bytes >> FA_CHUNK_SHIFT;
     /* Both free stacks live in the region's first chunks, so no metadata is malloc'd. */
     size_t stack_bytes = total * sizeof(uint32_t);
-    size_t stack_chunks = (stack_bytes + FA_CHUNK_MASK) >> FA_CHUNK_SHIFT;
+    stack_chunks = (stack_bytes + FA_CHUNK_MASK) >> FA_CHUNK_SHIFT;
     if (!fa_os_commit(base, stack_chunks << FA_CHUNK_SHIFT))
         return false;
     size_t frame_bytes = bytes >> FRAME_PART_SHIFT;
@@ -75,15 +78,22 @@ FA_EVERY_PROCESS bool fa_region_init(size_t bytes)
     part_init(&parts[0], stack_chunks, split, base);
     part_init(&parts[1], split, total, (uint32_t *)base + split);
     uncommitted_bytes = bytes - (stack_chunks << FA_CHUNK_SHIFT);
+    fa_region.origin = (uintptr_t)base;
+    fa_region.reserved = bytes;
     fa_region.frame_size = split << FA_CHUNK_SHIFT;
     fa_region.size = bytes;
     __atomic_store_n(&fa_region.base, (uintptr_t)base, __ATOMIC_RELEASE);
     return true;
 }
 
+FA_EVERY_PROCESS void fa_region_check_frame_frees(bool checked)
+{
+    __atomic_store_n(&fa_region.frame_checked, checked ? fa_region.frame_size : 0, __ATOMIC_RELEASE);
+}
+
 static void *chunk_at(size_t index)
 {
-    return (void *)(fa_region.base + (index << FA_CHUNK_SHIFT));
+    return (void *)(fa_region.origin + (index << FA_CHUNK_SHIFT));
 }
 
 static region_part_t *part_of_index(size_t index) { return index < parts[0].end ? &parts[0] : &parts[1]; }
@@ -140,33 +150,77 @@ FA_EVERY_PROCESS void *fa_region_chunk_alloc(fa_chunk_kind_t kind)
 
 bool fa_region_exhausted(void) { return __atomic_load_n(&exhausted, __ATOMIC_RELAXED); }
 
+fa_place_t fa_region_place_settled(const void *p)
+{
+    for (;;) {
+        unsigned seq = __atomic_load_n(&fa_region_layout_seq, __ATOMIC_ACQUIRE);
+        size_t off = fa_region_offset(p);
+        fa_place_t place = off < fa_region.frame_size ? FA_PLACE_FRAME : off < fa_region.size ? FA_PLACE_POOL : FA_PLACE_HEAP;
+        __atomic_thread_fence(__ATOMIC_ACQUIRE);
+        if (!(seq & 1) && __atomic_load_n(&fa_region_layout_seq, __ATOMIC_RELAXED) == seq)
+            return place;
+    }
+}
+
+/* Gives back the frame part, which never held a chunk, with the free stacks'
+ * chunks kept: base moves up to the pool part. Free's fast path reads base and then
+ * the bounds (see fa_region_t), so the bounds go to 0 first (every free takes the
+ * slow path, which waits for the layout), then base moves, then the pool bound is
+ * set again. No pointer into the frame part exists, and none into the hole it
+ * leaves until the kernel maps something there after the unmap. */
+static void drop_frame_part(void)
+{
+    region_part_t *frame = &parts[0], *pool = &parts[1];
+    size_t first = frame->end, end = pool->end;
+    __atomic_store_n(&fa_region_layout_seq, fa_region_layout_seq + 1, __ATOMIC_RELAXED);
+    __atomic_thread_fence(__ATOMIC_RELEASE);
+    __atomic_store_n(&fa_region.size, 0, __ATOMIC_RELEASE);
+    __atomic_store_n(&fa_region.frame_size, 0, __ATOMIC_RELEASE);
+    __atomic_store_n(&fa_region.frame_checked, 0, __ATOMIC_RELEASE);
+    __atomic_store_n(&fa_region.base, (uintptr_t)chunk_at(first), __ATOMIC_RELEASE);
+    __atomic_store_n(&fa_region.size, (end - first) << FA_CHUNK_SHIFT, __ATOMIC_RELEASE);
+    __atomic_store_n(&fa_region_layout_seq, fa_region_layout_seq + 1, __ATOMIC_RELEASE);
+    fa_os_unreserve(chunk_at(stack_chunks), (first - stack_chunks) << FA_CHUNK_SHIFT);
+    frame->end = frame->next_fresh = frame->committed_end = stack_chunks;
+}
+
+/* Gives back the pool part's chunks from index keep to its end, never handed out. */
+static void drop_pool_tail(size_t keep)
+{
+    region_part_t *pool = &parts[1];
+    size_t end = pool->end;
+    /* The bound first: a pointer the heap maps there later is never taken for ours. */
+    __atomic_store_n(&fa_region.size, (uintptr_t)chunk_at(keep) - fa_region.base, __ATOMIC_RELEASE);
+    pool->end = keep;
+    if (pool->committed_end > keep)
+        pool->committed_end = keep; /* committed but never handed out */
+    fa_os_unreserve(chunk_at(keep), (end - keep) << FA_CHUNK_SHIFT);
+}
+
 bool fa_region_trim(void)
 {
     if (!fa_region.size || fa_os_address_limit() == SIZE_MAX)
         return false;
     pthread_mutex_lock(&region_lock);
-    region_part_t *pool = &parts[1];
-    size_t keep = pool->next_fresh, end = pool->end;
-    if (keep < end) {
-        /* The bound first: a pointer the heap maps there later is never taken for ours. */
-        __atomic_store_n(&fa_region.size, keep << FA_CHUNK_SHIFT, __ATOMIC_RELEASE);
-        pool->end = keep;
-        if (pool->committed_end > keep)
-            pool->committed_end = keep; /* committed but never handed out */
-        uncommitted_bytes = 0;
-        for (int i = 0; i < 2; i++)
-            uncommitted_bytes += (parts[i].end - parts[i].committed_end) << FA_CHUNK_SHIFT;
-        fa_os_unreserve(chunk_at(keep), (end - keep) << FA_CHUNK_SHIFT);
-    }
+    region_part_t *frame = &parts[0], *pool = &parts[1];
+    bool frame_unused = frame->next_fresh == stack_chunks && frame->end > stack_chunks;
+    bool pool_tail = pool->next_fresh < pool->end;
+    if (pool_tail)
+        drop_pool_tail(pool->next_fresh);
+    if (frame_unused)
+        drop_frame_part();
+    uncommitted_bytes = 0;
+    for (int i = 0; i < 2; i++)
+        uncommitted_bytes += (parts[i].end - parts[i].committed_end) << FA_CHUNK_SHIFT;
     pthread_mutex_unlock(&region_lock);
-    return keep < end;
+    return pool_tail || frame_unused;
 }
 
 void fa_region_chunk_free(void *chunk)
 {
     /* Released pages read as zero, so the next user gets a clean header. */
     fa_os_release(chunk, FA_CHUNK_SIZE);
-    size_t index = ((uintptr_t)chunk - fa_region.base) >> FA_CHUNK_SHIFT;
+    size_t index = ((uintptr_t)chunk - fa_region.origin) >> FA_CHUNK_SHIFT;
     region_part_t *part = part_of_index(index);
     pthread_mutex_lock(&region_lock);
     part->free_stack[part->free_count++] = (uint32_t)index;

@@ -12,13 +12,22 @@
 
 #include "config.h"
 
+/* Free's fast path reads base first and the bounds after it (fa_region_offset):
+ * fa_region_trim sets the bounds to 0 before it moves base, so a reader that sees
+ * the new base never pairs it with old bounds. */
 typedef struct {
-    uintptr_t base;    /* 0 until reserved; stays fixed afterwards */
-    size_t frame_size; /* [base, base + frame_size) holds frame chunks */
-    size_t size;       /* the rest up to base + size holds pool chunks; 0 until reserved */
+    uintptr_t base;      /* the frame part's first byte; 0 until reserved */
+    size_t frame_checked; /* frame-part offsets below this are checked when freed:
+                           * frame_size in safe mode, 0 in strict mode */
+    size_t frame_size;   /* [base, base + frame_size) holds frame chunks */
+    size_t size;         /* the rest up to base + size holds pool chunks; 0 until reserved */
+    uintptr_t origin;    /* the whole reservation, fixed once reserved: bounds that */
+    size_t reserved;     /* must hold for every chunk ever handed out */
 } fa_region_t;
 
 extern fa_region_t fa_region FA_HIDDEN;
+/* Odd while fa_region_trim moves base (once per process at most). */
+extern unsigned fa_region_layout_seq FA_HIDDEN;
 
 /* What a chunk holds; the first byte of every chunk header. */
 typedef enum {
@@ -42,22 +51,43 @@ typedef struct {
     _Atomic uint64_t owner; /* owning thread's id, or FA_OWNER_NONE */
 } fa_chunk_head_t;
 
-FA_INLINE bool fa_region_owns(const void *p)
+/* Offset of p from the region's base for free's fast path: below frame_checked a
+ * checked frame block's, below frame_size a strict-mode one's, below size a pool
+ * chunk's, else the heap's (also before init, when all are 0). The bounds are read
+ * after this (plain loads, so that compares take them from memory). While
+ * fa_region_trim moves base a pointer may look like the heap's: free's slow path
+ * asks again with fa_region_place. */
+FA_INLINE size_t fa_region_offset(const void *p)
 {
-    return (uintptr_t)p - fa_region.base < fa_region.size;
+    /* A plain load, so that the subtraction takes it from memory, and a compiler
+     * barrier: x86 keeps loads in order, the barrier keeps the compiler from reading
+     * the bounds first. */
+    size_t off = (uintptr_t)p - fa_region.base;
+    __asm__ volatile("" ::: "memory");
+    return off;
 }
 
-/* Offset of p from the region's base: below frame_size a frame chunk's, below
- * size a pool chunk's, else the heap's (also before init, when both are 0). */
-FA_INLINE size_t fa_region_offset(const void *p) { return (uintptr_t)p - fa_region.base; }
+typedef enum { FA_PLACE_HEAP, FA_PLACE_FRAME, FA_PLACE_POOL } fa_place_t;
 
-FA_INLINE bool fa_region_is_frame(const void *p) { return fa_region_offset(p) < fa_region.frame_size; }
+/* Where p lies, read under the layout's sequence count (fa_region_place's slow part). */
+fa_place_t fa_region_place_settled(const void *p);
 
-FA_INLINE bool fa_region_is_pool(const void *p)
+/* Where p lies. While fa_region_trim moves base, a quick look can only take a pool
+ * pointer for the heap's (no frame chunk exists then): a heap answer is checked
+ * under the sequence count once base has moved, or is moving. */
+FA_INLINE fa_place_t fa_region_place(const void *p)
 {
     size_t off = fa_region_offset(p);
-    return off - fa_region.frame_size < fa_region.size - fa_region.frame_size;
+    fa_place_t place = off < fa_region.frame_size ? FA_PLACE_FRAME : off < fa_region.size ? FA_PLACE_POOL : FA_PLACE_HEAP;
+    __atomic_thread_fence(__ATOMIC_ACQUIRE); /* the bounds before the count */
+    if (FA_UNLIKELY(place == FA_PLACE_HEAP && __atomic_load_n(&fa_region_layout_seq, __ATOMIC_RELAXED)))
+        return fa_region_place_settled(p);
+    return place;
 }
+
+FA_INLINE bool fa_region_owns(const void *p) { return fa_region_place(p) != FA_PLACE_HEAP; }
+
+FA_INLINE bool fa_region_is_frame(const void *p) { return fa_region_place(p) == FA_PLACE_FRAME; }
 
 FA_INLINE fa_chunk_head_t *fa_chunk_of(const void *p)
 {
@@ -69,9 +99,14 @@ FA_INLINE fa_chunk_head_t *fa_chunk_of(const void *p)
  * goes to the heap) if even that fails. */
 bool fa_region_init(size_t bytes);
 
+/* Sets whether free checks frame blocks (safe mode) or returns at once (strict). */
+void fa_region_check_frame_frees(bool checked);
+
 /* When an address-space limit (RLIMIT_AS) is set, gives the pool part's never-used
- * tail back to the kernel, so that the heap can map that much more. Returns true
- * if anything went back (the caller may try its mapping again). */
+ * tail back to the kernel, so that the heap can map that much more, and the whole
+ * frame part if no frame chunk was ever handed out (a program without frame
+ * scopes); frame chunks are then never handed out again. Returns true if anything
+ * went back (the caller may try its mapping again). */
 bool fa_region_trim(void);
 
 /* A zero-filled, committed chunk from the part for kind (FA_CHUNK_FRAME or

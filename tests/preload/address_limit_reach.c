@@ -5,8 +5,9 @@
  * under glibc and under the library and compares.
  *   address_limit_reach BLOCK SCOPE start         the caller set the limit (ulimit -v)
  *   address_limit_reach BLOCK SCOPE runtime MIB   set RLIMIT_AS to MIB at run time
- * BLOCK: the block size in bytes; SCOPE: "plain", or "frame" to allocate inside
- * FA_FRAME_SCOPE (a no-op under glibc). Prints the MiB allocated (blocks never
+ * BLOCK: the block size in bytes; SCOPE: "plain", "frame" to allocate inside
+ * FA_FRAME_SCOPE (a no-op under glibc), or "again" to allocate, free everything and
+ * allocate again, and report the second round. Prints the MiB allocated (blocks never
  * touched past their first word) before malloc failed with ENOMEM; exits 1 if it
  * failed any other way. */
 #include <errno.h>
@@ -40,9 +41,9 @@ static size_t allocate_until_failure(size_t size, int *error)
 
 int main(int argc, char **argv)
 {
-    if (argc < 4 || (strcmp(argv[2], "plain") && strcmp(argv[2], "frame")) ||
+    if (argc < 4 || (strcmp(argv[2], "plain") && strcmp(argv[2], "frame") && strcmp(argv[2], "again")) ||
         (strcmp(argv[3], "start") && (strcmp(argv[3], "runtime") || argc < 5))) {
-        fprintf(stderr, "usage: address_limit_reach BLOCK plain|frame start|runtime MIB\n");
+        fprintf(stderr, "usage: address_limit_reach BLOCK plain|frame|again start|runtime MIB\n");
         return 2;
     }
     size_t block = strtoull(argv[1], NULL, 10);
@@ -66,6 +67,8 @@ int main(int argc, char **argv)
         }
     } else {
         bytes = allocate_until_failure(block, &error);
+        if (!strcmp(argv[2], "again") && error == ENOMEM)
+            bytes = allocate_until_failure(block, &error);
     }
     printf("%zu\n", bytes >> 20);
     if (error != ENOMEM) {

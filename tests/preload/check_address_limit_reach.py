@@ -43,7 +43,16 @@ MIB = 1 << 20
 cases = [("1 MiB blocks, limit set at start: 1 GiB", [str(MIB), "plain", "start"], 1024, None),
          ("1 MiB blocks, limit set at start: 4 GiB", [str(MIB), "plain", "start"], 4096, None),
          ("1 MiB blocks, limit set at run time: 16 GiB", [str(MIB), "plain", "runtime", "16384"], None, None),
-         ("1 MiB blocks, limit set at run time: 2 GiB", [str(MIB), "plain", "runtime", "2048"], None, None)]
+         ("1 MiB blocks, limit set at run time: 2 GiB", [str(MIB), "plain", "runtime", "2048"], None, None),
+         # Below 2 GiB the region's frame part (128 MiB), which a program without frame
+         # scopes never uses, must go back too.
+         ("1 MiB blocks, limit set at run time: 1 GiB", [str(MIB), "plain", "runtime", "1024"], None, None),
+         ("1 MiB blocks, limit set at run time: 512 MiB", [str(MIB), "plain", "runtime", "512"], None, None),
+         ("16384-byte blocks, limit set at run time: 512 MiB", ["16384", "plain", "runtime", "512"], None, None),
+         # The same again after every block was freed: what the heap keeps must be reusable.
+         ("1 MiB blocks, a second time, limit set at run time: 1 GiB", [str(MIB), "again", "runtime", "1024"], None,
+          None),
+         ("1 MiB blocks, a second time, limit set at start: 1 GiB", [str(MIB), "again", "start"], 1024, None)]
 # Sizes on one of jemalloc's classes, and sizes just above one (the next class is up
 # to a quarter larger, address space the limit counts even when no page is touched):
 # above 16, 32 and 64 KiB, between classes, above 128 KiB and above 1 MiB. In a frame
