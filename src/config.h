@@ -34,6 +34,10 @@
  * instead of one per place the code happens to sit (src/rename-jemalloc.sh keeps
  * jemalloc out of that spot). */
 #define FA_EVERY_PROCESS __attribute__((section(".text.hot.framealloc")))
+/* On the globals every process writes (start-up, the malloc family's slow paths):
+ * they share the library's .data page, which relocation dirties anyway, instead of
+ * dirtying a page of .bss each wherever the linker happens to put them. */
+#define FA_EVERY_PROCESS_DATA __attribute__((section(".data.every_process")))
 /* On the core's globals: accessed directly, not through the GOT (-fvisibility=hidden
  * covers definitions only, not extern declarations seen by other files). */
 #define FA_HIDDEN __attribute__((visibility("hidden")))

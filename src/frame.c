@@ -15,8 +15,8 @@
 #include "os.h"
 #include "self_check.h"
 
-_Atomic uint64_t fa_frame_number;
-uint64_t fa_frame_secret;
+FA_EVERY_PROCESS_DATA _Atomic uint64_t fa_frame_number;
+FA_EVERY_PROCESS_DATA uint64_t fa_frame_secret;
 
 /* Generation sequence numbers, never reused; 0 means "no generation". */
 static _Atomic uint64_t next_seq = 1;

@@ -68,7 +68,7 @@ static uint32_t block_bits, block_mask, block_count;
 static uint64_t samples_total, dropped_total, demoted_total;
 static uint64_t decided_frame; /* frame of the last decision pass */
 static _Atomic uint64_t live_blocks; /* read without the lock by frees */
-static int paused;
+static FA_EVERY_PROCESS_DATA int paused;
 
 /* The routed set every thread's table copies; epoch counts its changes. */
 static uintptr_t routed[FA_LEARN_SLOTS];

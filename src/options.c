@@ -34,9 +34,9 @@ long long fa_option_values[FA_OPT_COUNT] = {
 #undef FA_OPTION
 };
 
-static const char *string_values[FA_OPT_COUNT];
+static FA_EVERY_PROCESS_DATA const char *string_values[FA_OPT_COUNT];
 
-fa_settings_t fa_settings;
+FA_EVERY_PROCESS_DATA fa_settings_t fa_settings;
 
 const char *fa_option_string(fa_option_id_t id) { return string_values[id]; }
 
@@ -225,6 +225,15 @@ static void load_one(const fa_option_spec_t *spec, long long *value, const char 
         fa_log("%s%s=%s is not valid (%s); using the default %lld", PREFIX, spec->name, text, range, spec->def);
 }
 
+/* True when s starts with PREFIX. Letter by letter: comparing with the string
+ * constant would read the library's read-only data, which a process that sets no
+ * FRAMEALLOC_ variable otherwise never reads (a read there maps 64 KiB of it). */
+static FA_EVERY_PROCESS bool has_prefix(const char *s)
+{
+    return s[0] == 'F' && s[1] == 'R' && s[2] == 'A' && s[3] == 'M' && s[4] == 'E' && s[5] == 'A' && s[6] == 'L' &&
+           s[7] == 'L' && s[8] == 'O' && s[9] == 'C' && s[10] == '_';
+}
+
 static FA_EVERY_PROCESS void fill_settings(void)
 {
     const long long *v = fa_option_values;
@@ -264,11 +273,19 @@ static FA_EVERY_PROCESS void fill_settings(void)
     fa_settings = s;
 }
 
+/* True once a load took a setting from the environment: the next load starts from
+ * the defaults again. Until then the table still holds them (its initialiser), and
+ * resetting it would read their copy in read-only data (see has_prefix). */
+static FA_EVERY_PROCESS_DATA bool values_changed;
+
 FA_EVERY_PROCESS void fa_options_load(void)
 {
-    for (int i = 0; i < FA_OPT_COUNT; i++) {
-        fa_option_values[i] = specs[i].def;
-        string_values[i] = NULL;
+    if (values_changed) {
+        for (int i = 0; i < FA_OPT_COUNT; i++) {
+            fa_option_values[i] = specs[i].def;
+            string_values[i] = NULL;
+        }
+        values_changed = false;
     }
     fill_settings();
     /* Secure execution (setuid, setgid, file capabilities): the environment belongs
@@ -278,7 +295,7 @@ FA_EVERY_PROCESS void fa_options_load(void)
     if (!environ || getauxval(AT_SECURE))
         return;
     for (char **e = environ; *e; e++) {
-        if (strncmp(*e, PREFIX, sizeof PREFIX - 1) != 0)
+        if (!has_prefix(*e))
             continue;
         const char *name = *e + sizeof PREFIX - 1;
         const char *eq = strchr(name, '=');
@@ -294,6 +311,7 @@ FA_EVERY_PROCESS void fa_options_load(void)
             continue;
         }
         load_one(&specs[found], &fa_option_values[found], eq + 1);
+        values_changed = true;
     }
     fill_settings();
 }

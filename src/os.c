@@ -86,7 +86,7 @@ FA_EVERY_PROCESS bool fa_os_make_writable(void *p, size_t size, bool writable)
 
 FA_EVERY_PROCESS size_t fa_os_page_size(void)
 {
-    static size_t page;
+    static FA_EVERY_PROCESS_DATA size_t page;
     if (!page)
         page = (size_t)sysconf(_SC_PAGESIZE);
     return page;

@@ -22,11 +22,11 @@
 #include "stats.h"
 #include "thread.h"
 
-static pthread_key_t exit_key;
+static FA_EVERY_PROCESS_DATA pthread_key_t exit_key;
 
 enum { INIT_NONE, INIT_RUNNING, INIT_DONE };
-static _Atomic int init_state;
-static bool options_without_env; /* init ran before libc set environ */
+static FA_EVERY_PROCESS_DATA _Atomic int init_state;
+static FA_EVERY_PROCESS_DATA bool options_without_env; /* init ran before libc set environ */
 
 extern char **environ;
 

@@ -11,8 +11,8 @@
 
 #include "os.h"
 
-fa_region_t fa_region;
-unsigned fa_region_layout_seq;
+FA_EVERY_PROCESS_DATA fa_region_t fa_region;
+FA_EVERY_PROCESS_DATA unsigned fa_region_layout_seq;
 
 /* One part of the region: a bump over never-used chunks, a stack of released ones
  * and a committed (read-write) prefix. */
@@ -24,12 +24,12 @@ typedef struct {
     size_t free_count;
 } region_part_t;
 
-static pthread_mutex_t region_lock = PTHREAD_MUTEX_INITIALIZER;
-static region_part_t parts[2]; /* frame, pool */
-static size_t uncommitted_bytes;
-static size_t in_use, peak;
-static bool exhausted;
-static size_t stack_chunks; /* the free stacks' chunks, the first of the range */
+static FA_EVERY_PROCESS_DATA pthread_mutex_t region_lock = PTHREAD_MUTEX_INITIALIZER;
+static FA_EVERY_PROCESS_DATA region_part_t parts[2]; /* frame, pool */
+static FA_EVERY_PROCESS_DATA size_t uncommitted_bytes;
+static FA_EVERY_PROCESS_DATA size_t in_use, peak;
+static FA_EVERY_PROCESS_DATA bool exhausted;
+static FA_EVERY_PROCESS_DATA size_t stack_chunks; /* the free stacks' chunks, the first of the range */
 
 /* The share of the region for frame chunks: frame arenas hold a few frames of
  * temporaries per thread, pools hold the program's small live objects. It is

@@ -7,8 +7,8 @@
 
 __thread fa_thread_t fa_thread_self __attribute__((tls_model("initial-exec")));
 
-static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
-static fa_list_t registry;
+static FA_EVERY_PROCESS_DATA pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static FA_EVERY_PROCESS_DATA fa_list_t registry;
 static _Atomic uint64_t next_thread_id = 1;
 
 FA_EVERY_PROCESS void fa_thread_register(fa_thread_t *t)
