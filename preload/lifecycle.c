@@ -20,12 +20,14 @@ void fa_unwind_load_for_profiling(void); /* unwind_names.c */
  * would silently do nothing. */
 static void check_autoframe(void)
 {
+    int64_t mode = fa_settings.autoframe;
+    if (!mode)
+        return; /* nothing to check: and the names below are read-only data (see code_footprint.c) */
     const char *audit = getenv("LD_AUDIT");
     const char *layers = getenv("VK_INSTANCE_LAYERS");
     bool audited = audit && strstr(audit, "libframealloc_autoframe");
     bool layered = layers && strstr(layers, "VK_LAYER_FRAMEALLOC_autoframe");
-    int64_t mode = fa_settings.autoframe;
-    if (mode && !audited && !(mode == 1 && layered))
+    if (!audited && !(mode == 1 && layered))
         fa_log("FRAMEALLOC_AUTOFRAME=%s does nothing without the audit module: "
                "LD_AUDIT=.../libframealloc_autoframe.so (framealloc --autoframe or --tick sets it)",
                mode == 1 ? "1" : "tick");

@@ -26,14 +26,19 @@
 #include "os.h"
 #include "system_callers.h"
 
+/* The names are arrays, not pointers to string constants, and every table here
+ * lives with the data every process touches (FA_EVERY_PROCESS_DATA and _CONST):
+ * this runs in every process, and one read of .rodata maps 64 KiB of it. */
+#define NAME_MAX_LEN 16
+
 typedef struct {
-    const char *name;
+    char name[NAME_MAX_LEN];
     uintptr_t ours;   /* our exported entry point */
     uintptr_t system; /* its replacement for system callers */
     bool in_use;      /* the program's lookups find ours (no other malloc interposed) */
 } redirect_t;
 
-static redirect_t redirects[] = {
+static FA_EVERY_PROCESS_DATA redirect_t redirects[] = {
     {"malloc", (uintptr_t)malloc, (uintptr_t)fa_malloc_for_system, false},
     {"calloc", (uintptr_t)calloc, (uintptr_t)fa_calloc_for_system, false},
     {"realloc", (uintptr_t)realloc, (uintptr_t)fa_realloc_for_system, false},
@@ -41,14 +46,14 @@ static redirect_t redirects[] = {
 #define REDIRECTS (sizeof redirects / sizeof redirects[0])
 
 /* libc, whose allocations are redirected in strict mode only. */
-static const char *const libc_library[] = {"libc.so."};
+static FA_EVERY_PROCESS_CONST const char libc_library[][NAME_MAX_LEN] = {"libc.so."};
 /* The libraries framealloc itself uses for stacks and symbols, and theirs: their
  * allocations are framealloc's own, in every mode that loads them. */
-static const char *const own_libraries[] = {
+static FA_EVERY_PROCESS_CONST const char own_libraries[][NAME_MAX_LEN] = {
     "libunwind", "libdw.so", "libdw-", "libelf.so", "libelf-", "libz.so.", "liblzma.so.", "libbz2.so.", "libzstd.so.",
 };
 
-static bool name_starts_with_any(const char *path, const char *const *prefixes, size_t n)
+static bool name_starts_with_any(const char *path, const char (*prefixes)[NAME_MAX_LEN], size_t n)
 {
     const char *slash = strrchr(path, '/');
     const char *base = slash ? slash + 1 : path;
@@ -164,7 +169,7 @@ static FA_EVERY_PROCESS int redirect_object(struct dl_phdr_info *info, size_t si
 {
     (void)size;
     bool libc = *(bool *)arg;
-    static const char *const loader[] = {"ld-linux"};
+    static FA_EVERY_PROCESS_CONST const char loader[][NAME_MAX_LEN] = {"ld-linux"};
     if (!info->dlpi_name || !info->dlpi_name[0])
         return 0; /* the program itself */
     if (name_starts_with_any(info->dlpi_name, loader, 1))

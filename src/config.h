@@ -38,6 +38,10 @@
  * they share the library's .data page, which relocation dirties anyway, instead of
  * dirtying a page of .bss each wherever the linker happens to put them. */
 #define FA_EVERY_PROCESS_DATA __attribute__((section(".data.every_process")))
+/* On the constant tables those paths read: among the relocated read-only data, whose
+ * pages relocation dirties at load anyway, not in .rodata, where one read maps a
+ * 64 KiB window of the library's read-only data. */
+#define FA_EVERY_PROCESS_CONST __attribute__((section(".data.rel.ro.every_process")))
 /* On the core's globals: accessed directly, not through the GOT (-fvisibility=hidden
  * covers definitions only, not extern declarations seen by other files). */
 #define FA_HIDDEN __attribute__((visibility("hidden")))

@@ -24,13 +24,13 @@ enum { FA_POOL_LIST_NONE, FA_POOL_LIST_AVAIL, FA_POOL_LIST_FULL };
 /* Emptied chunks a thread always keeps for reuse, however long they stay empty. */
 #define FA_POOL_EMPTY_RETAIN 4
 
-uint64_t fa_pool_key, fa_pool_key_inverse;
-uintptr_t fa_pool_cookie_value;
-uintptr_t fa_pool_link_base;
-uint64_t fa_pool_link_span;
-uint8_t fa_pool_bin_of[FA_POOL_LARGEST / 16 + 1];
-uint8_t fa_pool_class_of[FA_POOL_LARGEST / 16 + 1];
-int32_t fa_pool_cache_limit[FA_POOL_CLASSES];
+FA_EVERY_PROCESS_DATA uint64_t fa_pool_key, fa_pool_key_inverse;
+FA_EVERY_PROCESS_DATA uintptr_t fa_pool_cookie_value;
+FA_EVERY_PROCESS_DATA uintptr_t fa_pool_link_base;
+FA_EVERY_PROCESS_DATA uint64_t fa_pool_link_span;
+FA_EVERY_PROCESS_DATA uint8_t fa_pool_bin_of[FA_POOL_LARGEST / 16 + 1];
+FA_EVERY_PROCESS_DATA uint8_t fa_pool_class_of[FA_POOL_LARGEST / 16 + 1];
+FA_EVERY_PROCESS_DATA int32_t fa_pool_cache_limit[FA_POOL_CLASSES];
 
 /* 16-byte steps to 128, four classes per doubling to 256, then eight (at most 12.5%
  * slack; glibc's chunks waste 16 bytes on average): a program whose blocks spread
@@ -39,7 +39,7 @@ int32_t fa_pool_cache_limit[FA_POOL_CLASSES];
  * page and a header are common (sqlite's page cache asks for 4368 bytes, 2 % more
  * than a page, and its pages are most of its memory). 63 classes is the most the
  * byte-sized bin indexes of the size table hold (pool.h). */
-const uint32_t fa_pool_class_size[FA_POOL_CLASSES] = {
+FA_EVERY_PROCESS_CONST const uint32_t fa_pool_class_size[FA_POOL_CLASSES] = {
     16, 32, 48, 64, 80, 96, 112, 128, 160, 192, 224, 256, 288, 320,
     352, 384, 416, 448, 480, 512, 576, 640, 704, 768, 832, 896, 960, 1024,
     1152, 1280, 1408, 1536, 1664, 1792, 1920, 2048, 2304, 2560, 2816, 3072, 3328, 3584,
