@@ -156,7 +156,7 @@ fa_place_t fa_region_place_settled(const void *p)
         unsigned seq = __atomic_load_n(&fa_region_layout_seq, __ATOMIC_ACQUIRE);
         size_t off = fa_region_offset(p);
         fa_place_t place = off < fa_region.frame_size ? FA_PLACE_FRAME : off < fa_region.size ? FA_PLACE_POOL : FA_PLACE_HEAP;
-        __atomic_thread_fence(__ATOMIC_ACQUIRE);
+        FA_REGION_ORDER();
         if (!(seq & 1) && __atomic_load_n(&fa_region_layout_seq, __ATOMIC_RELAXED) == seq)
             return place;
     }
@@ -173,7 +173,7 @@ static void drop_frame_part(void)
     region_part_t *frame = &parts[0], *pool = &parts[1];
     size_t first = frame->end, end = pool->end;
     __atomic_store_n(&fa_region_layout_seq, fa_region_layout_seq + 1, __ATOMIC_RELAXED);
-    __atomic_thread_fence(__ATOMIC_RELEASE);
+    FA_REGION_ORDER();
     __atomic_store_n(&fa_region.size, 0, __ATOMIC_RELEASE);
     __atomic_store_n(&fa_region.frame_size, 0, __ATOMIC_RELEASE);
     __atomic_store_n(&fa_region.frame_checked, 0, __ATOMIC_RELEASE);

@@ -51,6 +51,10 @@ typedef struct {
     _Atomic uint64_t owner; /* owning thread's id, or FA_OWNER_NONE */
 } fa_chunk_head_t;
 
+/* x86 keeps loads in order with loads and stores with stores: the layout's readers
+ * and its one writer only need the compiler to keep their order too. */
+#define FA_REGION_ORDER() __asm__ volatile("" ::: "memory")
+
 /* Offset of p from the region's base for free's fast path: below frame_checked a
  * checked frame block's, below frame_size a strict-mode one's, below size a pool
  * chunk's, else the heap's (also before init, when all are 0). The bounds are read
@@ -59,11 +63,9 @@ typedef struct {
  * asks again with fa_region_place. */
 FA_INLINE size_t fa_region_offset(const void *p)
 {
-    /* A plain load, so that the subtraction takes it from memory, and a compiler
-     * barrier: x86 keeps loads in order, the barrier keeps the compiler from reading
-     * the bounds first. */
+    /* A plain load, so that the subtraction takes it from memory; the bounds after it. */
     size_t off = (uintptr_t)p - fa_region.base;
-    __asm__ volatile("" ::: "memory");
+    FA_REGION_ORDER();
     return off;
 }
 
@@ -79,7 +81,7 @@ FA_INLINE fa_place_t fa_region_place(const void *p)
 {
     size_t off = fa_region_offset(p);
     fa_place_t place = off < fa_region.frame_size ? FA_PLACE_FRAME : off < fa_region.size ? FA_PLACE_POOL : FA_PLACE_HEAP;
-    __atomic_thread_fence(__ATOMIC_ACQUIRE); /* the bounds before the count */
+    FA_REGION_ORDER(); /* the bounds before the count */
     if (FA_UNLIKELY(place == FA_PLACE_HEAP && __atomic_load_n(&fa_region_layout_seq, __ATOMIC_RELAXED)))
         return fa_region_place_settled(p);
     return place;
