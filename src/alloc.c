@@ -96,9 +96,11 @@ static FA_EVERY_PROCESS void *arena_alloc(fa_thread_t *t, uint8_t intent, size_t
 /* The normal path for intent (the records flag removed): the arena the intent names,
  * with its slow path, and the heap for everything an arena does not serve. When the
  * region had no chunk for the arena, the thread's cached chunks go back first (an
- * address-space limit counts the region's committed part) and the arena tries again;
- * a frame request the frame part has no room for (used up, or given back under an
- * address-space limit) then goes to the pools, whose freed chunks the heap cannot use. */
+ * address-space limit counts the region's committed part) and the arena tries again.
+ * A frame request the frame arena does not serve (its part used up, or given back
+ * under an address-space limit, or above FRAMEALLOC_FRAME_MAX) goes to the pools
+ * when they serve its size: they are faster than the heap, and under a limit their
+ * freed chunks are memory the heap cannot map again. */
 static void *route(fa_thread_t *t, uint8_t intent, size_t size, size_t alignment, bool recorded)
 {
     void *p = NULL;
@@ -108,9 +110,9 @@ static void *route(fa_thread_t *t, uint8_t intent, size_t size, size_t alignment
     if (to_arena && !(p = arena_alloc(t, intent, size, alignment, recorded)) && fa_region_exhausted()) {
         fa_process_release_cached(t);
         p = arena_alloc(t, intent, size, alignment, recorded);
-        if (!p && intent == FA_FRAME && pool_serves(FA_DEFAULT, size, alignment))
-            p = arena_alloc(t, FA_DEFAULT, size, alignment, recorded);
     }
+    if (!p && to_arena && intent == FA_FRAME && pool_serves(FA_DEFAULT, size, alignment))
+        p = arena_alloc(t, FA_DEFAULT, size, alignment, recorded);
     return p ? p : heap_alloc(size, alignment);
 }
 
