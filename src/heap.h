@@ -99,10 +99,11 @@ FA_INLINE void *fa_heap_malloc(size_t size)
  * heap_direct.h), else 0. */
 FA_INLINE size_t fa_heap_own_size(const void *p)
 {
-    if (FA_LIKELY(!__atomic_load_n(&fa_heap_own_count, __ATOMIC_RELAXED)))
+    size_t own = __atomic_load_n(&fa_heap_own_count, __ATOMIC_RELAXED);
+    if (FA_LIKELY(!own))
         return 0;
-    size_t size = fa_heap_direct_size(p); /* first: its bounds test is cheap */
-    return size ? size : fa_heap_fine_size(p);
+    size_t size = fa_heap_own_direct(own) && fa_heap_direct_may_own(p) ? fa_heap_direct_size(p) : 0;
+    return size || !fa_heap_own_fine(own) ? size : fa_heap_fine_size(p);
 }
 
 /* jemalloc's statistic name ("stats.allocated", "stats.mapped", "stats.resident"),
@@ -146,8 +147,9 @@ FA_INLINE void fa_heap_release(void *p, bool by_program)
     fa_heap_blocks_remove(p, "free");
     fa_heap_enter();
     int saved = errno;
-    if (FA_UNLIKELY(__atomic_load_n(&fa_heap_own_count, __ATOMIC_RELAXED)) &&
-        (fa_heap_direct_free(p) || fa_heap_fine_free(p))) {
+    size_t own = __atomic_load_n(&fa_heap_own_count, __ATOMIC_RELAXED);
+    if (FA_UNLIKELY(own) && ((fa_heap_own_direct(own) && fa_heap_direct_may_own(p) && fa_heap_direct_free(p)) ||
+                             (fa_heap_own_fine(own) && fa_heap_fine_free(p)))) {
         errno = saved;
         return;
     }

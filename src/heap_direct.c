@@ -22,23 +22,17 @@ static struct {
     size_t size; /* written by the thread that took the slot, before it returns p */
 } direct[DIRECT_MAX];
 
-/* The lowest start and highest end of any directly mapped block so far (they only
- * widen): a heap block outside them is not one of the table's, so the look-ups a
- * heap free makes while some direct block lives skip the table scan for jemalloc's
- * blocks (which jemalloc maps after the blocks mapped before its start, below them). */
-static _Atomic uintptr_t lowest = UINTPTR_MAX, highest;
+_Atomic uintptr_t fa_heap_direct_lowest = UINTPTR_MAX, fa_heap_direct_highest;
 
 static void widen_bounds(uintptr_t start, uintptr_t end)
 {
-    uintptr_t seen = lowest;
-    while (start < seen && !atomic_compare_exchange_weak(&lowest, &seen, start)) {
+    uintptr_t seen = fa_heap_direct_lowest;
+    while (start < seen && !atomic_compare_exchange_weak(&fa_heap_direct_lowest, &seen, start)) {
     }
-    seen = highest;
-    while (end > seen && !atomic_compare_exchange_weak(&highest, &seen, end)) {
+    seen = fa_heap_direct_highest;
+    while (end > seen && !atomic_compare_exchange_weak(&fa_heap_direct_highest, &seen, end)) {
     }
 }
-
-static bool may_be_direct(const void *p) { return (uintptr_t)p >= lowest && (uintptr_t)p < highest; }
 
 void *fa_heap_direct_map(size_t alignment, size_t size, bool *table_full)
 {
@@ -61,7 +55,7 @@ void *fa_heap_direct_map(size_t alignment, size_t size, bool *table_full)
             widen_bounds((uintptr_t)p, (uintptr_t)p + mapped);
             fa_heap_direct_bytes += mapped;
             fa_heap_direct_count++;
-            fa_heap_own_count++;
+            fa_heap_own_count += FA_HEAP_OWN_DIRECT;
             return p;
         }
     }
@@ -81,7 +75,7 @@ void *fa_heap_direct_alloc(size_t alignment, size_t size)
 
 FA_EVERY_PROCESS size_t fa_heap_direct_size(const void *p)
 {
-    if (!may_be_direct(p))
+    if (!fa_heap_direct_may_own(p))
         return 0;
     for (int i = 0; i < DIRECT_MAX; i++)
         if (__atomic_load_n(&direct[i].p, __ATOMIC_ACQUIRE) == p)
@@ -91,7 +85,7 @@ FA_EVERY_PROCESS size_t fa_heap_direct_size(const void *p)
 
 FA_EVERY_PROCESS bool fa_heap_direct_free(void *p)
 {
-    if (!may_be_direct(p))
+    if (!fa_heap_direct_may_own(p))
         return false;
     for (int i = 0; i < DIRECT_MAX; i++) {
         void *expected = p;
@@ -101,7 +95,7 @@ FA_EVERY_PROCESS bool fa_heap_direct_free(void *p)
         if (__atomic_compare_exchange_n(&direct[i].p, &expected, NULL, false, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {
             fa_heap_direct_count--;
             fa_heap_direct_bytes -= size;
-            fa_heap_own_count--;
+            fa_heap_own_count -= FA_HEAP_OWN_DIRECT;
             fa_os_unreserve(p, size);
             return true;
         }
