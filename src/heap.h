@@ -37,14 +37,16 @@ void fa_heap_start(void);
 /* jemalloc's start costs a process about 660 KiB resident (six 64 KiB windows of
  * its code faulted in, its arena's metadata): a small program with one 32 KiB
  * block peaked at 2.37 MiB instead of 1.71. Many programs ask for only a few blocks
- * above the pools' limit (python3 -c pass: 21 of 18-256 KiB; perl: one of 32 KiB;
- * sort: one of 330 MiB; xz -6: five of 64 KiB-64 MiB), so the first
- * FA_HEAP_EARLY_BLOCKS heap blocks of a process are mapped directly and unmapped
- * when freed, as glibc maps its large ones (heap_direct.h; rounded to a page), and
- * jemalloc starts at the next. Larger pool classes would not do it: python3 and
- * sort ask for blocks no 256 KiB pool chunk can hold. The count bounds what a
- * program that keeps allocating such blocks pays in system calls before jemalloc
- * serves it. */
+ * above the pools' limit (counted with uprobes on scripts/bench's programs:
+ * python3 -c pass 21 of 18-256 KiB, perl 12 of 32 KiB-2 MiB, sqlite3 6 of 16 KiB-
+ * 2 MiB, sort one of 332 MiB, xz -6 five of 64 KiB-64 MiB; 25, 14 and 11 with the
+ * blocks realloc moves), so the first FA_HEAP_EARLY_BLOCKS heap blocks of a process
+ * are mapped directly and unmapped when freed, as glibc maps its large ones
+ * (heap_direct.h; rounded to a page), and jemalloc starts at the next. Larger pool
+ * classes would not do it: these programs ask for blocks no 256 KiB pool chunk
+ * holds without wasting most of it. The count bounds what a program that keeps
+ * allocating such blocks pays in system calls before jemalloc serves it (gcc's
+ * cc1, W10 and a python3 workload go past it). */
 #define FA_HEAP_EARLY_BLOCKS 32
 /* True while the heap's blocks are still mapped directly: jemalloc need not start
  * (the caller's heap call then goes through fa_heap_early). */
