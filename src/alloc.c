@@ -36,6 +36,8 @@
  * all: then the heap stays unstarted and the call fails with ENOMEM. */
 static FA_EVERY_PROCESS FA_NOINLINE bool heap_start(void)
 {
+    if (fa_heap_early_open()) /* the heap maps its first blocks itself (heap.h) */
+        return true;
     if (!fa_heap_start_has_room() && (!fa_region_trim() || !fa_heap_start_has_room())) {
         errno = ENOMEM;
         return false;

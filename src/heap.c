@@ -263,7 +263,9 @@ void fa_heap_thread_prepare(void)
  * jemalloc's (which jemalloc creates at its first call), so this runs first. */
 void fa_heap_thread_exit(void)
 {
-    if (!fa_heap_thread_entered)
+    /* A thread that only had blocks mapped before jemalloc's start must not start it
+     * now (mallctl would). */
+    if (!fa_heap_thread_entered || !fa_heap_started)
         return;
     bool off = false;
     fa_je_mallctl("thread.tcache.enabled", NULL, NULL, &off, sizeof off);
@@ -271,25 +273,65 @@ void fa_heap_thread_exit(void)
 
 uint64_t fa_heap_statistic(const char *name)
 {
+    /* Directly mapped blocks are allocated, mapped and resident (all of it, for what
+     * these figures are for); mallctl would start jemalloc, which has nothing yet. */
+    uint64_t direct = __atomic_load_n(&fa_heap_direct_bytes, __ATOMIC_RELAXED);
+    if (!fa_heap_started)
+        return direct;
     uint64_t epoch = 1;
     size_t value = 0, len = sizeof value;
     fa_je_mallctl("epoch", NULL, NULL, &epoch, sizeof epoch);
     if (fa_je_mallctl(name, &value, &len, NULL, 0) != 0)
-        return 0;
-    return value;
+        return direct;
+    return value + direct;
 }
 
 /* jemalloc's MALLCTL_ARENAS_ALL in "arena.<i>.purge": every arena at once. */
 #define ALL_ARENAS "4096"
 
-void fa_heap_purge(void) { fa_je_mallctl("arena." ALL_ARENAS ".purge", NULL, NULL, NULL, 0); }
+void fa_heap_purge(void)
+{
+    if (fa_heap_started) /* else jemalloc holds nothing (and mallctl would start it) */
+        fa_je_mallctl("arena." ALL_ARENAS ".purge", NULL, NULL, NULL, 0);
+}
 
 /* Zeroed blocks of FA_HEAP_PREPARE_MIN or more asked for before the hooks were set. */
 static _Atomic uint32_t large_zeroed_blocks;
 
+/* Blocks mapped directly before jemalloc starts (heap.h, FA_HEAP_EARLY_BLOCKS). */
+static _Atomic uint32_t early_blocks;
+
+bool fa_heap_early_open(void)
+{
+    return !fa_heap_started && atomic_load_explicit(&early_blocks, memory_order_relaxed) < FA_HEAP_EARLY_BLOCKS;
+}
+
+void *fa_heap_early(size_t alignment, size_t size, bool *served)
+{
+    *served = false;
+    if (atomic_fetch_add(&early_blocks, 1) < FA_HEAP_EARLY_BLOCKS) {
+        bool table_full;
+        void *p = fa_heap_direct_map(alignment, size, &table_full);
+        if (!table_full) {
+            *served = true; /* a block, or NULL with ENOMEM */
+            return fa_heap_blocks_track(p);
+        }
+    }
+    /* The budget ran out between the caller's fa_heap_early_open and here (another
+     * thread took the last one), or the table is full: jemalloc now, without the
+     * caller's room check (a race of a few calls, not a policy). */
+    fa_heap_start();
+    return NULL;
+}
+
 void *fa_heap_malloc_watched(size_t size)
 {
     void *p;
+    bool served;
+    /* Before jemalloc's start every thread's watch stays due (nothing arms it), so
+     * every heap block comes here. */
+    if (FA_UNLIKELY(!fa_heap_started) && ((p = fa_heap_early(FA_MIN_ALIGN, size, &served)) || served))
+        return p;
     if (fa_heap_fine_chosen(size) && (p = fa_heap_fine_alloc(size, false)))
         return p;
     return fa_heap_blocks_track(fa_je_malloc(fa_heap_size(size)));
@@ -300,6 +342,9 @@ FA_EVERY_PROCESS void *fa_heap_calloc(size_t count, size_t size)
     size_t total = count * size;
     fa_heap_enter();
     void *p;
+    bool served;
+    if (FA_UNLIKELY(!fa_heap_started) && ((p = fa_heap_early(FA_MIN_ALIGN, total, &served)) || served))
+        return p; /* a fresh mapping reads as zero */
     if (FA_UNLIKELY(!fa_heap_fine_watch(total)) && fa_heap_fine_chosen(total) && (p = fa_heap_fine_alloc(total, true)))
         return p;
     if (total < FA_MIN_ALIGN)

@@ -34,6 +34,29 @@ extern _Atomic bool fa_heap_started;
 bool fa_heap_start_has_room(void);
 void fa_heap_start(void);
 
+/* jemalloc's start costs a process about 660 KiB resident (six 64 KiB windows of
+ * its code faulted in, its arena's metadata): a small program with one 32 KiB
+ * block peaked at 2.37 MiB instead of 1.71. Many programs ask for only a few blocks
+ * above the pools' limit (counted with uprobes on scripts/bench's programs:
+ * python3 -c pass 21 of 18-256 KiB, perl 12 of 32 KiB-2 MiB, sqlite3 6 of 16 KiB-
+ * 2 MiB, sort one of 332 MiB, xz -6 five of 64 KiB-64 MiB; 25, 14 and 11 with the
+ * blocks realloc moves), so the first FA_HEAP_EARLY_BLOCKS heap blocks of a process
+ * are mapped directly and unmapped when freed, as glibc maps its large ones
+ * (heap_direct.h; rounded to a page), and jemalloc starts at the next. Larger pool
+ * classes would not do it: these programs ask for blocks no 256 KiB pool chunk
+ * holds without wasting most of it. The count bounds what a program that keeps
+ * allocating such blocks pays in system calls before jemalloc serves it (gcc's
+ * cc1, W10 and a python3 workload go past it). */
+#define FA_HEAP_EARLY_BLOCKS 32
+/* True while the heap's blocks are still mapped directly: jemalloc need not start
+ * (the caller's heap call then goes through fa_heap_early). */
+bool fa_heap_early_open(void);
+/* Before jemalloc's start: a directly mapped block of size bytes at alignment
+ * (recorded as live), with *served set, or NULL with *served set and errno ENOMEM;
+ * or NULL with *served clear once jemalloc has been started instead (the early
+ * blocks are spent or the table of direct blocks is full). */
+void *fa_heap_early(size_t alignment, size_t size, bool *served);
+
 /* Set once the calling thread has called into jemalloc, which then holds a cache
  * for it that fa_heap_thread_exit takes apart. */
 extern __thread bool fa_heap_thread_entered;
@@ -78,14 +101,16 @@ FA_INLINE void *fa_heap_malloc(size_t size)
  * heap_direct.h), else 0. */
 FA_INLINE size_t fa_heap_own_size(const void *p)
 {
-    if (FA_LIKELY(!__atomic_load_n(&fa_heap_own_count, __ATOMIC_RELAXED)))
+    size_t own = __atomic_load_n(&fa_heap_own_count, __ATOMIC_RELAXED);
+    if (FA_LIKELY(!own))
         return 0;
-    size_t size = fa_heap_fine_size(p);
-    return size ? size : fa_heap_direct_size(p);
+    size_t size = fa_heap_own_direct(own) && fa_heap_direct_may_own(p) ? fa_heap_direct_size(p) : 0;
+    return size || !fa_heap_own_fine(own) ? size : fa_heap_fine_size(p);
 }
 
 /* jemalloc's statistic name ("stats.allocated", "stats.mapped", "stats.resident"),
- * refreshed first; 0 if it cannot be read. */
+ * refreshed first (0 if it cannot be read), plus the bytes of directly mapped
+ * blocks; only those before jemalloc's start. */
 uint64_t fa_heap_statistic(const char *name);
 /* Gives every arena's unused dirty pages back to the kernel now. */
 void fa_heap_purge(void);
@@ -100,7 +125,11 @@ FA_INLINE void *fa_heap_aligned(size_t alignment, size_t size)
     if (FA_UNLIKELY(alignment >= FA_HEAP_DIRECT_ALIGNMENT))
         return fa_heap_blocks_track(fa_heap_direct_alloc(alignment, size));
     fa_heap_enter();
-    void *p = fa_heap_blocks_track(fa_je_mallocx(size ? size : 1, FA_JE_ALIGN(alignment)));
+    void *p;
+    bool served;
+    if (FA_UNLIKELY(!fa_heap_started) && ((p = fa_heap_early(alignment, size, &served)) || served))
+        return p;
+    p = fa_heap_blocks_track(fa_je_mallocx(size ? size : 1, FA_JE_ALIGN(alignment)));
     if (!p)
         errno = ENOMEM;
     return p;
@@ -120,8 +149,9 @@ FA_INLINE void fa_heap_release(void *p, bool by_program)
     fa_heap_blocks_remove(p, "free");
     fa_heap_enter();
     int saved = errno;
-    if (FA_UNLIKELY(__atomic_load_n(&fa_heap_own_count, __ATOMIC_RELAXED)) &&
-        (fa_heap_fine_free(p) || fa_heap_direct_free(p))) {
+    size_t own = __atomic_load_n(&fa_heap_own_count, __ATOMIC_RELAXED);
+    if (FA_UNLIKELY(own) && ((fa_heap_own_direct(own) && fa_heap_direct_may_own(p) && fa_heap_direct_free(p)) ||
+                             (fa_heap_own_fine(own) && fa_heap_fine_free(p)))) {
         errno = saved;
         return;
     }

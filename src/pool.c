@@ -879,6 +879,17 @@ void fa_pool_free_slow(fa_thread_t *t, fa_pool_chunk_t *c, void *p)
 
 void fa_pool_release_cached(fa_thread_t *t)
 {
+    /* The blocks the thread's bins hold go back to their chunks first: a chunk that
+     * only they kept (up to about 256 KiB of blocks per class) then empties and goes
+     * too, and so does an empty current chunk. */
+    for (unsigned cls = 0; cls < FA_POOL_CLASSES; cls++) {
+        flush_cache(t, cls, 0);
+        fa_pool_chunk_t *c = t->pool.current[cls];
+        if (c && c->used == 0) {
+            put_back_current(t, cls);
+            retire_empty(t, c);
+        }
+    }
     fa_chunk_release_all(&t->pool.empty);
     expire_parked(UINT64_MAX); /* before the spares: tearing down makes spares */
     pthread_mutex_lock(&spare_lock);

@@ -250,7 +250,8 @@ FA_INLINE size_t fa_pool_usable_size(const fa_pool_chunk_t *c) { return c->block
 void fa_pool_check_pointer(const fa_pool_chunk_t *c, const void *p, const char *what);
 
 void fa_pool_thread_exit(fa_thread_t *t);
-/* Gives the thread's emptied chunks back to the region (memory pressure). */
+/* Gives the thread's cached blocks back to their chunks and its emptied chunks back
+ * to the region (malloc_trim, memory pressure). */
 void fa_pool_release_cached(fa_thread_t *t);
 
 typedef struct {

@@ -3,6 +3,7 @@
 #include <check.h>
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -152,6 +153,15 @@ static size_t resident_pages(const void *p, size_t size)
     return count;
 }
 
+/* For tests of jemalloc's blocks: starts it (after the library's start, which
+ * writes its settings), so that it serves even the first heap blocks instead of
+ * the direct mappings of a process's first few (heap.h, FA_HEAP_EARLY_BLOCKS). */
+static void start_jemalloc(void)
+{
+    fa_free(fa_malloc(1));
+    fa_heap_start();
+}
+
 /* Moves realloc to a larger block (with something after p, so that p cannot grow in
  * place) and returns the new block, p's first size bytes copied; *moved says
  * whether it moved. */
@@ -169,6 +179,7 @@ static char *grow_past_a_blocker(char *p, size_t size, int *moved)
  * mremap): a buffer grown by doubling leaves none of its old sizes resident. */
 START_TEST(realloc_gives_back_a_moved_large_block)
 {
+    start_jemalloc();
     size_t size = FA_HEAP_MOVED_PURGE_MIN;
     char *p = fa_malloc(size);
     memset(p, 1, size);
@@ -193,6 +204,7 @@ END_TEST
  * (a buffer grown and freed over and over is not faulted in again each time). */
 START_TEST(realloc_keeps_moved_blocks_the_program_frees_itself)
 {
+    start_jemalloc();
     size_t size = FA_HEAP_MOVED_PURGE_MIN;
     char *p = fa_malloc(size);
     memset(p, 1, size);
@@ -248,9 +260,14 @@ START_TEST(usable_size_is_writable)
 }
 END_TEST
 
-/* jemalloc's start costs a process about 450 KiB resident: a program whose blocks
- * all fit the pools never pays it, and the first larger block starts it. */
-START_TEST(heap_starts_at_the_first_block_above_the_pools)
+/* jemalloc 5.3's own flag, set as it starts (whatever starts it). */
+extern bool je_tsd_booted;
+
+/* jemalloc's start costs a process about 660 KiB resident: a program whose blocks
+ * all fit the pools never pays it, nor one that asks for a few blocks above the
+ * pools' limit (mapped directly), and the block after FA_HEAP_EARLY_BLOCKS of
+ * those starts it. */
+START_TEST(heap_starts_after_the_early_blocks)
 {
     for (size_t size = 16; size <= 16384; size *= 2) {
         void *p = fa_malloc(size);
@@ -258,12 +275,72 @@ START_TEST(heap_starts_at_the_first_block_above_the_pools)
         memset(p, 1, size);
         fa_free(p);
     }
+    void *early[FA_HEAP_EARLY_BLOCKS];
+    for (int i = 0; i < FA_HEAP_EARLY_BLOCKS; i++) {
+        early[i] = fa_malloc((size_t)1 << 20);
+        ck_assert_ptr_nonnull(early[i]);
+        memset(early[i], i, (size_t)1 << 20);
+    }
     ck_assert(!fa_heap_started);
+    ck_assert(!je_tsd_booted);
     void *big = fa_malloc((size_t)1 << 20);
     ck_assert_ptr_nonnull(big);
     ck_assert(fa_heap_started);
     memset(big, 1, (size_t)1 << 20);
     fa_free(big);
+    /* The early blocks stay usable and go back as themselves after the start. */
+    for (int i = 0; i < FA_HEAP_EARLY_BLOCKS; i++) {
+        ck_assert_uint_eq(fa_malloc_usable_size(early[i]), (size_t)1 << 20);
+        ck_assert_int_eq(((unsigned char *)early[i])[12345], i);
+        fa_free(early[i]);
+    }
+}
+END_TEST
+
+/* What python3 -c pass asks for above the pools' limit (18-256 KiB blocks, zeroed
+ * ones, a realloc'd one) and aligned blocks: all served, none starts jemalloc. */
+START_TEST(a_few_blocks_above_the_pools_do_not_start_the_heap)
+{
+    char *p = fa_malloc(32816);
+    ck_assert_ptr_nonnull(p);
+    ck_assert_uint_ge(fa_malloc_usable_size(p), 32816);
+    memset(p, 7, 32816);
+    unsigned char *zeroed = fa_calloc(1, 262144);
+    ck_assert_ptr_nonnull(zeroed);
+    for (size_t i = 0; i < 262144; i += 512)
+        ck_assert_int_eq(zeroed[i], 0);
+    char *grown = fa_malloc(18793);
+    memset(grown, 3, 18793);
+    grown = fa_realloc(grown, 103792);
+    ck_assert_ptr_nonnull(grown);
+    ck_assert_int_eq(grown[18792], 3);
+    memset(grown, 4, 103792);
+    void *aligned = NULL;
+    ck_assert_int_eq(fa_posix_memalign(&aligned, 4096, 20000), 0);
+    ck_assert_uint_eq((uintptr_t)aligned % 4096, 0);
+    void *aligned_far = fa_aligned_alloc((size_t)1 << 16, 70000);
+    ck_assert_ptr_nonnull(aligned_far);
+    ck_assert_uint_eq((uintptr_t)aligned_far % ((size_t)1 << 16), 0);
+    memset(aligned_far, 5, 70000);
+    ck_assert_int_eq(p[32815], 7);
+    fa_free(aligned_far);
+    fa_free(aligned);
+    fa_free(grown);
+    fa_free(zeroed);
+    fa_free(p);
+    ck_assert(!fa_heap_started);
+    ck_assert(!je_tsd_booted);
+}
+END_TEST
+
+/* A block mapped before jemalloc's start has every check a heap block has. */
+START_TEST(an_early_block_freed_twice_is_reported)
+{
+    void *p = fa_malloc(32768);
+    ck_assert_ptr_nonnull(p);
+    ck_assert(!fa_heap_started);
+    fa_free(p);
+    fa_free(p);
 }
 END_TEST
 
@@ -274,9 +351,6 @@ static void *small_blocks(void *arg)
     return arg;
 }
 
-/* jemalloc 5.3's own flag, set as it starts (whatever starts it). */
-extern bool je_tsd_booted;
-
 /* Nor does a second thread start it: the extent hooks a second thread calls for wait
  * until jemalloc runs, and come with its start. */
 START_TEST(a_second_thread_does_not_start_the_heap)
@@ -286,11 +360,16 @@ START_TEST(a_second_thread_does_not_start_the_heap)
     ck_assert_int_eq(pthread_create(&t, NULL, small_blocks, NULL), 0);
     ck_assert_int_eq(pthread_join(t, NULL), 0);
     ck_assert(!je_tsd_booted);
+    void *early = fa_malloc((size_t)1 << 20); /* mapped directly */
+    ck_assert(!je_tsd_booted);
+    for (int i = 1; i < FA_HEAP_EARLY_BLOCKS; i++)
+        fa_free(fa_malloc((size_t)1 << 20));
     void *big = fa_malloc((size_t)1 << 20);
     ck_assert_ptr_nonnull(big);
     ck_assert(fa_heap_started);
     ck_assert(fa_heap_thread_ready);
     fa_free(big);
+    fa_free(early);
 }
 END_TEST
 
@@ -310,7 +389,9 @@ Suite *fa_test_suite(void)
     tcase_add_test(tc, realloc_gives_back_a_moved_large_block);
     tcase_add_test(tc, realloc_keeps_moved_blocks_the_program_frees_itself);
     tcase_add_test(tc, usable_size_is_writable);
-    tcase_add_test(tc, heap_starts_at_the_first_block_above_the_pools);
+    tcase_add_test(tc, heap_starts_after_the_early_blocks);
+    tcase_add_test(tc, a_few_blocks_above_the_pools_do_not_start_the_heap);
+    tcase_add_test_raise_signal(tc, an_early_block_freed_twice_is_reported, SIGABRT);
     tcase_add_test(tc, a_second_thread_does_not_start_the_heap);
     suite_add_tcase(s, tc);
     return s;
