@@ -301,15 +301,23 @@ static _Atomic uint32_t large_zeroed_blocks;
 /* Blocks mapped directly before jemalloc starts (heap.h, FA_HEAP_EARLY_BLOCKS). */
 static _Atomic uint32_t early_blocks;
 
+/* Early blocks left: fewer than FA_HEAP_EARLY_BLOCKS taken, and fewer than
+ * FA_HEAP_EARLY_CHURN bytes of them given back. */
+static bool early_blocks_left(uint32_t taken)
+{
+    return taken < FA_HEAP_EARLY_BLOCKS &&
+           atomic_load_explicit(&fa_heap_direct_unmapped, memory_order_relaxed) < FA_HEAP_EARLY_CHURN;
+}
+
 bool fa_heap_early_open(void)
 {
-    return !fa_heap_started && atomic_load_explicit(&early_blocks, memory_order_relaxed) < FA_HEAP_EARLY_BLOCKS;
+    return !fa_heap_started && early_blocks_left(atomic_load_explicit(&early_blocks, memory_order_relaxed));
 }
 
 void *fa_heap_early(size_t alignment, size_t size, bool *served)
 {
     *served = false;
-    if (atomic_fetch_add(&early_blocks, 1) < FA_HEAP_EARLY_BLOCKS) {
+    if (early_blocks_left(atomic_fetch_add(&early_blocks, 1))) {
         bool table_full;
         void *p = fa_heap_direct_map(alignment, size, &table_full);
         if (!table_full) {

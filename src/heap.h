@@ -48,6 +48,12 @@ void fa_heap_start(void);
  * allocating such blocks pays in system calls before jemalloc serves it (gcc's
  * cc1, W10 and a python3 workload go past it). */
 #define FA_HEAP_EARLY_BLOCKS 32
+/* ...and jemalloc starts early once the program has freed this many bytes of them:
+ * it replaces large blocks, and each directly mapped one faults and zeroes all its
+ * pages again, where jemalloc reuses them (fabench bigbuf, 5-25 MiB zeroed buffers:
+ * 0.18x glibc's time with jemalloc, 12x with its first 32 blocks mapped; glibc
+ * raises its mapping threshold at the first such free for the same reason). */
+#define FA_HEAP_EARLY_CHURN ((size_t)16 << 20)
 /* True while the heap's blocks are still mapped directly: jemalloc need not start
  * (the caller's heap call then goes through fa_heap_early). */
 bool fa_heap_early_open(void);

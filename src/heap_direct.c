@@ -16,6 +16,7 @@
 
 _Atomic size_t fa_heap_direct_count;
 _Atomic size_t fa_heap_direct_bytes;
+_Atomic size_t fa_heap_direct_unmapped;
 _Atomic size_t fa_heap_own_count;
 static struct {
     _Atomic(void *) p;
@@ -95,6 +96,7 @@ FA_EVERY_PROCESS bool fa_heap_direct_free(void *p)
         if (__atomic_compare_exchange_n(&direct[i].p, &expected, NULL, false, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {
             fa_heap_direct_count--;
             fa_heap_direct_bytes -= size;
+            fa_heap_direct_unmapped += size;
             fa_heap_own_count -= FA_HEAP_OWN_DIRECT;
             fa_os_unreserve(p, size);
             return true;

@@ -18,6 +18,9 @@
 extern _Atomic size_t fa_heap_direct_count FA_HIDDEN;
 /* Their bytes (each rounded to a page), which jemalloc's statistics do not count. */
 extern _Atomic size_t fa_heap_direct_bytes FA_HIDDEN;
+/* Bytes of directly mapped blocks unmapped so far (heap.c's early blocks stop once
+ * a program has given back FA_HEAP_EARLY_CHURN bytes of them). */
+extern _Atomic size_t fa_heap_direct_unmapped FA_HIDDEN;
 /* Heap blocks framealloc serves itself now live: heap_fine.h's in the low 32 bits
  * (it adds 1 per block), these in the bits above (FA_HEAP_OWN_DIRECT each). The heap
  * paths look a block up in a table only when it has blocks, told apart in one load:
