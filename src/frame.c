@@ -232,7 +232,7 @@ static char *block_at(fa_frame_chunk_t *c, const char *addr)
 
 bool fa_frame_fault_at(const char *addr, char **block, uint64_t *quarantined_at)
 {
-    if (!fa_region_is_frame(addr))
+    if (!fa_region_is_frame(addr) || !fa_region_frame_chunk_mapped(addr))
         return false;
     fa_frame_chunk_t *c = (fa_frame_chunk_t *)fa_chunk_of(addr);
     if (c->head.kind != FA_CHUNK_FRAME || (size_t)(addr - (const char *)c) < FA_FRAME_DATA_OFFSET)

@@ -22,6 +22,59 @@ void *fa_os_map_table(size_t size)
     return p == MAP_FAILED ? NULL : p;
 }
 
+static uintptr_t keep_out_start, keep_out_end; /* [0, 0) until the region asks */
+
+void fa_os_keep_out(uintptr_t start, size_t size)
+{
+    __atomic_store_n(&keep_out_start, start, __ATOMIC_RELAXED);
+    __atomic_store_n(&keep_out_end, start + size, __ATOMIC_RELEASE);
+}
+
+/* Below the kept-out range, where the next mapping that would land in it goes. */
+static uintptr_t below_cursor;
+
+/* A mapping of span bytes outside the kept-out range. The kernel fills the highest
+ * gap that fits, which is the one the region left; such a mapping goes below the
+ * range instead, at a cursor that moves down past whatever is mapped there (a
+ * limit counts mapped bytes, not where they are). */
+static FA_EVERY_PROCESS char *map_outside(size_t span, int prot, int flags)
+{
+    char *raw = mmap(NULL, span, prot, flags, -1, 0);
+    uintptr_t end = __atomic_load_n(&keep_out_end, __ATOMIC_ACQUIRE);
+    uintptr_t start = __atomic_load_n(&keep_out_start, __ATOMIC_RELAXED);
+    if (raw == MAP_FAILED || (uintptr_t)raw + span <= start || (uintptr_t)raw >= end)
+        return raw == MAP_FAILED ? NULL : raw;
+    munmap(raw, span);
+    size_t page = fa_os_page_size();
+    uintptr_t cursor = __atomic_load_n(&below_cursor, __ATOMIC_RELAXED);
+    if (!cursor || cursor > start)
+        cursor = start;
+    for (int tries = 0; tries < 256 && cursor > span; tries++) {
+        uintptr_t hint = (cursor - span) & ~(uintptr_t)(page - 1);
+        raw = mmap((void *)hint, span, prot, flags | MAP_FIXED_NOREPLACE, -1, 0);
+        if (raw == (char *)hint) {
+            __atomic_store_n(&below_cursor, hint, __ATOMIC_RELAXED); /* racy: only a hint */
+            return raw;
+        }
+        if (raw != MAP_FAILED) /* a kernel that takes the address as a hint only */
+            munmap(raw, span);
+        else if (errno != EEXIST)
+            return NULL; /* the limit, most likely */
+        cursor = hint;
+    }
+    return NULL;
+}
+
+FA_EVERY_PROCESS void *fa_os_mmap_outside(void *addr, size_t length, int prot, int flags, int fd, off_t offset)
+{
+    if (addr || fd != -1 || (flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)) || !(flags & MAP_ANONYMOUS))
+        return mmap(addr, length, prot, flags, fd, offset);
+    char *p = map_outside(length, prot, flags);
+    if (!p && !errno)
+        errno = ENOMEM;
+    return p ? p : MAP_FAILED;
+}
+
 /* size bytes at an align boundary (a page multiple): mmap gives page-aligned
  * ranges, so over-map by align less a page, then unmap both ends. */
 static void *map_aligned(size_t size, size_t align, int prot)
@@ -29,8 +82,8 @@ static void *map_aligned(size_t size, size_t align, int prot)
     size_t span = size + align - fa_os_page_size();
     if (span < size)
         return NULL;
-    char *raw = mmap(NULL, span, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (raw == MAP_FAILED)
+    char *raw = map_outside(span, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE);
+    if (!raw)
         return NULL;
     uintptr_t start = ((uintptr_t)raw + align - 1) & ~(uintptr_t)(align - 1);
     size_t head = start - (uintptr_t)raw;

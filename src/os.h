@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 /* Reserves size bytes of address space aligned to align, inaccessible and not
  * charged against commit. align must be a power of two and a page multiple. */
@@ -19,6 +20,13 @@ void *fa_os_map_table(size_t size);
 /* size bytes of zeroed, readable and writable memory aligned to align (a power of
  * two, at least a page), not charged against commit: the backing heap's mappings. */
 void *fa_os_map_aligned(size_t size, size_t align);
+/* From now on fa_os_reserve and fa_os_map_aligned place nothing inside [start,
+ * start + size): the region calls it before it gives part of its range back, so
+ * that no heap block ever lies where its offsets would say frame or pool. */
+void fa_os_keep_out(uintptr_t start, size_t size);
+/* mmap for the backing heap's own calls (jemalloc's `mmap`, renamed): an anonymous
+ * mapping without an address goes outside the kept-out range too. */
+void *fa_os_mmap_outside(void *addr, size_t length, int prot, int flags, int fd, off_t offset);
 /* Gives [p, p+size) of a reservation or mapping back to the kernel: no longer mapped at all. */
 void fa_os_unreserve(void *p, size_t size);
 /* The address-space limit (RLIMIT_AS) in bytes, or SIZE_MAX when there is none. */

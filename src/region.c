@@ -184,6 +184,24 @@ static void drop_frame_part(void)
     frame->end = frame->next_fresh = frame->committed_end = stack_chunks;
 }
 
+/* Gives back the frame part's chunks that were never handed out (from its bump
+ * pointer to its end) when some were: frame pointers may be alive, so the bounds
+ * stay, and the range given back keeps saying "frame". Nothing of the heap's may
+ * land there (fa_os_keep_out): a free of a pointer into it takes the frame path. */
+static bool drop_frame_tail(void)
+{
+    region_part_t *frame = &parts[0];
+    size_t keep = frame->next_fresh, end = frame->end;
+    if (keep >= end)
+        return false;
+    fa_os_keep_out(fa_region.origin, fa_region.reserved);
+    __atomic_store_n(&frame->end, keep, __ATOMIC_RELEASE); /* before the unmap: fa_region_frame_chunk_mapped */
+    if (frame->committed_end > keep)
+        frame->committed_end = keep;
+    fa_os_unreserve(chunk_at(keep), (end - keep) << FA_CHUNK_SHIFT);
+    return true;
+}
+
 /* Gives back the pool part's chunks from index keep to its end, never handed out. */
 static void drop_pool_tail(size_t keep)
 {
@@ -207,13 +225,12 @@ bool fa_region_trim(void)
     bool pool_tail = pool->next_fresh < pool->end;
     if (pool_tail)
         drop_pool_tail(pool->next_fresh);
-    if (frame_unused)
-        drop_frame_part();
+    bool frame_tail = frame_unused ? (drop_frame_part(), true) : drop_frame_tail();
     uncommitted_bytes = 0;
     for (int i = 0; i < 2; i++)
         uncommitted_bytes += (parts[i].end - parts[i].committed_end) << FA_CHUNK_SHIFT;
     pthread_mutex_unlock(&region_lock);
-    return pool_tail || frame_unused;
+    return pool_tail || frame_tail;
 }
 
 void fa_region_chunk_free(void *chunk)
@@ -230,6 +247,14 @@ void fa_region_chunk_free(void *chunk)
 }
 
 size_t fa_region_chunks_in_use(void) { return __atomic_load_n(&in_use, __ATOMIC_RELAXED); }
+
+bool fa_region_frame_chunk_mapped(const void *p)
+{
+    /* The frame part's end only moves down, under the lock; a stale larger end can
+     * only be read before the chunks above it were given back. */
+    size_t index = ((uintptr_t)p - fa_region.origin) >> FA_CHUNK_SHIFT;
+    return index < __atomic_load_n(&parts[0].end, __ATOMIC_ACQUIRE);
+}
 size_t fa_region_chunks_peak(void) { return __atomic_load_n(&peak, __ATOMIC_RELAXED); }
 
 void fa_region_fork_prepare(void) { pthread_mutex_lock(&region_lock); }

@@ -122,6 +122,9 @@ void fa_region_chunk_free(void *chunk);
 
 /* Chunks handed out and not freed, and the most ever, for statistics. */
 size_t fa_region_chunks_in_use(void);
+/* False for a frame-part address whose chunk was given back (fa_region_trim): its
+ * header is not mapped, and may never be read. */
+bool fa_region_frame_chunk_mapped(const void *p);
 size_t fa_region_chunks_peak(void);
 
 void fa_region_fork_prepare(void);

@@ -22,8 +22,8 @@ in=$1
 out=$2
 map=$out.symbols
 nm -g --defined-only "$in" | awk 'NF == 3 && $3 !~ /^je_/ { print $3 " fa_je_" $3 }' | sort -u > "$map"
-# Two static helpers it calls, defined by framealloc (src/jemalloc_imports.c).
-printf '%s\n' '__popcountdi2 fa_je_popcountdi2' 'pthread_atfork fa_je_pthread_atfork' >> "$map"
+# Two static helpers it calls, and its mmap, defined by framealloc (src/jemalloc_imports.c).
+printf '%s\n' '__popcountdi2 fa_je_popcountdi2' 'pthread_atfork fa_je_pthread_atfork' 'mmap fa_je_mmap' >> "$map"
 grep -q '^malloc fa_je_malloc$' "$map" || { echo "rename-jemalloc: malloc not found in $in" >&2; exit 1; }
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

@@ -6,8 +6,9 @@
  *   address_limit_reach BLOCK SCOPE start         the caller set the limit (ulimit -v)
  *   address_limit_reach BLOCK SCOPE runtime MIB   set RLIMIT_AS to MIB at run time
  * BLOCK: the block size in bytes; SCOPE: "plain", "frame" to allocate inside
- * FA_FRAME_SCOPE (a no-op under glibc), or "again" to allocate, free everything and
- * allocate again, and report the second round. Prints the MiB allocated (blocks never
+ * FA_FRAME_SCOPE (a no-op under glibc), "again" to allocate, free everything and
+ * allocate again, and report the second round, or "used" to allocate plainly after
+ * one block in a frame scope (the region's frame part is then in use). Prints the MiB allocated (blocks never
  * touched past their first word) before malloc failed with ENOMEM; exits 1 if it
  * failed any other way. */
 #include <errno.h>
@@ -41,9 +42,10 @@ static size_t allocate_until_failure(size_t size, int *error)
 
 int main(int argc, char **argv)
 {
-    if (argc < 4 || (strcmp(argv[2], "plain") && strcmp(argv[2], "frame") && strcmp(argv[2], "again")) ||
+    if (argc < 4 ||
+        (strcmp(argv[2], "plain") && strcmp(argv[2], "frame") && strcmp(argv[2], "again") && strcmp(argv[2], "used")) ||
         (strcmp(argv[3], "start") && (strcmp(argv[3], "runtime") || argc < 5))) {
-        fprintf(stderr, "usage: address_limit_reach BLOCK plain|frame|again start|runtime MIB\n");
+        fprintf(stderr, "usage: address_limit_reach BLOCK plain|frame|again|used start|runtime MIB\n");
         return 2;
     }
     size_t block = strtoull(argv[1], NULL, 10);
@@ -57,6 +59,12 @@ int main(int argc, char **argv)
         if (setrlimit(RLIMIT_AS, &limit) != 0) {
             perror("setrlimit");
             return 1;
+        }
+    }
+    if (!strcmp(argv[2], "used")) {
+        FA_FRAME_SCOPE {
+            void *volatile block = malloc(100);
+            free(block);
         }
     }
     size_t bytes = 0;

@@ -52,7 +52,12 @@ cases = [("1 MiB blocks, limit set at start: 1 GiB", [str(MIB), "plain", "start"
          # The same again after every block was freed: what the heap keeps must be reusable.
          ("1 MiB blocks, a second time, limit set at run time: 1 GiB", [str(MIB), "again", "runtime", "1024"], None,
           None),
-         ("1 MiB blocks, a second time, limit set at start: 1 GiB", [str(MIB), "again", "start"], 1024, None)]
+         ("1 MiB blocks, a second time, limit set at start: 1 GiB", [str(MIB), "again", "start"], 1024, None),
+         # A frame part in use keeps what it holds; its never-used rest goes back.
+         ("1 MiB blocks after a frame scope, limit set at run time: 1 GiB", [str(MIB), "used", "runtime", "1024"], None,
+          None),
+         ("1 MiB blocks after a frame scope, limit set at run time: 512 MiB", [str(MIB), "used", "runtime", "512"],
+          None, None)]
 # Sizes on one of jemalloc's classes, and sizes just above one (the next class is up
 # to a quarter larger, address space the limit counts even when no page is touched):
 # above 16, 32 and 64 KiB, between classes, above 128 KiB and above 1 MiB. In a frame
@@ -73,7 +78,7 @@ cases.append(("16384-byte blocks, libstdc++ initialised first, limit set at star
 
 def glibc_args(args):
     """A frame scope is a no-op under glibc: one glibc run serves both scopes."""
-    return tuple(a if a != "frame" else "plain" for a in args)
+    return tuple(a if a not in ("frame", "used") else "plain" for a in args)
 
 
 # Two runs at a time (each takes seconds: up to 2 GiB of blocks, a page touched per block).

@@ -86,18 +86,38 @@ START_TEST(frame_requests_take_pool_blocks_once_the_frame_part_is_gone)
 }
 END_TEST
 
-/* A frame part that held a chunk stays: frame pointers may still be alive. */
-START_TEST(a_used_frame_part_stays)
+/* A frame part that held a chunk keeps its bounds (frame pointers may be alive),
+ * and gives back only the chunks it never handed out; the heap then maps nothing
+ * into the region's range, where offsets would call its blocks frame blocks. */
+START_TEST(a_used_frame_part_gives_back_only_its_unused_chunks)
 {
     fa_scope_push(FA_FRAME);
     void *frame_block = fa_malloc(100);
     fa_scope_pop();
     ck_assert_int_eq(fa_region_place(frame_block), FA_PLACE_FRAME);
     size_t frame_size = fa_region.frame_size;
+    uintptr_t base = fa_region.base;
     limit_address_space();
-    fa_region_trim();
+    ck_assert(fa_region_trim());
     ck_assert_uint_eq(fa_region.frame_size, frame_size);
+    ck_assert_uint_eq(fa_region.base, base);
     ck_assert_int_eq(fa_region_place(frame_block), FA_PLACE_FRAME);
+    ck_assert(fa_region_frame_chunk_mapped(frame_block));
+
+    void *top = (void *)(base + frame_size - 4096);
+    ck_assert(!fa_region_frame_chunk_mapped(top));
+    void *mapped = mmap(top, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+    ck_assert_ptr_eq(mapped, top);
+    munmap(mapped, 4096);
+
+    /* Directly mapped blocks first, then (past 16 MiB of them freed) jemalloc's. */
+    for (int i = 0; i < 40; i++) {
+        void *heap_block = fa_malloc((size_t)1 << 20);
+        ck_assert_ptr_nonnull(heap_block);
+        uintptr_t a = (uintptr_t)heap_block;
+        ck_assert(a + ((size_t)1 << 20) <= fa_region.origin || a >= fa_region.origin + fa_region.reserved);
+        fa_free(heap_block);
+    }
     fa_free(frame_block);
 }
 END_TEST
@@ -108,7 +128,7 @@ Suite *fa_test_suite(void)
     TCase *tc = tcase_create("address-space limit");
     tcase_add_test(tc, an_unused_frame_part_goes_back_under_a_limit);
     tcase_add_test(tc, frame_requests_take_pool_blocks_once_the_frame_part_is_gone);
-    tcase_add_test(tc, a_used_frame_part_stays);
+    tcase_add_test(tc, a_used_frame_part_gives_back_only_its_unused_chunks);
     suite_add_tcase(s, tc);
     return s;
 }
