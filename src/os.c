@@ -62,6 +62,7 @@ static FA_EVERY_PROCESS char *map_outside(size_t span, int prot, int flags)
             return NULL; /* the limit, most likely */
         cursor = hint;
     }
+    errno = ENOMEM;
     return NULL;
 }
 
@@ -70,8 +71,6 @@ FA_EVERY_PROCESS void *fa_os_mmap_outside(void *addr, size_t length, int prot, i
     if (addr || fd != -1 || (flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)) || !(flags & MAP_ANONYMOUS))
         return mmap(addr, length, prot, flags, fd, offset);
     char *p = map_outside(length, prot, flags);
-    if (!p && !errno)
-        errno = ENOMEM;
     return p ? p : MAP_FAILED;
 }
 
