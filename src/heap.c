@@ -314,31 +314,29 @@ bool fa_heap_early_open(void)
     return !fa_heap_started && early_blocks_left(atomic_load_explicit(&early_blocks, memory_order_relaxed));
 }
 
-void *fa_heap_early(size_t alignment, size_t size, bool *served)
+bool fa_heap_early(size_t alignment, size_t size, void **p)
 {
-    *served = false;
     if (early_blocks_left(atomic_fetch_add(&early_blocks, 1))) {
         bool table_full;
-        void *p = fa_heap_direct_map(alignment, size, &table_full);
+        void *block = fa_heap_direct_map(alignment, size, &table_full);
         if (!table_full) {
-            *served = true; /* a block, or NULL with ENOMEM */
-            return fa_heap_blocks_track(p);
+            *p = fa_heap_blocks_track(block); /* a block, or NULL with ENOMEM */
+            return true;
         }
     }
     /* The budget ran out between the caller's fa_heap_early_open and here (another
      * thread took the last one), or the table is full: jemalloc now, without the
      * caller's room check (a race of a few calls, not a policy). */
     fa_heap_start();
-    return NULL;
+    return false;
 }
 
 void *fa_heap_malloc_watched(size_t size)
 {
     void *p;
-    bool served;
     /* Before jemalloc's start every thread's watch stays due (nothing arms it), so
      * every heap block comes here. */
-    if (FA_UNLIKELY(!fa_heap_started) && ((p = fa_heap_early(FA_MIN_ALIGN, size, &served)) || served))
+    if (FA_UNLIKELY(!fa_heap_started) && fa_heap_early(FA_MIN_ALIGN, size, &p))
         return p;
     if (fa_heap_fine_chosen(size) && (p = fa_heap_fine_alloc(size, false)))
         return p;
@@ -350,8 +348,7 @@ FA_EVERY_PROCESS void *fa_heap_calloc(size_t count, size_t size)
     size_t total = count * size;
     fa_heap_enter();
     void *p;
-    bool served;
-    if (FA_UNLIKELY(!fa_heap_started) && ((p = fa_heap_early(FA_MIN_ALIGN, total, &served)) || served))
+    if (FA_UNLIKELY(!fa_heap_started) && fa_heap_early(FA_MIN_ALIGN, total, &p))
         return p; /* a fresh mapping reads as zero */
     if (FA_UNLIKELY(!fa_heap_fine_watch(total)) && fa_heap_fine_chosen(total) && (p = fa_heap_fine_alloc(total, true)))
         return p;

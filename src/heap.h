@@ -57,11 +57,11 @@ void fa_heap_start(void);
 /* True while the heap's blocks are still mapped directly: jemalloc need not start
  * (the caller's heap call then goes through fa_heap_early). */
 bool fa_heap_early_open(void);
-/* Before jemalloc's start: a directly mapped block of size bytes at alignment
- * (recorded as live), with *served set, or NULL with *served set and errno ENOMEM;
- * or NULL with *served clear once jemalloc has been started instead (the early
- * blocks are spent or the table of direct blocks is full). */
-void *fa_heap_early(size_t alignment, size_t size, bool *served);
+/* Before jemalloc's start: true when the request is served early, *p then being a
+ * directly mapped block of size bytes at alignment (recorded as live), or NULL with
+ * errno ENOMEM; false once jemalloc has been started instead (the early blocks are
+ * spent or the table of direct blocks is full), for the caller to ask it. */
+bool fa_heap_early(size_t alignment, size_t size, void **p);
 
 /* Set once the calling thread has called into jemalloc, which then holds a cache
  * for it that fa_heap_thread_exit takes apart. */
@@ -132,8 +132,7 @@ FA_INLINE void *fa_heap_aligned(size_t alignment, size_t size)
         return fa_heap_blocks_track(fa_heap_direct_alloc(alignment, size));
     fa_heap_enter();
     void *p;
-    bool served;
-    if (FA_UNLIKELY(!fa_heap_started) && ((p = fa_heap_early(alignment, size, &served)) || served))
+    if (FA_UNLIKELY(!fa_heap_started) && fa_heap_early(alignment, size, &p))
         return p;
     p = fa_heap_blocks_track(fa_je_mallocx(size ? size : 1, FA_JE_ALIGN(alignment)));
     if (!p)

@@ -32,10 +32,9 @@ static FA_EVERY_PROCESS_DATA bool exhausted;
 static FA_EVERY_PROCESS_DATA size_t stack_chunks; /* the free stacks' chunks, the first of the range */
 
 /* The share of the region for frame chunks: frame arenas hold a few frames of
- * temporaries per thread, pools hold the program's small live objects. It is
- * small, because of a used frame part nothing can be given back when an
- * address-space limit is set at run time (fa_region_trim): only the pool part's
- * unused tail, and a frame part that was never used. */
+ * temporaries per thread, pools hold the program's small live objects. Under an
+ * address-space limit set at run time (fa_region_trim) each part gives back the
+ * chunks it never handed out. */
 #define FRAME_PART_SHIFT 5 /* a 32nd, within these bounds: */
 #define FRAME_PART_MIN ((size_t)16 << 20)
 #define FRAME_PART_MAX ((size_t)128 << 20)
@@ -154,12 +153,23 @@ fa_place_t fa_region_place_settled(const void *p)
 {
     for (;;) {
         unsigned seq = __atomic_load_n(&fa_region_layout_seq, __ATOMIC_ACQUIRE);
-        size_t off = fa_region_offset(p);
-        fa_place_t place = off < fa_region.frame_size ? FA_PLACE_FRAME : off < fa_region.size ? FA_PLACE_POOL : FA_PLACE_HEAP;
+        fa_place_t place = fa_region_place_of(fa_region_offset(p));
         FA_REGION_ORDER();
         if (!(seq & 1) && __atomic_load_n(&fa_region_layout_seq, __ATOMIC_RELAXED) == seq)
             return place;
     }
+}
+
+/* Ends part at chunk index keep and gives its chunks from there back to the kernel
+ * (none of them was handed out). The end first: fa_region_frame_chunk_mapped reads
+ * it without the lock. */
+static void cut_part(region_part_t *part, size_t keep)
+{
+    size_t end = part->end;
+    __atomic_store_n(&part->end, keep, __ATOMIC_RELEASE);
+    if (part->committed_end > keep)
+        part->committed_end = keep; /* committed but never handed out */
+    fa_os_unreserve(chunk_at(keep), (end - keep) << FA_CHUNK_SHIFT);
 }
 
 /* Gives back the frame part, which never held a chunk, with the free stacks'
@@ -180,8 +190,7 @@ static void drop_frame_part(void)
     __atomic_store_n(&fa_region.base, (uintptr_t)chunk_at(first), __ATOMIC_RELEASE);
     __atomic_store_n(&fa_region.size, (end - first) << FA_CHUNK_SHIFT, __ATOMIC_RELEASE);
     __atomic_store_n(&fa_region_layout_seq, fa_region_layout_seq + 1, __ATOMIC_RELEASE);
-    fa_os_unreserve(chunk_at(stack_chunks), (first - stack_chunks) << FA_CHUNK_SHIFT);
-    frame->end = frame->next_fresh = frame->committed_end = stack_chunks;
+    cut_part(frame, stack_chunks);
 }
 
 /* Gives back the frame part's chunks that were never handed out (from its bump
@@ -191,28 +200,20 @@ static void drop_frame_part(void)
 static bool drop_frame_tail(void)
 {
     region_part_t *frame = &parts[0];
-    size_t keep = frame->next_fresh, end = frame->end;
-    if (keep >= end)
+    if (frame->next_fresh >= frame->end)
         return false;
     fa_os_keep_out(fa_region.origin, fa_region.reserved);
-    __atomic_store_n(&frame->end, keep, __ATOMIC_RELEASE); /* before the unmap: fa_region_frame_chunk_mapped */
-    if (frame->committed_end > keep)
-        frame->committed_end = keep;
-    fa_os_unreserve(chunk_at(keep), (end - keep) << FA_CHUNK_SHIFT);
+    cut_part(frame, frame->next_fresh);
     return true;
 }
 
-/* Gives back the pool part's chunks from index keep to its end, never handed out. */
-static void drop_pool_tail(size_t keep)
+/* Gives back the pool part's chunks that were never handed out (its top). */
+static void drop_pool_tail(void)
 {
     region_part_t *pool = &parts[1];
-    size_t end = pool->end;
     /* The bound first: a pointer the heap maps there later is never taken for ours. */
-    __atomic_store_n(&fa_region.size, (uintptr_t)chunk_at(keep) - fa_region.base, __ATOMIC_RELEASE);
-    pool->end = keep;
-    if (pool->committed_end > keep)
-        pool->committed_end = keep; /* committed but never handed out */
-    fa_os_unreserve(chunk_at(keep), (end - keep) << FA_CHUNK_SHIFT);
+    __atomic_store_n(&fa_region.size, (uintptr_t)chunk_at(pool->next_fresh) - fa_region.base, __ATOMIC_RELEASE);
+    cut_part(pool, pool->next_fresh);
 }
 
 bool fa_region_trim(void)
@@ -224,7 +225,7 @@ bool fa_region_trim(void)
     bool frame_unused = frame->next_fresh == stack_chunks && frame->end > stack_chunks;
     bool pool_tail = pool->next_fresh < pool->end;
     if (pool_tail)
-        drop_pool_tail(pool->next_fresh);
+        drop_pool_tail();
     bool frame_tail = frame_unused ? (drop_frame_part(), true) : drop_frame_tail();
     uncommitted_bytes = 0;
     for (int i = 0; i < 2; i++)

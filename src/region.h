@@ -71,6 +71,12 @@ FA_INLINE size_t fa_region_offset(const void *p)
 
 typedef enum { FA_PLACE_HEAP, FA_PLACE_FRAME, FA_PLACE_POOL } fa_place_t;
 
+/* What lies at offset off from the base. */
+FA_INLINE fa_place_t fa_region_place_of(size_t off)
+{
+    return off < fa_region.frame_size ? FA_PLACE_FRAME : off < fa_region.size ? FA_PLACE_POOL : FA_PLACE_HEAP;
+}
+
 /* Where p lies, read under the layout's sequence count (fa_region_place's slow part). */
 fa_place_t fa_region_place_settled(const void *p);
 
@@ -79,8 +85,7 @@ fa_place_t fa_region_place_settled(const void *p);
  * under the sequence count once base has moved, or is moving. */
 FA_INLINE fa_place_t fa_region_place(const void *p)
 {
-    size_t off = fa_region_offset(p);
-    fa_place_t place = off < fa_region.frame_size ? FA_PLACE_FRAME : off < fa_region.size ? FA_PLACE_POOL : FA_PLACE_HEAP;
+    fa_place_t place = fa_region_place_of(fa_region_offset(p));
     FA_REGION_ORDER(); /* the bounds before the count */
     if (FA_UNLIKELY(place == FA_PLACE_HEAP && __atomic_load_n(&fa_region_layout_seq, __ATOMIC_RELAXED)))
         return fa_region_place_settled(p);
@@ -104,11 +109,12 @@ bool fa_region_init(size_t bytes);
 /* Sets whether free checks frame blocks (safe mode) or returns at once (strict). */
 void fa_region_check_frame_frees(bool checked);
 
-/* When an address-space limit (RLIMIT_AS) is set, gives the pool part's never-used
- * tail back to the kernel, so that the heap can map that much more, and the whole
- * frame part if no frame chunk was ever handed out (a program without frame
- * scopes); frame chunks are then never handed out again. Returns true if anything
- * went back (the caller may try its mapping again). */
+/* When an address-space limit (RLIMIT_AS) is set, gives the chunks neither part
+ * ever handed out back to the kernel, so that the heap can map that much more: the
+ * pool part's tail, and the frame part's (all of it, base moving up, when it never
+ * held a chunk: a program without frame scopes). Only chunks handed out before are
+ * reused afterwards. Returns true if anything went back (the caller may try its
+ * mapping again). */
 bool fa_region_trim(void);
 
 /* A zero-filled, committed chunk from the part for kind (FA_CHUNK_FRAME or
